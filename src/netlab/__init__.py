@@ -1,0 +1,3 @@
+"""netlab: a Twisted network lab daemon."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,221 @@
+"""
+The shared logging service: one C{EventLog} per daemon narrates every
+connection, datagram and message, counts them, and keeps the recent ones.
+
+Protocols call L{EventLog.emit} for lifecycle events and bump the fields of
+their L{ServiceCounters} directly on the hot path; per-chunk events are only
+built when C{debug_enabled} says an observer wants them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import IO, Any
+
+from twisted.application.service import Service
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    LogLevel,
+    formatEventAsClassicLogText,
+    globalLogPublisher,
+    jsonFileLogObserver,
+)
+
+from netlab.daemon.config import LogSettings
+
+LEVELS = {
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warn": LogLevel.warn,
+    "error": LogLevel.error,
+    "critical": LogLevel.critical,
+}
+
+# Event kinds, and how each reads in a text log.
+DAEMON_START = "daemon_start"
+LISTENING = "listening"
+CONNECTED = "connected"
+RECEIVED = "received"
+SENT = "sent"
+DISCONNECTED = "disconnected"
+REFUSED = "refused"
+DROPPED = "dropped"
+ERROR = "error"
+SHUTDOWN = "shutdown"
+DAEMON_STOP = "daemon_stop"
+
+FORMATS: dict[str, str] = {
+    DAEMON_START: "netlab {version} starting with {config}",
+    LISTENING: "{service}: listening on {address}",
+    CONNECTED: "{service}: {peer} connected ({open} open)",
+    RECEIVED: "{service}: received {nbytes} bytes from {peer}{sample}",
+    SENT: "{service}: sent {nbytes} bytes to {peer}{sample}",
+    DISCONNECTED: (
+        "{service}: {peer} disconnected ({reason}) after {duration}s, "
+        "{bytes_in} bytes in, {bytes_out} bytes out"
+    ),
+    REFUSED: "{service}: refused {peer}: {limit}",
+    DROPPED: "{service}: dropped {what} from {peer}: {reason}{suppressed}",
+    ERROR: "{service}: {peer}: {error}",
+    SHUTDOWN: "{service}: closing {count} open connections: {reason}",
+    DAEMON_STOP: "netlab stopped",
+}
+
+
+@dataclass(slots=True)
+class ServiceCounters:
+    """Running totals for one service, read by the dashboard and /metrics."""
+
+    connections_open: int = 0
+    connections_total: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    refused: int = 0
+    dropped: int = 0
+    errors: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """A plain copy, for reports."""
+        return asdict(self)
+
+
+def format_peer(host: str | None, port: int | None = None) -> str:
+    """C{host:port}, bracketing IPv6 hosts the way URLs do."""
+    if host is None:
+        return "-"
+    if port is None:
+        return host
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def describe_address(address: Any) -> str:
+    """Readable text for any Twisted address object."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None:
+        return format_peer(host, port)
+    name = getattr(address, "name", None)
+    if name is not None:
+        return name.decode() if isinstance(name, bytes) else str(name)
+    return str(address)
+
+
+def sample(data: bytes, limit: int = 64) -> str:
+    """A short, printable view of a payload for debug logs: CR, LF, IAC shown."""
+    shown = repr(data[:limit])[2:-1]
+    return f": {shown}{'...' if len(data) > limit else ''}"
+
+
+class EventLog(Service):
+    """
+    The daemon's narrator: logs, counts and remembers every event.
+
+    @ivar counters: L{ServiceCounters} by service name.
+    @ivar recent: the last events (as dicts), newest last.
+    @ivar debug_enabled: whether per-chunk events are wanted at all.
+    """
+
+    name = "events"
+
+    def __init__(
+        self,
+        settings: LogSettings,
+        observer: ILogObserver | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.level = LEVELS[settings.level]
+        self.debug_enabled = self.level <= LogLevel.debug
+        self.counters: dict[str, ServiceCounters] = {}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=settings.recent_events)
+        self.listening: dict[str, list[str]] = {}
+        self._now = now
+        self._file: IO[str] | None = None
+        self._observer: ILogObserver | None = observer
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+
+    def privilegedStartService(self) -> None:
+        # Open the log before any listener binds, so "listening" is recorded.
+        if self._observer is None:
+            self._observer = self._open()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        if self._observer is None:
+            self._observer = self._open()
+        super().startService()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._observer = None
+
+    def _open(self) -> ILogObserver:
+        """The observer the settings ask for: twistd's log, or a file of our own."""
+        if not self.settings.file:
+            return globalLogPublisher
+        self._file = open(self.settings.file, "a", encoding="utf-8", buffering=1)
+        if self.settings.format == "json":
+            return jsonFileLogObserver(self._file, recordSeparator="")
+        return FileLogObserver(self._file, formatEventAsClassicLogText)
+
+    def counters_for(self, service: str) -> ServiceCounters:
+        """The counters of C{service}, created on first use."""
+        counters = self.counters.get(service)
+        if counters is None:
+            counters = self.counters[service] = ServiceCounters()
+        return counters
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call C{callback} with each recorded event; returns an unsubscriber."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def enabled(self, level: LogLevel) -> bool:
+        """Whether an event at C{level} would be recorded."""
+        return level >= self.level
+
+    def emit(
+        self,
+        kind: str,
+        service: str,
+        peer: str | None = None,
+        level: LogLevel = LogLevel.info,
+        **fields: Any,
+    ) -> None:
+        """
+        Record one event: log it, keep it in C{recent}, tell subscribers.
+
+        Events below the configured level are not even built.
+        """
+        if level < self.level:
+            return
+        event: dict[str, Any] = {
+            "log_format": FORMATS[kind],
+            "log_level": level,
+            "log_namespace": "netlab" if service == "netlab" else f"netlab.{service}",
+            "log_source": None,
+            "log_time": self._now(),
+            "netlab_event": kind,
+            "service": service,
+            "peer": peer,
+            **fields,
+        }
+        self.recent.append(event)
+        if self._observer is not None:
+            self._observer(event)
+        for subscriber in list(self._subscribers):
+            subscriber(event)
+
+
+__all__ = ["EventLog", "ServiceCounters", "describe_address", "format_peer"]

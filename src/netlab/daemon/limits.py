@@ -1,0 +1,213 @@
+"""
+Limits every service shares: connection caps per service and per peer, and
+the reflection guards and per-source rate limit of every UDP service.
+
+All of it is plain Python driven by an explicit clock, so tests use
+L{twisted.internet.task.Clock} and no sockets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from twisted.logger import LogLevel
+
+from netlab.daemon.config import DatagramGuardSettings
+from netlab.daemon.events import DROPPED, EventLog, format_peer
+
+
+class ConnectionLimits:
+    """
+    Caps on open connections, in total and per peer host.
+
+    Twisted's own C{LimitConnectionsByPeer} keys its count by C{addr[0]} and
+    crashes on current address objects; this one keys by host and says why it
+    refused, so the client can be told.
+    """
+
+    def __init__(self, max_connections: int, max_per_peer: int) -> None:
+        self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
+        self.open = 0
+        self.by_peer: dict[str, int] = {}
+
+    def acquire(self, host: str) -> str | None:
+        """Take a slot for C{host}; or return why not (and take nothing)."""
+        if self.open >= self.max_connections:
+            return f"too many connections (limit {self.max_connections})"
+        count = self.by_peer.get(host, 0)
+        if count >= self.max_per_peer:
+            return f"too many connections from {host} (limit {self.max_per_peer})"
+        self.by_peer[host] = count + 1
+        self.open += 1
+        return None
+
+    def release(self, host: str) -> None:
+        """Give back a slot taken by L{acquire}."""
+        self.open -= 1
+        count = self.by_peer[host] - 1
+        if count:
+            self.by_peer[host] = count
+        else:
+            del self.by_peer[host]
+
+
+class RateLimiter:
+    """
+    A token bucket per source host: C{rate} tokens a second, up to C{burst}.
+
+    At most C{max_sources} buckets are kept; the oldest is forgotten first,
+    which can only ever give a source more tokens, never lock it out.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_sources: int,
+        now: Callable[[], float],
+    ) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_sources = max_sources
+        self._now = now
+        self._buckets: dict[str, list[float]] = {}
+
+    def allow(self, host: str) -> bool:
+        """Take one token from C{host}'s bucket if it has one."""
+        now = self._now()
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            if len(self._buckets) >= self.max_sources:
+                del self._buckets[next(iter(self._buckets))]
+            self._buckets[host] = [self.burst - 1.0, now]
+            return True
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return True
+        bucket[0] = tokens
+        return False
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class DropReporter:
+    """
+    Logs dropped datagrams at a bounded rate: the first drop of each reason,
+    then at most one summary every C{interval} seconds with how many were
+    suppressed.  Counting is the caller's job and is never skipped.
+    """
+
+    def __init__(
+        self,
+        events: EventLog,
+        service: str,
+        now: Callable[[], float],
+        interval: float = 10.0,
+    ) -> None:
+        self.events = events
+        self.service = service
+        self.interval = interval
+        self._now = now
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def report(self, reason: str, host: str, port: int, size: int) -> None:
+        now = self._now()
+        last = self._last.get(reason)
+        if last is not None and now - last < self.interval:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        suppressed = self._suppressed.pop(reason, 0)
+        self.events.emit(
+            DROPPED,
+            self.service,
+            format_peer(host, port),
+            LogLevel.warn,
+            what=f"a {size}-byte datagram",
+            reason=reason,
+            suppressed=f" ({suppressed} more since the last report)" if suppressed else "",
+        )
+
+
+def _never_answer(host: str) -> str | None:
+    """Why datagrams from C{host} must never be answered, if they must not."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return "unparseable source address"
+    if address.is_multicast:
+        return "multicast source"
+    if address.is_unspecified:
+        return "unspecified source"
+    if isinstance(address, ipaddress.IPv4Address) and address.packed[3] == 255:
+        # 255.255.255.255 and the common /24 subnet broadcast: a lab server
+        # never has a legitimate client whose address ends in .255.
+        return "broadcast source"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return _never_answer(str(address.ipv4_mapped))
+    return None
+
+
+class DatagramGuard:
+    """
+    The reflection guards of a UDP service, checked for every datagram:
+    size, source port, broadcast and multicast sources, and rate.
+    """
+
+    def __init__(
+        self,
+        settings: DatagramGuardSettings,
+        events: EventLog,
+        service: str,
+        now: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.counters = events.counters_for(service)
+        self.rates = RateLimiter(settings.rate, settings.burst, settings.max_sources, now)
+        self.reporter = DropReporter(events, service, now)
+        self._exempt = [ipaddress.ip_network(n, strict=False) for n in settings.rate_exempt]
+        # Verdicts on source hosts, which never change; bounded like the buckets.
+        self._hosts: dict[str, tuple[str | None, bool]] = {}
+
+    def _verdict(self, host: str) -> tuple[str | None, bool]:
+        verdict = self._hosts.get(host)
+        if verdict is None:
+            never = _never_answer(host)
+            exempt = False
+            if never is None and self._exempt:
+                address = ipaddress.ip_address(host.split("%", 1)[0])
+                exempt = any(address in net for net in self._exempt)
+            if len(self._hosts) >= self.settings.max_sources:
+                self._hosts.clear()
+            verdict = self._hosts[host] = (never, exempt)
+        return verdict
+
+    def admit(self, data: bytes, host: str, port: int) -> bool:
+        """
+        Count an incoming datagram and say whether it may be answered;
+        a refused one is counted as dropped and reported at a bounded rate.
+        """
+        counters = self.counters
+        size = len(data)
+        counters.datagrams_in += 1
+        counters.bytes_in += size
+        never, exempt = self._verdict(host)
+        if size > self.settings.max_datagram:
+            reason: str | None = f"larger than max_datagram ({self.settings.max_datagram})"
+        elif never is not None:
+            reason = never
+        elif port < self.settings.min_source_port:
+            reason = f"source port {port} below min_source_port"
+        elif not exempt and not self.rates.allow(host):
+            reason = "rate limit"
+        else:
+            return True
+        counters.dropped += 1
+        self.reporter.report(reason, host, port, size)
+        return False

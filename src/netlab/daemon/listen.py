@@ -1,0 +1,122 @@
+"""
+Endpoint strings to services.
+
+Stream strings go through L{strports.service}, whose service raises at start
+when its port cannot be bound, so the daemon stops with a clear error instead
+of running half-started.  Twisted has no endpoint string for UDP, so
+C{udp:PORT[:interface=ADDR]} gets a small service of its own here with the
+same behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import Service
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.protocol import DatagramProtocol
+
+from netlab.daemon.config import parse_udp
+from netlab.daemon.events import LISTENING, EventLog, describe_address
+
+
+class StreamListener(StreamServerEndpointService):
+    """A strports service that reports the address it actually bound."""
+
+    def __init__(
+        self, description: str, factory: IProtocolFactory, events: EventLog,
+        service: str, reactor: Any,
+    ) -> None:
+        template = strports.service(description, factory, reactor=reactor)
+        super().__init__(template.endpoint, factory)
+        self._raiseSynchronously = True
+        self.description = description
+        self.events = events
+        self.service = service
+        self.port: IListeningPort | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        if self._waitingForPort is not None:
+            self._waitingForPort.addCallback(self._bound)
+
+    def _bound(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        host = port.getHost()
+        kind = getattr(host, "type", "unix").lower()
+        address = f"{kind} {describe_address(host)}"
+        self.events.listening.setdefault(self.service, []).append(address)
+        self.events.emit(LISTENING, self.service, address=address)
+        return port
+
+    def stopService(self) -> Any:
+        self.port = None
+        return super().stopService()
+
+
+class DatagramListener(Service):
+    """Listens for datagrams on C{udp:PORT[:interface=ADDR]}."""
+
+    def __init__(
+        self, description: str, protocol: DatagramProtocol, events: EventLog,
+        service: str, reactor: Any, max_packet: int = 65_535,
+    ) -> None:
+        self.description = description
+        self.port_number, self.interface = parse_udp(description)
+        self.protocol = protocol
+        self.events = events
+        self.service = service
+        self.reactor = reactor
+        self.max_packet = max_packet
+        self.port: IListeningPort | None = None
+
+    def privilegedStartService(self) -> None:
+        # Bind here, like strports does, so a taken port stops the daemon
+        # before it runs and privileged ports bind before twistd drops root.
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self) -> None:
+        super().startService()
+        if self.port is None:
+            self._listen()
+
+    def _listen(self) -> None:
+        self.port = self.reactor.listenUDP(
+            self.port_number, self.protocol, interface=self.interface,
+            maxPacketSize=self.max_packet,
+        )
+        address = describe_address(self.port.getHost())
+        address = f"udp {address}"
+        self.events.listening.setdefault(self.service, []).append(address)
+        self.events.emit(LISTENING, self.service, address=address)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+        return None
+
+
+def listener(
+    description: str, target: IProtocolFactory | DatagramProtocol, events: EventLog,
+    service: str, reactor: Any,
+) -> Service:
+    """The service that listens on C{description} for C{target}."""
+    if isinstance(target, DatagramProtocol):
+        return DatagramListener(description, target, events, service, reactor)
+    return StreamListener(description, target, events, service, reactor)
+
+
+def bound_port(service: Service) -> int | None:
+    """The port number a started listener actually bound (for port 0)."""
+    port = getattr(service, "port", None)
+    if port is None:
+        return None
+    return getattr(port.getHost(), "port", None)
+
+
+__all__ = ["DatagramListener", "StreamListener", "bound_port", "listener"]

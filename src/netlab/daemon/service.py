@@ -1,0 +1,113 @@
+"""
+The daemon as one service: the shared L{EventLog}, then one listener
+service per endpoint string of every enabled service in the config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+
+from netlab import __version__
+from netlab.daemon.config import Config, endpoint_kind
+from netlab.daemon.events import DAEMON_START, DAEMON_STOP, EventLog
+from netlab.daemon.limits import DatagramGuard
+from netlab.daemon.listen import listener
+from netlab.protocols import classic
+from netlab.protocols.base import StreamFactory
+from netlab.protocols.echo import EchoFactory
+from netlab.protocols.framed import FramedEchoFactory
+from netlab.protocols.udp import GuardedDatagramProtocol, UdpEcho
+
+
+class NetlabService(MultiService):
+    """
+    Everything one netlab daemon runs.
+
+    @ivar events: the shared event log, handed to every factory.
+    @ivar factories: the stream factories, which shutdown asks to say goodbye.
+    @ivar listeners: the listener services, in config order.
+    """
+
+    def __init__(self, config: Config, reactor: Any, events: EventLog | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.events = events if events is not None else EventLog(config.log)
+        self.events.setServiceParent(self)
+        self.factories: list[StreamFactory] = []
+        self.listeners: list[Service] = []
+        self._build()
+
+    def _stream(self, factory: StreamFactory, listen: tuple[str, ...]) -> None:
+        self.factories.append(factory)
+        for description in listen:
+            self._add(listener(description, factory, self.events, factory.name, self.reactor))
+
+    def _datagram(
+        self, name: str, make: Any, settings: Any, listen: tuple[str, ...]
+    ) -> None:
+        guard = DatagramGuard(settings, self.events, name, self.reactor.seconds)
+        for description in listen:
+            protocol: GuardedDatagramProtocol = make(guard)
+            self._add(listener(description, protocol, self.events, name, self.reactor))
+
+    def _add(self, service: Service) -> None:
+        self.listeners.append(service)
+        service.setServiceParent(self)
+
+    def _build(self) -> None:
+        config, events, reactor = self.config, self.events, self.reactor
+        for echo in config.echo:
+            if echo.enabled:
+                self._stream(EchoFactory(echo, events, reactor), echo.listen)
+        for udp in config.udp_echo:
+            if udp.enabled:
+                self._datagram(
+                    udp.name, lambda g, n=udp.name: UdpEcho(n, g, events), udp, udp.listen
+                )
+        for framed in config.framed_echo:
+            if framed.enabled:
+                self._stream(FramedEchoFactory(framed, events, reactor), framed.listen)
+        for kind, settings in config.classic().items():
+            if not settings.enabled:
+                continue
+            stream = tuple(d for d in settings.listen if endpoint_kind(d) == "stream")
+            datagram = tuple(d for d in settings.listen if endpoint_kind(d) == "datagram")
+            if stream:
+                self._stream(classic.stream_factory(kind, settings, events, reactor), stream)
+            if datagram:
+                self._datagram(
+                    settings.name,
+                    lambda g, k=kind, s=settings: classic.datagram_protocol(
+                        k, s, g, events, reactor
+                    ),
+                    settings,
+                    datagram,
+                )
+
+    def privilegedStartService(self) -> None:
+        self.events.privilegedStartService()
+        self.events.emit(DAEMON_START, "netlab", version=__version__, config=self.config.source)
+        super().privilegedStartService()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop listening, say goodbye to every open connection, then log the
+        stop and close the log.
+        """
+        Service.stopService(self)
+        stopping = [maybeDeferred(s.stopService) for s in reversed(self.listeners)]
+        d = DeferredList(stopping, consumeErrors=True)
+        d.addCallback(lambda _: DeferredList(
+            [f.shutdown("server shutdown") for f in self.factories], consumeErrors=True
+        ))
+
+        def stopped(_: object) -> None:
+            self.events.emit(DAEMON_STOP, "netlab")
+            self.events.stopService()
+
+        d.addCallback(stopped)
+        return d  # type: ignore[return-value]

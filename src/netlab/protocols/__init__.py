@@ -1,0 +1,1 @@
+"""One module per protocol, each a Protocol/Factory pair."""

@@ -1,0 +1,245 @@
+"""
+What every stream protocol shares: connection accounting and limits,
+lifecycle events, the idle timeout, backpressure, refusals and shutdown.
+
+A service's factory subclasses L{StreamFactory}; its protocol subclasses
+L{StreamProtocol} and reaches settings, events and counters through
+C{self.factory}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import LogLevel
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from netlab.daemon.config import StreamSettings
+from netlab.daemon.events import (
+    CONNECTED,
+    DISCONNECTED,
+    DROPPED,
+    RECEIVED,
+    REFUSED,
+    SENT,
+    SHUTDOWN,
+    EventLog,
+    describe_address,
+    sample,
+)
+from netlab.daemon.limits import ConnectionLimits
+
+SHUTDOWN_MESSAGE = "Server shutting down."
+
+# How long shutdown waits for goodbyes to drain before aborting connections.
+SHUTDOWN_GRACE = 5.0
+
+
+class RefusedProtocol(Protocol):
+    """Tells a refused client why in one line, then hangs up."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(f"ERROR {self.reason}\r\n".encode())
+        self.transport.loseConnection()
+
+
+class StreamProtocol(Protocol, TimeoutMixin):
+    """
+    Base of every netlab stream protocol.
+
+    @cvar self_producer: register the transport as its own streaming
+        producer, so that a client that sends more than it reads makes the
+        server stop reading from it until it catches up.
+    """
+
+    factory: StreamFactory
+    self_producer: ClassVar[bool] = True
+    peer_host = "local"
+    peer = "-"
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        self.counters = factory.counters
+        self.events = factory.events
+        self.started = factory.clock.seconds()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.close_reason: str | None = None
+        self.has_lines = True
+        self.callLater = factory.clock.callLater
+        factory.connected(self)
+        if self.self_producer:
+            self.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+        if factory.settings.idle_timeout:
+            self.setTimeout(factory.settings.idle_timeout)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        self.setTimeout(None)
+        self.factory.disconnected(self, reason)
+
+    def received(self, data: bytes) -> None:
+        """Count C{data} as received, and narrate it at debug level."""
+        size = len(data)
+        self.bytes_in += size
+        self.counters.bytes_in += size
+        if self.events.debug_enabled:
+            self.events.emit(
+                RECEIVED, self.factory.name, self.peer, LogLevel.debug,
+                nbytes=size, sample=sample(data),
+            )
+
+    def send(self, data: bytes) -> None:
+        """Write C{data}, counting it."""
+        size = len(data)
+        self.bytes_out += size
+        self.counters.bytes_out += size
+        self.transport.write(data)  # type: ignore[union-attr]
+        if self.events.debug_enabled:
+            self.events.emit(
+                SENT, self.factory.name, self.peer, LogLevel.debug,
+                nbytes=size, sample=sample(data),
+            )
+
+    def send_line(self, text: str) -> None:
+        """Send one line of text, terminated the way telnet wants."""
+        self.send(text.encode("utf-8") + b"\r\n")
+
+    def reject(self, what: str, reason: str) -> None:
+        """Count and log one piece of refused input (the client is told separately)."""
+        self.counters.dropped += 1
+        self.events.emit(
+            DROPPED, self.factory.name, self.peer, LogLevel.warn,
+            what=what, reason=reason, suppressed="",
+        )
+
+    def close(self, reason: str, message: str | None = None) -> None:
+        """
+        End the session: say C{message} (if this protocol has lines), then
+        close once everything written has been sent.
+        """
+        transport = self.transport
+        if transport is None or self.close_reason is not None:
+            return
+        self.close_reason = reason
+        self.setTimeout(None)
+        if message and self.has_lines:
+            self.send_line(message)
+        if self.self_producer:
+            transport.unregisterProducer()  # type: ignore[attr-defined]
+        transport.loseConnection()
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent data and all."""
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def timeoutConnection(self) -> None:
+        timeout = self.factory.settings.idle_timeout
+        self.close("idle timeout", f"Idle for {timeout:g} seconds, closing. Bye.")
+
+    def shutdown(self, reason: str) -> None:
+        """The daemon is stopping: say goodbye where there are lines."""
+        self.close(reason, SHUTDOWN_MESSAGE)
+
+
+class StreamFactory(ServerFactory):
+    """
+    Base of every netlab stream factory: applies the connection limits,
+    keeps the open protocols, and narrates their lifecycle.
+    """
+
+    protocol: type[StreamProtocol]  # type: ignore[assignment]
+    noisy = False  # the EventLog narrates; Twisted's own start/stop lines are noise
+
+    def __init__(
+        self, settings: StreamSettings, events: EventLog, clock: IReactorTime
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.events = events
+        self.clock = clock
+        self.counters = events.counters_for(self.name)
+        self.limits = ConnectionLimits(
+            settings.max_connections, settings.max_connections_per_peer
+        )
+        self.open_protocols: set[StreamProtocol] = set()
+        self._drained: list[Deferred[None]] = []
+
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+        host = getattr(addr, "host", None) or "local"
+        peer = describe_address(addr)
+        refusal = self.limits.acquire(host)
+        if refusal is not None:
+            self.counters.refused += 1
+            self.events.emit(REFUSED, self.name, peer, LogLevel.warn, limit=refusal)
+            return RefusedProtocol(refusal)
+        protocol = super().buildProtocol(addr)
+        assert isinstance(protocol, StreamProtocol)
+        protocol.peer_host = host
+        protocol.peer = peer
+        return protocol
+
+    def connected(self, protocol: StreamProtocol) -> None:
+        self.open_protocols.add(protocol)
+        counters = self.counters
+        counters.connections_open += 1
+        counters.connections_total += 1
+        self.events.emit(CONNECTED, self.name, protocol.peer, open=counters.connections_open)
+
+    def disconnected(self, protocol: StreamProtocol, reason: Failure) -> None:
+        self.open_protocols.discard(protocol)
+        self.limits.release(protocol.peer_host)
+        self.counters.connections_open -= 1
+        why = protocol.close_reason
+        if why is None:
+            why = (
+                "closed by client" if reason.check(ConnectionDone)
+                else reason.getErrorMessage()
+            )
+        self.events.emit(
+            DISCONNECTED, self.name, protocol.peer,
+            reason=why,
+            duration=round(self.clock.seconds() - protocol.started, 3),
+            bytes_in=protocol.bytes_in,
+            bytes_out=protocol.bytes_out,
+        )
+        if not self.open_protocols:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+
+    def shutdown(self, reason: str = "server shutdown") -> Deferred[None]:
+        """
+        Say goodbye to every open connection and close it; fires once all are
+        gone, aborting any still draining after L{SHUTDOWN_GRACE} seconds.
+        """
+        if not self.open_protocols:
+            return succeed(None)
+        self.events.emit(SHUTDOWN, self.name, count=len(self.open_protocols), reason=reason)
+        d: Deferred[None] = Deferred()
+        self._drained.append(d)
+        for protocol in list(self.open_protocols):
+            protocol.shutdown(reason)
+        if self.open_protocols:
+            laggards = self.clock.callLater(SHUTDOWN_GRACE, self._abort_all)
+            d.addBoth(_cancel, laggards)
+        return d
+
+    def _abort_all(self) -> None:
+        for protocol in list(self.open_protocols):
+            protocol.abort()
+
+
+def _cancel(result: Any, call: Any) -> Any:
+    if call.active():
+        call.cancel()
+    return result

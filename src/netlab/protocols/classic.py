@@ -1,0 +1,1 @@
+"""Classic inetd services (placeholder until implemented)."""

@@ -1,0 +1,108 @@
+"""
+TCP echo, the first server of every socket course.
+
+Three modes: C{plain} echoes bytes exactly as they came, however chunked;
+C{upper} and C{ok} work on lines (netcat's C{\\n} or telnet's C{\\r\\n},
+telnet negotiation removed) and answer each one upper-cased or as
+C{OK...<line>}.  A banner greets the client, a quit word ends the session.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IReactorTime
+
+from netlab.daemon.config import EchoSettings
+from netlab.daemon.events import EventLog
+from netlab.protocols.base import StreamFactory, StreamProtocol
+from netlab.protocols.lines import LineSplitter, TelnetFilter
+
+
+class PlainEcho(StreamProtocol):
+    """Echoes every byte back unchanged."""
+
+    factory: EchoFactory
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        settings = self.factory.settings
+        self.quit_word = settings.quit.encode("utf-8")
+        # Plain mode is a byte stream, unless a banner or quit word makes it
+        # a text session: only then do goodbyes get a line of their own.
+        self.has_lines = bool(settings.banner or settings.quit)
+        self._tail = b""
+        if settings.banner:
+            self.send_line(settings.banner)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self.received(data)
+        self.send(data)
+        if self.quit_word:
+            self._look_for_quit(data)
+
+    def _look_for_quit(self, data: bytes) -> None:
+        """Close after echoing a line that is just the quit word."""
+        text = self._tail + data
+        lines = text.split(b"\n")
+        # Only the unfinished last line can still become the quit line, and
+        # only its first few bytes matter for that.
+        self._tail = lines.pop()[: len(self.quit_word) + 2]
+        if any(line.rstrip(b"\r").strip() == self.quit_word for line in lines):
+            self.close("quit", self.factory.settings.goodbye)
+
+
+class LineEcho(StreamProtocol):
+    """Answers each line, upper-cased or as C{OK...<line>}."""
+
+    factory: EchoFactory
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        settings = self.factory.settings
+        self.telnet = TelnetFilter()
+        self.lines = LineSplitter(settings.max_line)
+        self.quit_word = settings.quit.encode("utf-8")
+        self.transform = _upper if settings.mode == "upper" else _ok
+        if settings.banner:
+            self.send_line(settings.banner)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self.received(data)
+        answers = []
+        for line, ending in self.lines.feed(self.telnet.feed(data)):
+            if line is None:
+                limit = self.factory.settings.max_line
+                answers.append(
+                    f"ERROR line longer than {limit} bytes, not echoed".encode() + ending
+                )
+                self.reject("a line", f"longer than max_line ({limit})")
+            elif self.quit_word and line.strip() == self.quit_word:
+                if answers:
+                    self.send(b"".join(answers))
+                self.close("quit", self.factory.settings.goodbye)
+                return
+            else:
+                answers.append(self.transform(line) + ending)
+        if answers:
+            self.send(b"".join(answers))
+
+
+def _upper(line: bytes) -> bytes:
+    return line.decode("utf-8", "replace").upper().encode("utf-8")
+
+
+def _ok(line: bytes) -> bytes:
+    return b"OK..." + line
+
+
+class EchoFactory(StreamFactory):
+    """One C{[[echo]]} listener's factory."""
+
+    settings: EchoSettings
+
+    def __init__(
+        self, settings: EchoSettings, events: EventLog, clock: IReactorTime
+    ) -> None:
+        super().__init__(settings, events, clock)
+        self.protocol = PlainEcho if settings.mode == "plain" else LineEcho

@@ -1,0 +1,51 @@
+"""
+The twistd plugin's options and service maker: C{twistd -n netlab}.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from netlab.daemon.config import LOG_LEVELS, Config, ConfigError, load, overrides
+from netlab.daemon.service import NetlabService
+
+
+class Options(usage.Options):
+    """Command-line options of C{twistd netlab}."""
+
+    synopsis = "[--config FILE] [--log-level LEVEL] [--log-format FORMAT] [--log-file PATH]"
+    longdesc = (
+        "Run the netlab network lab daemon. Without --config it serves TCP "
+        "and UDP echo on 127.0.0.1 port 7007 only; a TOML config file chooses "
+        "services, addresses and limits (see examples/netlab.toml). Command-line "
+        "log options override the file's [log] section."
+    )
+    optParameters = [
+        ["config", "c", None, "TOML config file (default: built-in loopback-only defaults)."],
+        ["log-level", None, None, f"Lowest level logged: {', '.join(LOG_LEVELS)}."],
+        ["log-format", None, None, "Format of --log-file or [log] file: text or json."],
+        ["log-file", None, None, "Write netlab's events to this file instead of twistd's log."],
+    ]
+
+    netlab_config: Config
+
+    def postOptions(self) -> None:
+        """Load and validate the config: any error stops twistd before it listens."""
+        try:
+            config = load(self["config"])
+            self.netlab_config = overrides(
+                config,
+                level=self["log-level"],
+                format=self["log-format"],
+                file=self["log-file"],
+            )
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def makeService(options: Options) -> IService:
+    """The daemon for C{options}."""
+    from twisted.internet import reactor
+
+    return NetlabService(options.netlab_config, reactor)

@@ -1,0 +1,61 @@
+"""
+Fixtures every test shares: an event log that records into a list, a
+C{task.Clock}, and a check that no test leaves a DelayedCall or an open
+socket behind in the reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+
+from netlab.daemon.config import LogSettings
+from netlab.daemon.events import EventLog
+
+
+class RecordedEvents(EventLog):
+    """An EventLog whose observer is a list, for asserting on events."""
+
+    def __init__(self, level: str = "debug") -> None:
+        self.seen: list[dict[str, Any]] = []
+        super().__init__(LogSettings(level=level), observer=self.seen.append)
+
+    def kinds(self, kind: str) -> list[dict[str, Any]]:
+        """The events of one kind, oldest first."""
+        return [e for e in self.seen if e["netlab_event"] == kind]
+
+
+@pytest.fixture
+def events() -> RecordedEvents:
+    """An event log at debug level that records every event."""
+    return RecordedEvents()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock the test advances by hand."""
+    return Clock()
+
+
+def _reactor_state() -> tuple[set[Any], set[Any]]:
+    calls = {c for c in reactor.getDelayedCalls() if c.active()}
+    selectables = set(reactor.getReaders()) | set(reactor.getWriters())
+    return calls, selectables
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Iterator[None]:
+    """Fail a test that leaves DelayedCalls or sockets in the reactor."""
+    calls_before, selectables_before = _reactor_state()
+    yield
+    calls_after, selectables_after = _reactor_state()
+    leaked_calls = calls_after - calls_before
+    leaked_sockets = selectables_after - selectables_before
+    for call in leaked_calls:
+        call.cancel()
+    assert not leaked_calls, f"leaked DelayedCalls: {leaked_calls}"
+    assert not leaked_sockets, f"leaked sockets: {leaked_sockets}"

@@ -1,0 +1,128 @@
+"""
+Small real-socket helpers for tests: listen on loopback port 0, connect
+clients that collect what they receive, and wait on Deferreds, not sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import pytest
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.python.failure import Failure
+
+
+def require_tool(name: str) -> str:
+    """
+    The path of a real client program; skip without it on a developer's
+    machine, but fail under CI, which must install it.
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}, and CI must run this test")
+        pytest.skip(message)
+    return path
+
+
+class Collector(Protocol):
+    """A client that keeps everything it receives and can wait for it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed: Deferred[Failure] = Deferred()
+        self._waiting: list[tuple[Any, Deferred[bytes]]] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+        self._check()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        waiting, self._waiting = self._waiting, []
+        for _, d in waiting:
+            d.errback(AssertionError(f"closed while waiting; got {self.data!r}"))
+        self.closed.callback(reason)
+
+    def _check(self) -> None:
+        for entry in list(self._waiting):
+            test, d = entry
+            if test(self.data):
+                self._waiting.remove(entry)
+                d.callback(self.data)
+
+    def wait_for(self, test: Any) -> Deferred[bytes]:
+        """Fires with all data so far once C{test(data)} holds."""
+        d: Deferred[bytes] = Deferred()
+        self._waiting.append((test, d))
+        self._check()
+        return d
+
+    def wait_bytes(self, count: int) -> Deferred[bytes]:
+        """Fires once at least C{count} bytes have arrived."""
+        return self.wait_for(lambda data: len(data) >= count)
+
+    def wait_text(self, text: bytes) -> Deferred[bytes]:
+        """Fires once C{text} has arrived."""
+        return self.wait_for(lambda data: text in data)
+
+    def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> Deferred[Failure]:
+        """Close and wait until the connection is gone."""
+        assert self.transport is not None
+        self.transport.loseConnection()
+        return self.closed
+
+
+def listen(factory: Factory) -> IListeningPort:
+    """Listen on a free loopback port."""
+    return reactor.listenTCP(0, factory, interface="127.0.0.1")
+
+
+def connect(port: IListeningPort) -> Deferred[Collector]:
+    """Connect a L{Collector} to C{port}."""
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+    return connectProtocol(endpoint, Collector())
+
+
+class DatagramCollector(DatagramProtocol):
+    """A UDP client that keeps the datagrams it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, Any]] = []
+        self._waiting: list[tuple[int, Deferred[list[tuple[bytes, Any]]]]] = []
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.received.append((data, addr))
+        for entry in list(self._waiting):
+            if len(self.received) >= entry[0]:
+                self._waiting.remove(entry)
+                entry[1].callback(self.received)
+
+    def wait_datagrams(self, count: int) -> Deferred[list[tuple[bytes, Any]]]:
+        d: Deferred[list[tuple[bytes, Any]]] = Deferred()
+        self._waiting.append((count, d))
+        if len(self.received) >= count:
+            self._waiting.remove((count, d))
+            d.callback(self.received)
+        return d
+
+
+@inlineCallbacks
+def close_all(*things: Any) -> Any:
+    """Stop listening ports and close client connections, waiting for each."""
+    for thing in things:
+        if isinstance(thing, Collector):
+            if thing.transport is not None and not thing.closed.called:
+                yield thing.close()
+        elif hasattr(thing, "stopListening"):
+            yield thing.stopListening()

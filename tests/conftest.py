@@ -43,7 +43,11 @@ def clock() -> Clock:
 
 def _reactor_state() -> tuple[set[Any], set[Any]]:
     calls = {c for c in reactor.getDelayedCalls() if c.active()}
-    selectables = set(reactor.getReaders()) | set(reactor.getWriters())
+    # Only sockets count: the reactor's own wakers come and go with it.
+    selectables = {
+        s for s in set(reactor.getReaders()) | set(reactor.getWriters())
+        if hasattr(s, "socket")
+    }
     return calls, selectables
 
 

@@ -37,7 +37,8 @@ class Collector(Protocol):
 
     def __init__(self) -> None:
         self.data = b""
-        self.closed: Deferred[Failure] = Deferred()
+        self.closed: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
         self._waiting: list[tuple[Any, Deferred[bytes]]] = []
 
     def dataReceived(self, data: bytes) -> None:
@@ -48,7 +49,8 @@ class Collector(Protocol):
         waiting, self._waiting = self._waiting, []
         for _, d in waiting:
             d.errback(AssertionError(f"closed while waiting; got {self.data!r}"))
-        self.closed.callback(reason)
+        self.reason = reason
+        self.closed.callback(None)
 
     def _check(self) -> None:
         for entry in list(self._waiting):
@@ -76,7 +78,7 @@ class Collector(Protocol):
         assert self.transport is not None
         self.transport.write(data)
 
-    def close(self) -> Deferred[Failure]:
+    def close(self) -> Deferred[None]:
         """Close and wait until the connection is gone."""
         assert self.transport is not None
         self.transport.loseConnection()

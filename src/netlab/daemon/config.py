@@ -220,6 +220,12 @@ def endpoint_kind(description: str) -> str:
     return "datagram" if description.split(":", 1)[0] in DATAGRAM_TYPES else "stream"
 
 
+_COLON_HINT = (
+    "too many ':'-separated parts; write each colon of an IPv6 interface "
+    "as \\: (interface=\\:\\:1)"
+)
+
+
 def _check_port(value: str) -> str | None:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         return f"port {value!r} is not a number from 0 to 65535"
@@ -247,6 +253,8 @@ def parse_udp(description: str) -> tuple[int, str]:
     if unknown:
         raise ValueError(f"unknown udp option {sorted(unknown)[0]!r}")
     ports = args + ([kwargs["port"]] if "port" in kwargs else [])
+    if len(ports) > 1 and "interface" in kwargs:
+        raise ValueError(_COLON_HINT)
     if len(ports) != 1:
         raise ValueError("udp needs exactly one port: udp:PORT[:interface=ADDR]")
     problem = _check_port(ports[0])
@@ -278,13 +286,16 @@ def check_stream(description: str, environment: bool = True) -> None:
             port = kwargs.get("port", "443")
         else:
             port = args[0] if args else kwargs.get("port", "")
+        if len(args) > 1 and "interface" in kwargs:
+            raise ValueError(_COLON_HINT)
         problem = _check_port(port)
         if problem is None and kwargs.get("interface"):
             problem = _check_address(kwargs["interface"])
         if problem:
             raise ValueError(problem)
     if kind == "systemd":
-        if kwargs.get("domain", args[0] if args else "") not in ("INET", "INET6", "UNIX"):
+        domain = kwargs.get("domain", args[0] if args else "")
+        if domain not in ("INET", "INET6", "UNIX"):
             raise ValueError("systemd needs domain=INET, INET6 or UNIX")
         if ("name" in kwargs) == ("index" in kwargs):
             raise ValueError("systemd needs exactly one of name=NAME or index=N")
@@ -295,7 +306,7 @@ def check_stream(description: str, environment: bool = True) -> None:
     from twisted.internet import endpoints
 
     try:
-        endpoints.serverFromString(None, description)  # type: ignore[arg-type]
+        endpoints.serverFromString(None, description)
     except KeyError as e:
         raise ValueError(f"no inherited socket named {e.args[0]!r}") from None
     except IndexError:
@@ -309,12 +320,35 @@ def check_stream(description: str, environment: bool = True) -> None:
 T = TypeVar("T")
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _control(c: str) -> str:
+    return f"\\u{ord(c):04x}" if ord(c) < 32 or ord(c) == 127 else c
+
+
 def _show(value: object) -> str:
+    """C{value} as TOML would write it, on one line."""
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_ESCAPES.get(c) or _control(c) for c in value) + '"'
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
+
+
+def _number(value: float) -> str:
+    """A limit as written in the config: C{1000000}, not C{1e+06}."""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _limits(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"must be from {_number(lo)} to {_number(hi)}"
+    if lo is not None:
+        return f"must be at least {_number(lo)}"
+    return f"must be at most {_number(hi)}"  # type: ignore[arg-type]
 
 
 class _Loader:
@@ -327,7 +361,9 @@ class _Loader:
 
     def section(self, cls: type[T], table: object, where: str, **defaults: Any) -> T:
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{self.source}: [{where}] must be a table, not {_show(table)}")
+            raise ConfigError(
+                f"{self.source}: [{where}] must be a table, not {_show(table)}"
+            )
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         values: dict[str, Any] = dict(defaults)
@@ -352,8 +388,10 @@ class _Loader:
             if hint is int and not isinstance(value, int):
                 raise self.fail(key, value, "must be a whole number")
             lo, hi = meta.get("lo"), meta.get("hi")
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                raise self.fail(key, value, f"must be from {lo:g} to {hi:g}")
+            # Written as "not inside" so that nan, which compares false with
+            # everything, is refused too.
+            if not ((lo is None or value >= lo) and (hi is None or value <= hi)):
+                raise self.fail(key, value, _limits(lo, hi))
             return hint(value)
         if hint is str:
             if not isinstance(value, str):
@@ -363,7 +401,9 @@ class _Loader:
                 raise self.fail(key, value, f"must be one of {', '.join(choices)}")
             return value
         if typing.get_origin(hint) is tuple:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) for v in value
+            ):
                 raise self.fail(key, value, "must be a list of strings")
             for item in value:
                 self.item(key, value, item, meta)
@@ -408,7 +448,9 @@ class _Loader:
 def _defaults() -> dict[str, Any]:
     return {
         "echo": (EchoSettings(name="echo", listen=DEFAULT_LISTEN["echo"]),),
-        "udp_echo": (UdpEchoSettings(name="udp-echo", listen=DEFAULT_LISTEN["udp_echo"]),),
+        "udp_echo": (
+            UdpEchoSettings(name="udp-echo", listen=DEFAULT_LISTEN["udp_echo"]),
+        ),
     }
 
 
@@ -432,7 +474,9 @@ def parse(
             if isinstance(table, Mapping):
                 table = [table]
             if not isinstance(table, list):
-                raise loader.fail(section, table, f"must be a list of tables: [[{section}]]")
+                raise loader.fail(
+                    section, table, f"must be a list of tables: [[{section}]]"
+                )
             default_name = section.replace("_", "-")
             items = []
             for i, entry in enumerate(table):
@@ -468,10 +512,15 @@ def _check_whole(config: Config, loader: _Loader) -> None:
         *config.classic().items(),
     ]
     for where, settings in services:
+        # A disabled service runs nothing, so its name cannot clash; a classic
+        # service is disabled unless the file enables it.
+        if not settings.enabled:
+            continue
         if settings.name in seen:
             raise loader.fail(
                 f"[{where}].name", settings.name,
-                f"already used by [{seen[settings.name]}]; service names must be unique",
+                f"already used by [{seen[settings.name]}]; "
+                "service names must be unique",
             )
         seen[settings.name] = where
     for i, echo in enumerate(config.echo):
@@ -479,13 +528,17 @@ def _check_whole(config: Config, loader: _Loader) -> None:
             text = getattr(echo, key)
             if "\n" in text or "\r" in text:
                 raise loader.fail(f"[echo][{i}].{key}", text, "must be a single line")
-    if config.log.file:
-        path = Path(config.log.file)
+    _check_log_file(config.log, loader)
+
+
+def _check_log_file(log: LogSettings, loader: _Loader) -> None:
+    """Open the log file for appending now, so a bad path stops the start."""
+    if log.file:
         try:
-            with path.open("a"):
+            with Path(log.file).open("a"):
                 pass
         except OSError as e:
-            raise loader.fail("[log].file", config.log.file, e.strerror or str(e)) from None
+            raise loader.fail("[log].file", log.file, e.strerror or str(e)) from None
 
 
 def load(path: str | Path | None, environment: bool = True) -> Config:
@@ -504,6 +557,11 @@ def load(path: str | Path | None, environment: bool = True) -> Config:
         raise ConfigError(f"{source}: cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        bad = e.object[e.start]
+        raise ConfigError(
+            f"{source}: not valid TOML: not UTF-8 (byte {e.start} is {bad:#04x})"
+        ) from None
     return parse(data, source, environment)
 
 
@@ -514,7 +572,10 @@ def overrides(config: Config, **log: Any) -> Config:
         return config
     loader = _Loader(f"{config.source} (command line)", True)
     merged = {**dataclasses.asdict(config.log), **changes}
-    return dataclasses.replace(config, log=loader.section(LogSettings, merged, "log"))
+    settings = loader.section(LogSettings, merged, "log")
+    if "file" in changes:
+        _check_log_file(settings, loader)
+    return dataclasses.replace(config, log=settings)
 
 
 __all__ = [

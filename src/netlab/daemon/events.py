@@ -38,6 +38,7 @@ LEVELS = {
 # Event kinds, and how each reads in a text log.
 DAEMON_START = "daemon_start"
 LISTENING = "listening"
+CANNOT_LISTEN = "cannot_listen"
 CONNECTED = "connected"
 RECEIVED = "received"
 SENT = "sent"
@@ -51,6 +52,7 @@ DAEMON_STOP = "daemon_stop"
 FORMATS: dict[str, str] = {
     DAEMON_START: "netlab {version} starting with {config}",
     LISTENING: "{service}: listening on {address}",
+    CANNOT_LISTEN: "{service}: cannot listen on {description}: {error}",
     CONNECTED: "{service}: {peer} connected ({open} open)",
     RECEIVED: "{service}: received {nbytes} bytes from {peer}{sample}",
     SENT: "{service}: sent {nbytes} bytes to {peer}{sample}",
@@ -164,7 +166,8 @@ class EventLog(Service):
         """The observer the settings ask for: twistd's log, or a file of our own."""
         if not self.settings.file:
             return globalLogPublisher
-        self._file = open(self.settings.file, "a", encoding="utf-8", buffering=1)
+        # Open for the service's lifetime; stopService closes it.
+        self._file = open(self.settings.file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         if self.settings.format == "json":
             return jsonFileLogObserver(self._file, recordSeparator="")
         return FileLogObserver(self._file, formatEventAsClassicLogText)

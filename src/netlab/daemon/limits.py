@@ -198,8 +198,9 @@ class DatagramGuard:
         counters.datagrams_in += 1
         counters.bytes_in += size
         never, exempt = self._verdict(host)
+        reason: str
         if size > self.settings.max_datagram:
-            reason: str | None = f"larger than max_datagram ({self.settings.max_datagram})"
+            reason = f"larger than max_datagram ({self.settings.max_datagram})"
         elif never is not None:
             reason = never
         elif port < self.settings.min_source_port:

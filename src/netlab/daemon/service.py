@@ -5,14 +5,17 @@ service per endpoint string of every enabled service in the config.
 
 from __future__ import annotations
 
-from typing import Any
+from signal import SIGINT, SIGTERM
+from typing import Any, NoReturn
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.logger import LogLevel
 
 from netlab import __version__
 from netlab.daemon.config import Config, endpoint_kind
-from netlab.daemon.events import DAEMON_START, DAEMON_STOP, EventLog
+from netlab.daemon.events import CANNOT_LISTEN, DAEMON_START, DAEMON_STOP, EventLog
 from netlab.daemon.limits import DatagramGuard
 from netlab.daemon.listen import listener
 from netlab.protocols import classic
@@ -89,9 +92,35 @@ class NetlabService(MultiService):
                 )
 
     def privilegedStartService(self) -> None:
+        """
+        Bind every listener now, before twistd drops privileges; a listener
+        that cannot bind stops the daemon with one clear line and status 1.
+        """
         self.events.privilegedStartService()
         self.events.emit(DAEMON_START, "netlab", version=__version__, config=self.config.source)
-        super().privilegedStartService()
+        Service.privilegedStartService(self)
+        for listener_service in self.listeners:
+            try:
+                listener_service.privilegedStartService()
+            except (CannotListenError, OSError, KeyError, ValueError) as e:
+                self._cannot_listen(listener_service, e)
+
+    def _cannot_listen(self, listener_service: Service, error: Exception) -> NoReturn:
+        if isinstance(error, CannotListenError) and error.socketError is not None:
+            reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+        else:
+            reason = str(error) or type(error).__name__
+        self.events.emit(
+            CANNOT_LISTEN, getattr(listener_service, "service", "netlab"), None,
+            LogLevel.critical,
+            description=getattr(listener_service, "description", "?"),
+            error=reason,
+        )
+        for started in self.listeners:
+            port = getattr(started, "port", None)
+            if port is not None:
+                port.stopListening()
+        raise SystemExit(1)
 
     def stopService(self) -> Deferred[None]:
         """
@@ -108,6 +137,11 @@ class NetlabService(MultiService):
         def stopped(_: object) -> None:
             self.events.emit(DAEMON_STOP, "netlab")
             self.events.stopService()
+            # twistd re-raises SIGTERM/SIGINT after the reactor stops, so the
+            # process would die "killed by signal".  A requested stop that
+            # closed everything cleanly is a success: exit status 0.
+            if getattr(self.reactor, "_exitSignal", None) in (SIGTERM, SIGINT):
+                self.reactor._exitSignal = None
 
         d.addCallback(stopped)
         return d  # type: ignore[return-value]

@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IAddress, IReactorTime
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import LogLevel
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from netlab.daemon.config import StreamSettings
 from netlab.daemon.events import (
@@ -52,6 +53,7 @@ class RefusedProtocol(Protocol):
         self.transport.loseConnection()
 
 
+@implementer(IHalfCloseableProtocol)
 class StreamProtocol(Protocol, TimeoutMixin):
     """
     Base of every netlab stream protocol.
@@ -75,16 +77,33 @@ class StreamProtocol(Protocol, TimeoutMixin):
         self.bytes_out = 0
         self.close_reason: str | None = None
         self.has_lines = True
-        self.callLater = factory.clock.callLater
+        # TimeoutMixin schedules through self.callLater: use the factory's
+        # clock, so tests can drive idle timeouts with a task.Clock.
+        self.callLater = factory.clock.callLater  # type: ignore[method-assign,assignment]
         factory.connected(self)
         if self.self_producer:
             self.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
         if factory.settings.idle_timeout:
             self.setTimeout(factory.settings.idle_timeout)
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         self.factory.disconnected(self, reason)
+
+    def readConnectionLost(self) -> None:
+        """
+        The client finished sending (C{nc -N}, C{shutdown(SHUT_WR)}): answer
+        what it sent, then close, rather than dropping unsent answers.
+        """
+        self.end_of_input()
+        self.close("closed by client")
+
+    def writeConnectionLost(self) -> None:
+        """The client stopped reading: nothing more can be delivered."""
+        self.close("client stopped reading")
+
+    def end_of_input(self) -> None:
+        """Called when the client half-closes, before the close: flush partial input."""
 
     def received(self, data: bytes) -> None:
         """Count C{data} as received, and narrate it at debug level."""
@@ -174,7 +193,7 @@ class StreamFactory(ServerFactory):
         self.open_protocols: set[StreamProtocol] = set()
         self._drained: list[Deferred[None]] = []
 
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         host = getattr(addr, "host", None) or "local"
         peer = describe_address(addr)
         refusal = self.limits.acquire(host)
@@ -225,13 +244,20 @@ class StreamFactory(ServerFactory):
         if not self.open_protocols:
             return succeed(None)
         self.events.emit(SHUTDOWN, self.name, count=len(self.open_protocols), reason=reason)
-        d: Deferred[None] = Deferred()
-        self._drained.append(d)
+        d = self.when_idle()
         for protocol in list(self.open_protocols):
             protocol.shutdown(reason)
         if self.open_protocols:
             laggards = self.clock.callLater(SHUTDOWN_GRACE, self._abort_all)
             d.addBoth(_cancel, laggards)
+        return d
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once no connection of this factory is open."""
+        if not self.open_protocols:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drained.append(d)
         return d
 
     def _abort_all(self) -> None:

@@ -66,11 +66,19 @@ class LineEcho(StreamProtocol):
         if settings.banner:
             self.send_line(settings.banner)
 
+    def end_of_input(self) -> None:
+        line = self.lines.flush()
+        if line is not None:
+            self._answer([(line, b"\n")])
+
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
         self.received(data)
+        self._answer(self.lines.feed(self.telnet.feed(data)))
+
+    def _answer(self, lines: list[tuple[bytes | None, bytes]]) -> None:
         answers = []
-        for line, ending in self.lines.feed(self.telnet.feed(data)):
+        for line, ending in lines:
             if line is None:
                 limit = self.factory.settings.max_line
                 answers.append(

@@ -33,56 +33,61 @@ class FramedEcho(StreamProtocol):
         self.resetTimeout()
         self.received(data)
         buffer = self._buffer + data if self._buffer else data
-        limit = self.factory.settings.max_frame
-        out = []
+        parse = self._netstring if self.netstring else self._int32
+        frames: list[bytes] = []
         start = 0
-        while self.close_reason is None:
-            if self.netstring:
-                colon = buffer.find(b":", start, start + 9)
-                if colon < 0:
-                    if len(buffer) - start > 8 or not buffer[start:].isdigit():
-                        if len(buffer) - start > 0 and not buffer[start:].isdigit():
-                            self._fail(out, "bad netstring length")
-                        elif len(buffer) - start > 8:
-                            self._fail(out, f"frame longer than max_frame ({limit})")
-                    break
-                digits = buffer[start:colon]
-                if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
-                    self._fail(out, "bad netstring length")
-                    break
-                size = int(digits)
-                if size > limit:
-                    self._fail(out, f"frame of {size} bytes is longer than max_frame ({limit})")
-                    break
-                end = colon + 1 + size
-                if len(buffer) < end + 1:
-                    break
-                if buffer[end:end + 1] != b",":
-                    self._fail(out, "netstring not terminated by a comma")
-                    break
-                out.append(buffer[start:end + 1])
-                start = end + 1
-            else:
-                if len(buffer) - start < 4:
-                    break
-                (size,) = struct.unpack_from("!I", buffer, start)
-                if size > limit:
-                    self._fail(out, f"frame of {size} bytes is longer than max_frame ({limit})")
-                    break
-                end = start + 4 + size
-                if len(buffer) < end:
-                    break
-                out.append(buffer[start:end])
-                start = end
+        while True:
+            result = parse(buffer, start)
+            if result is None:
+                break
+            if isinstance(result, str):
+                self._fail(frames, result)
+                break
+            frames.append(buffer[start:result])
+            start = result
         self._buffer = buffer[start:] if self.close_reason is None else b""
-        if out:
-            self.send(b"".join(out))
+        if frames:
+            self.send(b"".join(frames))
         if self.close_reason is not None and self.transport is not None:
             self.transport.loseConnection()
 
-    def _fail(self, out: list[bytes], reason: str) -> None:
-        message = f"ERROR {reason}".encode()
-        out.append(self.frame(message))
+    def _int32(self, buffer: bytes, start: int) -> int | str | None:
+        """Where the frame at C{start} ends, why it is bad, or None if incomplete."""
+        if len(buffer) - start < 4:
+            return None
+        (size,) = struct.unpack_from("!I", buffer, start)
+        limit = self.factory.settings.max_frame
+        if size > limit:
+            return f"frame of {size} bytes is longer than max_frame ({limit})"
+        end = start + 4 + size
+        return end if len(buffer) >= end else None
+
+    def _netstring(self, buffer: bytes, start: int) -> int | str | None:
+        """Where the netstring at C{start} ends, why it is bad, or None if incomplete."""
+        limit = self.factory.settings.max_frame
+        digits_max = len(str(limit))
+        colon = buffer.find(b":", start, start + digits_max + 1)
+        header = buffer[start:colon] if colon >= 0 else buffer[start:start + digits_max + 1]
+        if header and not header.isdigit():
+            return "bad netstring length"
+        if colon < 0:
+            if len(header) > digits_max:
+                return f"frame longer than max_frame ({limit})"
+            return None
+        if not header or (len(header) > 1 and header.startswith(b"0")):
+            return "bad netstring length"
+        size = int(header)
+        if size > limit:
+            return f"frame of {size} bytes is longer than max_frame ({limit})"
+        end = colon + 1 + size
+        if len(buffer) <= end:
+            return None
+        if buffer[end] != ord(","):
+            return "netstring not terminated by a comma"
+        return end + 1
+
+    def _fail(self, frames: list[bytes], reason: str) -> None:
+        frames.append(self.frame(f"ERROR {reason}".encode()))
         self.reject("a frame", reason)
         self.close_reason = reason
         self.setTimeout(None)

@@ -102,3 +102,10 @@ class LineSplitter:
             rest = b""
         self._buffer = rest
         return lines
+
+    def flush(self) -> bytes | None:
+        """The unfinished last line, at the end of input (C{None} if none)."""
+        rest, self._buffer = self._buffer, b""
+        if self._discarding or not rest:
+            return None
+        return rest[:-1] if rest.endswith(b"\r") else rest

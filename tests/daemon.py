@@ -1,0 +1,122 @@
+"""
+Runs the real daemon, C{twistd -n netlab}, as a subprocess for end-to-end
+tests, and learns its bound ports from its own "listening on" log lines.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+LISTENING = re.compile(r"\] (?P<service>[\w-]+): listening on (?P<kind>\w+) (?P<address>\S+)$")
+STARTUP_TIMEOUT = 30.0
+
+
+class Daemon:
+    """
+    A running C{twistd -n netlab} with its log lines collected.
+
+    @ivar ports: C{(service, kind) -> [port, ...]} from the log.
+    """
+
+    def __init__(self, cwd: Path, *args: str, listeners: int) -> None:
+        self.cwd = cwd
+        self.argv = [TWISTD, "-n", "--pidfile=", "netlab", *args]
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.ports: dict[tuple[str, str], list[int]] = {}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            self.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=env,
+        )
+        assert self.process.stdout is not None
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+        found = 0
+        while found < listeners:
+            line = self.next_line()
+            match = LISTENING.search(line)
+            if match:
+                port = int(match["address"].rsplit(":", 1)[1])
+                key = (match["service"], match["kind"])
+                self.ports.setdefault(key, []).append(port)
+                found += 1
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def next_line(self, timeout: float = STARTUP_TIMEOUT) -> str:
+        """The next log line; fails if the daemon exits or says nothing in time."""
+        try:
+            line = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(
+                f"no log line in {timeout}s; so far:\n" + "\n".join(self.lines)
+            ) from None
+        if line is None:
+            self._queue.put(None)
+            raise AssertionError("daemon exited; its log:\n" + "\n".join(self.lines))
+        self.lines.append(line)
+        return line
+
+    def wait_for_log(self, pattern: str, timeout: float = STARTUP_TIMEOUT) -> str:
+        """Read log lines until one matches C{pattern}; returns it."""
+        compiled = re.compile(pattern)
+        for line in self.lines:
+            if compiled.search(line):
+                return line
+        while True:
+            line = self.next_line(timeout)
+            if compiled.search(line):
+                return line
+
+    def port(self, service: str, kind: str = "tcp") -> int:
+        return self.ports[(service, kind)][0]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the daemon, wait for it, collect the rest of its log; its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        status = self.process.wait(timeout=timeout)
+        while True:
+            try:
+                line = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)
+                break
+            self.lines.append(line)
+        return status
+
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_daemon(tmp_path: Path, config: str | None, listeners: int) -> Daemon:
+    """Start the daemon with C{config} (TOML text) or its built-in defaults."""
+    args: list[str] = []
+    if config is not None:
+        path = tmp_path / "netlab.toml"
+        path.write_text(config)
+        args = ["--config", str(path)]
+    return Daemon(tmp_path, *args, listeners=listeners)
+
+
+def signal_name(sig: int) -> str:
+    return signal.Signals(sig).name

@@ -1,0 +1,75 @@
+"""Tests for netlab.daemon.service: the whole daemon built from a config, in process."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+from conftest import RecordedEvents
+from helpers import Collector, DatagramCollector, close_all
+from netlab.daemon.config import parse
+from netlab.daemon.listen import bound_port
+from netlab.daemon.service import NetlabService
+
+CONFIG = {
+    "echo": [
+        {"listen": ["tcp:0:interface=127.0.0.1"], "mode": "ok", "banner": "hi"},
+        {"listen": ["tcp:0:interface=127.0.0.1"], "enabled": False},
+    ],
+    "udp_echo": [{"listen": ["udp:0:interface=127.0.0.1"]}],
+}
+
+
+def build() -> tuple[NetlabService, RecordedEvents]:
+    events = RecordedEvents(level="info")
+    service = NetlabService(parse(CONFIG), reactor, events=events)
+    return service, events
+
+
+def test_disabled_services_not_built() -> None:
+    """Only enabled services get listeners."""
+    service, _ = build()
+    assert len(service.listeners) == 2
+    assert [f.name for f in service.factories] == ["echo"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_start_serve_stop(events: Any) -> Any:
+    """The daemon binds port 0, logs the bound ports, serves, and stops cleanly."""
+    service, events = build()
+    service.privilegedStartService()
+    service.startService()
+    tcp_port, udp_port = (bound_port(s) for s in service.listeners)
+    assert tcp_port and udp_port
+    listening = [e["address"] for e in events.kinds("listening")]
+    assert listening == [f"tcp 127.0.0.1:{tcp_port}", f"udp 127.0.0.1:{udp_port}"]
+    assert events.listening == {
+        "echo": [f"tcp 127.0.0.1:{tcp_port}"],
+        "udp-echo": [f"udp 127.0.0.1:{udp_port}"],
+    }
+
+    client = yield connectProtocol(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", tcp_port), Collector()
+    )
+    client.send(b"x\n")
+    yield client.wait_text(b"OK...x\n")
+
+    udp = DatagramCollector()
+    udp_listener = reactor.listenUDP(0, udp, interface="127.0.0.1")
+    udp_listener.write(b"datagram", ("127.0.0.1", udp_port))
+    yield udp.wait_datagrams(1)
+    yield udp_listener.stopListening()
+
+    yield service.stopService()
+    yield client.closed
+    assert client.data == b"hi\r\nOK...x\nServer shutting down.\r\n"
+    kinds = [e["netlab_event"] for e in events.seen]
+    assert kinds[0] == "daemon_start"
+    assert kinds[-1] == "daemon_stop"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", tcp_port)) != 0
+    yield close_all(client)

@@ -27,7 +27,7 @@ class Daemon:
     @ivar ports: C{(service, kind) -> [port, ...]} from the log.
     """
 
-    def __init__(self, cwd: Path, *args: str, listeners: int) -> None:
+    def __init__(self, cwd: Path, *args: str, ready: bool = True) -> None:
         self.cwd = cwd
         self.argv = [TWISTD, "-n", "--pidfile=", "netlab", *args]
         self.lines: list[str] = []
@@ -40,15 +40,16 @@ class Daemon:
         )
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
-        found = 0
-        while found < listeners:
+        # "netlab ready" comes after every "listening on", once the reactor
+        # runs and a signal would stop the daemon cleanly.
+        while ready:
             line = self.next_line()
             match = LISTENING.search(line)
             if match:
                 port = int(match["address"].rsplit(":", 1)[1])
                 key = (match["service"], match["kind"])
                 self.ports.setdefault(key, []).append(port)
-                found += 1
+            ready = "[netlab#info] netlab ready:" not in line
 
     def _read(self, stream: IO[str]) -> None:
         for line in stream:
@@ -108,14 +109,14 @@ class Daemon:
             self.process.wait()
 
 
-def run_daemon(tmp_path: Path, config: str | None, listeners: int) -> Daemon:
+def run_daemon(tmp_path: Path, config: str | None) -> Daemon:
     """Start the daemon with C{config} (TOML text) or its built-in defaults."""
     args: list[str] = []
     if config is not None:
         path = tmp_path / "netlab.toml"
         path.write_text(config)
         args = ["--config", str(path)]
-    return Daemon(tmp_path, *args, listeners=listeners)
+    return Daemon(tmp_path, *args)
 
 
 def signal_name(sig: int) -> str:

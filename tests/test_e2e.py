@@ -44,13 +44,12 @@ listen = ["tcp:0:interface=127.0.0.1", "tcp6:0:interface=\\\\:\\\\:1"]
 [[udp_echo]]
 listen = ["udp:0:interface=127.0.0.1"]
 """
-LISTENERS = 5
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon for the client tests of this module."""
-    running = run_daemon(tmp_path_factory.mktemp("daemon"), CONFIG, LISTENERS)
+    running = run_daemon(tmp_path_factory.mktemp("daemon"), CONFIG)
     yield running
     try:
         assert running.stop() == 0, running.log()
@@ -132,7 +131,7 @@ def test_one_exit_never_stops_the_server(daemon: Daemon) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_says_goodbye_and_exits_zero(tmp_path: Path, sig: int) -> None:
     """SIGTERM or SIGINT: clients get a goodbye line, the log says stopped, status 0."""
-    running = run_daemon(tmp_path, CONFIG, LISTENERS)
+    running = run_daemon(tmp_path, CONFIG)
     try:
         with socket.create_connection(("127.0.0.1", running.port("ok"))) as s:
             f = s.makefile("rb")
@@ -152,7 +151,7 @@ def test_signal_says_goodbye_and_exits_zero(tmp_path: Path, sig: int) -> None:
 
 def test_builtin_defaults_loopback_7007(tmp_path: Path) -> None:
     """With no config the daemon serves TCP and UDP echo on 127.0.0.1:7007 only."""
-    running = run_daemon(tmp_path, None, 2)
+    running = run_daemon(tmp_path, None)
     try:
         assert running.ports == {("echo", "tcp"): [7007], ("udp-echo", "udp"): [7007]}
         assert "listening on tcp 127.0.0.1:7007" in running.log()
@@ -214,7 +213,7 @@ def test_json_log_file(tmp_path: Path) -> None:
         f'[log]\nformat = "json"\nfile = "{log_file}"\n'
         '[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
     )
-    running = Daemon(tmp_path, "--config", str(config), listeners=0)
+    running = Daemon(tmp_path, "--config", str(config), ready=False)
     try:
         # netlab's own events go to the file; Twisted's port line still says where.
         line = running.wait_for_log(r"EchoFactory starting on \d+")
@@ -239,10 +238,11 @@ def test_json_log_file(tmp_path: Path) -> None:
 def test_example_config_runs(tmp_path: Path) -> None:
     """The documented example config starts, listening on IPv4 and IPv6 loopback."""
     example = ROOT / "examples" / "netlab.toml"
-    running = Daemon(tmp_path, "--config", str(example), listeners=1)
+    running = Daemon(tmp_path, "--config", str(example))
     try:
         running.wait_for_log(r"listening on \w+ \[::1\]:")
         running.wait_for_log(r"listening on \w+ 127\.0\.0\.1:")
+        assert "Traceback" not in running.log()
     finally:
         assert running.stop() == 0, running.log()
         running.kill()

@@ -332,3 +332,62 @@ def test_half_close_plain_bulk(events: Any, clock: Clock) -> Any:
     assert client.data == payload
     yield factory.when_idle()
     yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_plain_idle_timeout_message(events: Any, clock: Clock) -> Any:
+    """Plain mode also tells an idle client why it is being closed."""
+    factory = echo_factory(events, clock, idle_timeout=5)
+    port = listen(factory)
+    client = yield connect(port)
+    client.send(b"\x00\x01")
+    yield client.wait_bytes(2)
+    clock.advance(5)
+    yield client.closed
+    assert client.data == b"\x00\x01Idle for 5 seconds, closing. Bye.\r\n"
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_idle_client_that_never_reads_is_dropped(events: Any, clock: Clock) -> Any:
+    """An idle client that stopped reading is aborted after the grace period, freeing its slot."""
+    from netlab.protocols.base import SHUTDOWN_GRACE
+
+    factory = echo_factory(events, clock, idle_timeout=10, max_connections_per_peer=1)
+    port = listen(factory)
+    flooder = Flooder(8 * 1024 * 1024)
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    yield connectProtocol(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), flooder
+    )
+    server = yield _first_protocol(factory)
+    # Wait until the server stopped reading from the client (it is full).
+    for _ in range(100_000):
+        if server.transport.producerPaused or not server.transport.connected:
+            break
+        yield _turn()
+    clock.advance(10)
+    assert factory.counters.connections_open == 1
+    clock.advance(SHUTDOWN_GRACE)
+    yield factory.when_idle()
+    assert factory.counters.connections_open == 0
+    assert factory.limits.open == 0
+    flooder.transport.abortConnection()
+    yield port.stopListening()
+
+
+def _turn() -> Deferred[None]:
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, 0, lambda: None)
+
+
+@pytest_twisted.inlineCallbacks
+def _first_protocol(factory: EchoFactory) -> Any:
+    for _ in range(100_000):
+        if factory.open_protocols:
+            return next(iter(factory.open_protocols))
+        yield _turn()
+    raise AssertionError("no connection arrived")

@@ -73,3 +73,14 @@ def test_start_serve_stop(events: Any) -> Any:
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", tcp_port)) != 0
     yield close_all(client)
+
+
+@pytest_twisted.inlineCallbacks
+def test_udp_ports_shared_with_guards() -> Any:
+    """Every UDP guard knows every UDP port the daemon bound."""
+    service, _ = build()
+    service.privilegedStartService()
+    service.startService()
+    udp_port = bound_port(service.listeners[1])
+    assert service.udp_ports == {udp_port}
+    yield service.stopService()

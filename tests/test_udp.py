@@ -151,3 +151,14 @@ def test_rate_limiter_memory_bounded(events: Any, clock: Clock) -> None:
     for i in range(100):
         guard.admit(b"x", f"192.0.2.{i}", 5000)
     assert len(guard.rates) <= 16
+
+
+def test_guard_refuses_own_service_ports(events: Any, clock: Clock) -> None:
+    """A datagram from one of netlab's own UDP ports is never answered (no echo loops)."""
+    ports = {7007, 7019}
+    guard = DatagramGuard(
+        UdpEchoSettings(name="udp"), events, "udp", clock.seconds, service_ports=ports
+    )
+    assert not guard.admit(b"x", "192.0.2.1", 7019)
+    assert "loop guard" in events.kinds(DROPPED)[0]["reason"]
+    assert guard.admit(b"x", "192.0.2.1", 40000)

@@ -39,6 +39,7 @@ LEVELS = {
 DAEMON_START = "daemon_start"
 LISTENING = "listening"
 CANNOT_LISTEN = "cannot_listen"
+READY = "ready"
 CONNECTED = "connected"
 RECEIVED = "received"
 SENT = "sent"
@@ -53,6 +54,7 @@ FORMATS: dict[str, str] = {
     DAEMON_START: "netlab {version} starting with {config}",
     LISTENING: "{service}: listening on {address}",
     CANNOT_LISTEN: "{service}: cannot listen on {description}: {error}",
+    READY: "netlab ready: {count} listeners",
     CONNECTED: "{service}: {peer} connected ({open} open)",
     RECEIVED: "{service}: received {nbytes} bytes from {peer}{sample}",
     SENT: "{service}: sent {nbytes} bytes to {peer}{sample}",

@@ -166,7 +166,16 @@ class DatagramGuard:
         events: EventLog,
         service: str,
         now: Callable[[], float],
+        service_ports: set[int] | None = None,
     ) -> None:
+        """
+        @param service_ports: the daemon's own UDP ports, shared by every
+            guard and filled in as listeners bind.  A datagram from one of
+            them is never answered: with spoofed sources, two echo-like
+            services (here or on another netlab) would otherwise bounce
+            datagrams between each other for ever.
+        """
+        self.service_ports = service_ports if service_ports is not None else set()
         self.settings = settings
         self.counters = events.counters_for(service)
         self.rates = RateLimiter(settings.rate, settings.burst, settings.max_sources, now)
@@ -205,6 +214,8 @@ class DatagramGuard:
             reason = never
         elif port < self.settings.min_source_port:
             reason = f"source port {port} below min_source_port"
+        elif port in self.service_ports:
+            reason = f"source port {port} is a netlab UDP service port (loop guard)"
         elif not exempt and not self.rates.allow(host):
             reason = "rate limit"
         else:

@@ -15,9 +15,9 @@ from twisted.logger import LogLevel
 
 from netlab import __version__
 from netlab.daemon.config import Config, endpoint_kind
-from netlab.daemon.events import CANNOT_LISTEN, DAEMON_START, DAEMON_STOP, EventLog
+from netlab.daemon.events import CANNOT_LISTEN, DAEMON_START, DAEMON_STOP, READY, EventLog
 from netlab.daemon.limits import DatagramGuard
-from netlab.daemon.listen import listener
+from netlab.daemon.listen import DatagramListener, bound_port, listener
 from netlab.protocols import classic
 from netlab.protocols.base import StreamFactory
 from netlab.protocols.echo import EchoFactory
@@ -41,6 +41,7 @@ class NetlabService(MultiService):
         self.events = events if events is not None else EventLog(config.log)
         self.events.setServiceParent(self)
         self.factories: list[StreamFactory] = []
+        self.udp_ports: set[int] = set()
         self.listeners: list[Service] = []
         self._build()
 
@@ -52,7 +53,9 @@ class NetlabService(MultiService):
     def _datagram(
         self, name: str, make: Any, settings: Any, listen: tuple[str, ...]
     ) -> None:
-        guard = DatagramGuard(settings, self.events, name, self.reactor.seconds)
+        guard = DatagramGuard(
+            settings, self.events, name, self.reactor.seconds, self.udp_ports
+        )
         for description in listen:
             protocol: GuardedDatagramProtocol = make(guard)
             self._add(listener(description, protocol, self.events, name, self.reactor))
@@ -104,6 +107,20 @@ class NetlabService(MultiService):
                 listener_service.privilegedStartService()
             except (CannotListenError, OSError, KeyError, ValueError) as e:
                 self._cannot_listen(listener_service, e)
+            if isinstance(listener_service, DatagramListener):
+                port = bound_port(listener_service)
+                if port is not None:
+                    self.udp_ports.add(port)
+
+    def startService(self) -> None:
+        super().startService()
+        # Ready once the reactor runs: every listener is bound by now, and
+        # twistd's signal handlers are installed, so a stop request is clean.
+        self.reactor.callWhenRunning(self._ready)
+
+    def _ready(self) -> None:
+        if self.running:
+            self.events.emit(READY, "netlab", count=len(self.listeners))
 
     def _cannot_listen(self, listener_service: Service, error: Exception) -> NoReturn:
         if isinstance(error, CannotListenError) and error.socketError is not None:

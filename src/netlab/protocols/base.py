@@ -13,7 +13,12 @@ from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IReactorTime,
+)
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import LogLevel
 from twisted.protocols.policies import TimeoutMixin
@@ -65,8 +70,12 @@ class StreamProtocol(Protocol, TimeoutMixin):
 
     factory: StreamFactory
     self_producer: ClassVar[bool] = True
+    # Whether goodbyes (idle, shutdown) are written as a line of text;
+    # binary protocols say False.
+    has_lines = True
     peer_host = "local"
     peer = "-"
+    _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -76,7 +85,6 @@ class StreamProtocol(Protocol, TimeoutMixin):
         self.bytes_in = 0
         self.bytes_out = 0
         self.close_reason: str | None = None
-        self.has_lines = True
         # TimeoutMixin schedules through self.callLater: use the factory's
         # clock, so tests can drive idle timeouts with a task.Clock.
         self.callLater = factory.clock.callLater  # type: ignore[method-assign,assignment]
@@ -88,6 +96,8 @@ class StreamProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
         self.factory.disconnected(self, reason)
 
     def readConnectionLost(self) -> None:
@@ -152,7 +162,8 @@ class StreamProtocol(Protocol, TimeoutMixin):
         self.setTimeout(None)
         if message and self.has_lines:
             self.send_line(message)
-        if self.self_producer:
+        # A registered producer would keep the transport from ever closing.
+        if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()  # type: ignore[attr-defined]
         transport.loseConnection()
 
@@ -164,6 +175,9 @@ class StreamProtocol(Protocol, TimeoutMixin):
     def timeoutConnection(self) -> None:
         timeout = self.factory.settings.idle_timeout
         self.close("idle timeout", f"Idle for {timeout:g} seconds, closing. Bye.")
+        # A client that stopped reading never lets the goodbye drain: drop
+        # it after a grace period so its connection slot comes back.
+        self._linger = self.callLater(SHUTDOWN_GRACE, self.abort)
 
     def shutdown(self, reason: str) -> None:
         """The daemon is stopping: say goodbye where there are lines."""

@@ -26,9 +26,6 @@ class PlainEcho(StreamProtocol):
         super().connectionMade()
         settings = self.factory.settings
         self.quit_word = settings.quit.encode("utf-8")
-        # Plain mode is a byte stream, unless a banner or quit word makes it
-        # a text session: only then do goodbyes get a line of their own.
-        self.has_lines = bool(settings.banner or settings.quit)
         self._tail = b""
         if settings.banner:
             self.send_line(settings.banner)

@@ -22,10 +22,10 @@ class FramedEcho(StreamProtocol):
     """Echoes each frame back in the framing it came in."""
 
     factory: FramedEchoFactory
+    has_lines = False  # errors go out as a frame, never as a bare line
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        self.has_lines = False
         self._buffer = b""
         self.netstring = self.factory.settings.framing == "netstring"
 

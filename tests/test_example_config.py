@@ -1,0 +1,106 @@
+"""
+The documented example, examples/netlab.toml, stays valid, documents every
+key config.py accepts, and stays runnable on a developer's machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netlab.daemon import config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "netlab.toml"
+
+# Each dataclass section and the sections of the file that use it.
+SECTIONS: dict[type[Any], tuple[str, ...]] = {
+    config.LogSettings: ("log",),
+    config.EchoSettings: ("echo",),
+    config.UdpEchoSettings: ("udp_echo",),
+    config.FramedEchoSettings: ("framed_echo",),
+    config.ClassicSettings: ("discard", "daytime", "time", "chargen", "qotd"),
+}
+
+
+def keys_of(cls: type[Any]) -> list[str]:
+    """The keys a section accepts: its dataclass fields."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def all_listen(loaded: config.Config) -> list[str]:
+    """Every listen string of every service in C{loaded}."""
+    services: list[Any] = [
+        *loaded.echo, *loaded.udp_echo, *loaded.framed_echo, *loaded.classic().values()
+    ]
+    return [d for s in services for d in s.listen]
+
+
+def test_example_loads() -> None:
+    """The example passes the same validation twistd runs, environment included."""
+    loaded = config.load(EXAMPLE, environment=True)
+    assert loaded.source == str(EXAMPLE)
+    assert loaded.log.file == ""
+    assert [e.mode for e in loaded.echo] == ["plain", "upper", "ok"]
+    assert loaded.echo[2].quit == "exit"
+    assert loaded.echo[2].banner
+    assert [f.framing for f in loaded.framed_echo] == ["int32", "netstring"]
+    assert all(s.enabled for s in loaded.classic().values())
+
+
+@pytest.mark.parametrize("cls", list(SECTIONS), ids=lambda cls: cls.__name__)
+def test_every_key_is_written(cls: type[Any]) -> None:
+    """Every key of every section appears as C{key =} on a line, not in a comment."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    missing = [
+        key for key in keys_of(cls)
+        if not re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+    ]
+    assert not missing, f"{EXAMPLE} does not document {cls.__name__} keys {missing}"
+
+
+@pytest.mark.parametrize("cls", list(SECTIONS), ids=lambda cls: cls.__name__)
+def test_every_key_is_in_its_own_section(cls: type[Any]) -> None:
+    """Every key is set in a section of its own kind, not just somewhere in the file."""
+    with EXAMPLE.open("rb") as f:
+        data = tomllib.load(f)
+    written: set[str] = set()
+    for section in SECTIONS[cls]:
+        tables = data.get(section, [])
+        for table in tables if isinstance(tables, list) else [tables]:
+            written.update(table)
+    missing = sorted(set(keys_of(cls)) - written)
+    assert not missing, f"no [{'/'.join(SECTIONS[cls])}] in {EXAMPLE} sets {missing}"
+
+
+def test_every_section_is_written() -> None:
+    """Every section the Config has appears in the example."""
+    with EXAMPLE.open("rb") as f:
+        data = tomllib.load(f)
+    sections = [f.name for f in dataclasses.fields(config.Config) if f.name != "source"]
+    assert sorted(sections) == sorted(data)
+
+
+def test_listens_on_ipv4_and_ipv6_loopback() -> None:
+    """The example listens on 127.0.0.1 and ::1, over TCP and over UDP."""
+    loaded = config.load(EXAMPLE)
+    interfaces: dict[str, set[str]] = {"stream": set(), "datagram": set()}
+    for description in all_listen(loaded):
+        _, _, kwargs = config.split_endpoint(description)
+        interfaces[config.endpoint_kind(description)].add(kwargs.get("interface", ""))
+    assert {"127.0.0.1", "::1"} <= interfaces["stream"]
+    assert {"127.0.0.1", "::1"} <= interfaces["datagram"]
+
+
+def test_runs_unprivileged_on_loopback_only() -> None:
+    """Every address is loopback on a port above 1023, so it runs as is on a laptop."""
+    loaded = config.load(EXAMPLE)
+    for description in all_listen(loaded):
+        _, args, kwargs = config.split_endpoint(description)
+        assert ipaddress.ip_address(kwargs["interface"]).is_loopback, description
+        assert int(args[0]) >= 1024, description

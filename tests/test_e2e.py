@@ -17,7 +17,7 @@ import pexpect
 import pytest
 
 from daemon import TWISTD, Daemon, run_daemon
-from helpers import require_tool
+from helpers import cannot_run, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 def nc(*args: str, data: bytes) -> bytes:
     binary = require_tool("nc")
+    usage = subprocess.run([binary, "-h"], capture_output=True, text=True, timeout=30)
+    if "OpenBSD" not in usage.stdout + usage.stderr:
+        cannot_run(f"{binary} is not openbsd netcat")
     result = subprocess.run(
         [binary, *args], input=data, capture_output=True, timeout=30, check=True
     )

@@ -45,7 +45,7 @@ class Daemon:
         while ready:
             line = self.next_line()
             match = LISTENING.search(line)
-            if match:
+            if match and ":" in match["address"]:  # unix sockets have paths
                 port = int(match["address"].rsplit(":", 1)[1])
                 key = (match["service"], match["kind"])
                 self.ports.setdefault(key, []).append(port)

@@ -249,3 +249,72 @@ def test_example_config_runs(tmp_path: Path) -> None:
     finally:
         assert running.stop() == 0, running.log()
         running.kill()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throwaway key and self-signed certificate for localhost."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def test_tls_and_unix_endpoints(tmp_path: Path) -> None:
+    """ssl: and unix: listen strings work: TLS echo to a verifying client, unix echo to nc -U."""
+    import ssl
+
+    key, cert = _self_signed(tmp_path)
+    sock = tmp_path / "echo.sock"
+    config = (
+        "udp_echo = []\n"
+        "[[echo]]\n"
+        'name = "tls-echo"\n'
+        'mode = "upper"\n'
+        f'listen = ["ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"]\n'
+        "[[echo]]\n"
+        'name = "unix-echo"\n'
+        f'listen = ["unix:{sock}"]\n'
+    )
+    running = run_daemon(tmp_path, config)
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        port = running.port("tls-echo")
+        with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(
+            raw, server_hostname="localhost"
+        ) as tls:
+            tls.sendall(b"secret\n")
+            assert tls.recv(100) == b"SECRET\n"
+        assert nc("-N", "-U", str(sock), data=b"over a unix socket\n") == (
+            b"over a unix socket\n"
+        )
+        running.wait_for_log(r"unix-echo: unix-client disconnected \(closed by client\)")
+    finally:
+        assert running.stop() == 0, running.log()
+        running.kill()

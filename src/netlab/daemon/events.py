@@ -106,9 +106,11 @@ def describe_address(address: Any) -> str:
     port = getattr(address, "port", None)
     if host is not None:
         return format_peer(host, port)
-    name = getattr(address, "name", None)
-    if name is not None:
-        return name.decode() if isinstance(name, bytes) else str(name)
+    if hasattr(address, "name"):
+        name = address.name
+        text = name.decode(errors="replace") if isinstance(name, bytes) else str(name or "")
+        # Unix-socket clients rarely bind a name of their own.
+        return text or "unix-client"
     return str(address)
 
 

@@ -241,7 +241,7 @@ class StreamFactory(ServerFactory):
         self.events.emit(
             DISCONNECTED, self.name, protocol.peer,
             reason=why,
-            duration=round(self.clock.seconds() - protocol.started, 3),
+            duration=f"{self.clock.seconds() - protocol.started:.3f}",
             bytes_in=protocol.bytes_in,
             bytes_out=protocol.bytes_out,
         )

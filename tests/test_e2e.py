@@ -25,6 +25,9 @@ CONFIG = """
 [log]
 level = "debug"
 
+[chat]
+enabled = false
+
 [[echo]]
 name = "echo"
 listen = ["tcp:0:interface=127.0.0.1"]
@@ -153,10 +156,15 @@ def test_signal_says_goodbye_and_exits_zero(tmp_path: Path, sig: int) -> None:
 
 
 def test_builtin_defaults_loopback_7007(tmp_path: Path) -> None:
-    """With no config the daemon serves TCP and UDP echo on 127.0.0.1:7007 only."""
+    """With no config: TCP and UDP echo on 127.0.0.1:7007 and the chat on 7070, loopback only."""
     running = run_daemon(tmp_path, None)
     try:
-        assert running.ports == {("echo", "tcp"): [7007], ("udp-echo", "udp"): [7007]}
+        assert running.ports == {
+            ("echo", "tcp"): [7007],
+            ("udp-echo", "udp"): [7007],
+            ("chat", "tcp"): [7070],
+        }
+        assert "listening on tcp 127.0.0.1:7070" in running.log()
         assert "listening on tcp 127.0.0.1:7007" in running.log()
         assert "listening on udp 127.0.0.1:7007" in running.log()
         with socket.create_connection(("127.0.0.1", 7007)) as s:
@@ -175,6 +183,7 @@ def test_port_taken_stops_daemon(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         config = tmp_path / "netlab.toml"
         config.write_text(
+            "[chat]\nenabled = false\n"
             "[[echo]]\n"
             f'listen = ["tcp:0:interface=127.0.0.1", "tcp:{port}:interface=127.0.0.1"]\n'
         )
@@ -213,6 +222,7 @@ def test_json_log_file(tmp_path: Path) -> None:
     config = tmp_path / "netlab.toml"
     config.write_text(
         "udp_echo = []\n"
+        "[chat]\nenabled = false\n"
         f'[log]\nformat = "json"\nfile = "{log_file}"\n'
         '[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
     )
@@ -294,6 +304,7 @@ def test_tls_and_unix_endpoints(tmp_path: Path) -> None:
     sock = tmp_path / "echo.sock"
     config = (
         "udp_echo = []\n"
+        "[chat]\nenabled = false\n"
         "[[echo]]\n"
         'name = "tls-echo"\n'
         'mode = "upper"\n'

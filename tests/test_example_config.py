@@ -25,6 +25,7 @@ SECTIONS: dict[type[Any], tuple[str, ...]] = {
     config.UdpEchoSettings: ("udp_echo",),
     config.FramedEchoSettings: ("framed_echo",),
     config.ClassicSettings: ("discard", "daytime", "time", "chargen", "qotd"),
+    config.ChatSettings: ("chat",),
 }
 
 

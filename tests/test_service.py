@@ -21,6 +21,7 @@ CONFIG = {
         {"listen": ["tcp:0:interface=127.0.0.1"], "enabled": False},
     ],
     "udp_echo": [{"listen": ["udp:0:interface=127.0.0.1"]}],
+    "chat": {"enabled": False},
 }
 
 

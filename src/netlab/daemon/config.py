@@ -29,6 +29,8 @@ STREAM_TYPES = ("tcp", "tcp6", "ssl", "tls", "unix", "systemd")
 DATAGRAM_TYPES = ("udp",)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+NICK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
+ROOM_NAME = re.compile(r"^#[A-Za-z0-9_.-]{1,16}$")
 
 
 class ConfigError(Exception):
@@ -138,6 +140,36 @@ class ClassicSettings(StreamSettings, DatagramGuardSettings):
     quotes: tuple[str, ...] = setting(())
 
 
+DEFAULT_RESERVED_NICKS = (
+    "server", "netlab", "admin", "administrator", "operator", "oper", "root",
+    "system", "sysop", "nickserv", "chanserv", "anonymous", "everyone",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatSettings(StreamSettings):
+    """The line chat: C{[chat]}."""
+
+    listen: tuple[str, ...] = setting((), endpoints="stream")
+    motd: str = setting("Welcome to the netlab chat. Type /help for the commands.")
+    default_room: str = setting("#lobby")
+    timezone: str = setting("UTC")
+    database: str = setting("netlab-chat.sqlite3")
+    history_lines: int = setting(20, lo=0, hi=1000)
+    max_line: int = setting(1024, lo=16, hi=65_536)
+    max_rooms: int = setting(100, lo=1, hi=100_000)
+    reserved_nicks: tuple[str, ...] = setting(DEFAULT_RESERVED_NICKS)
+    idle_timeout: float = setting(1800.0, lo=0, hi=86_400)
+    idle_warning: float = setting(60.0, lo=0, hi=86_400)
+    flood_lines: int = setting(5, lo=1, hi=10_000)
+    flood_seconds: float = setting(5.0, lo=0.1, hi=3600)
+    flood_mute: float = setting(60.0, lo=1, hi=86_400)
+    max_output: int = setting(262_144, lo=4096, hi=67_108_864)
+    oper_password_hash: str = setting("")
+    identify_attempts: int = setting(3, lo=1, hi=100)
+    identify_delay: float = setting(2.0, lo=0, hi=60)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole daemon's configuration."""
@@ -152,6 +184,9 @@ class Config:
     time: ClassicSettings = ClassicSettings(name="time")
     chargen: ClassicSettings = ClassicSettings(name="chargen")
     qotd: ClassicSettings = ClassicSettings(name="qotd")
+    chat: ChatSettings = ChatSettings(
+        name="chat", listen=(f"tcp:7070:interface={LOOPBACK}",)
+    )
 
     def classic(self) -> dict[str, ClassicSettings]:
         """The classic services by name."""
@@ -168,6 +203,7 @@ class Config:
 # the classic numbers (7 -> 7007, 13 -> 7013) so they are easy to remember.
 DEFAULT_LISTEN: dict[str, tuple[str, ...]] = {
     "echo": (f"tcp:7007:interface={LOOPBACK}",),
+    "chat": (f"tcp:7070:interface={LOOPBACK}",),
     "udp_echo": (f"udp:7007:interface={LOOPBACK}",),
     "framed_echo": (f"tcp:7008:interface={LOOPBACK}",),
     "discard": (f"tcp:7009:interface={LOOPBACK}", f"udp:7009:interface={LOOPBACK}"),
@@ -189,7 +225,7 @@ _LIST_SECTIONS: dict[str, type[StreamSettings] | type[UdpEchoSettings]] = {
     "udp_echo": UdpEchoSettings,
     "framed_echo": FramedEchoSettings,
 }
-_TABLE_SECTIONS = ("log", "discard", "daytime", "time", "chargen", "qotd")
+_TABLE_SECTIONS = ("log", "chat", "discard", "daytime", "time", "chargen", "qotd")
 
 
 # -- endpoint strings --------------------------------------------------------
@@ -487,6 +523,9 @@ def parse(
             values[section] = tuple(items)
         elif section == "log":
             values["log"] = loader.section(LogSettings, table, "log")
+        elif section == "chat":
+            chat = loader.section(ChatSettings, table, "chat")
+            values["chat"] = loader.named(chat, "chat", "chat", "chat")
         elif section in _TABLE_SECTIONS:
             item = loader.section(ClassicSettings, table, section)
             item = loader.named(item, section, section, section)
@@ -510,6 +549,7 @@ def _check_whole(config: Config, loader: _Loader) -> None:
         *((f"udp_echo][{i}", s) for i, s in enumerate(config.udp_echo)),
         *((f"framed_echo][{i}", s) for i, s in enumerate(config.framed_echo)),
         *config.classic().items(),
+        ("chat", config.chat),
     ]
     for where, settings in services:
         # A disabled service runs nothing, so its name cannot clash; a classic
@@ -528,7 +568,42 @@ def _check_whole(config: Config, loader: _Loader) -> None:
             text = getattr(echo, key)
             if "\n" in text or "\r" in text:
                 raise loader.fail(f"[echo][{i}].{key}", text, "must be a single line")
+    _check_chat(config.chat, loader)
     _check_log_file(config.log, loader)
+
+
+def _check_chat(chat: ChatSettings, loader: _Loader) -> None:
+    """The chat's values that need more than a range: names, zone, hash."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not ROOM_NAME.match(chat.default_room):
+        raise loader.fail(
+            "[chat].default_room", chat.default_room,
+            "must be # and 1 to 16 of letters, digits, _, - and .",
+        )
+    try:
+        ZoneInfo(chat.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise loader.fail("[chat].timezone", chat.timezone, "unknown time zone") from None
+    if any((ord(c) < 32 and c != "\n") or ord(c) == 127 for c in chat.motd):
+        raise loader.fail(
+            "[chat].motd", chat.motd, "must not contain control characters (newlines are fine)"
+        )
+    if chat.oper_password_hash:
+        from netlab.daemon.passwords import hash_problem
+
+        problem = hash_problem(chat.oper_password_hash)
+        if problem:
+            raise loader.fail("[chat].oper_password_hash", chat.oper_password_hash, problem)
+    for nick in chat.reserved_nicks:
+        if not NICK_NAME.match(nick):
+            raise loader.fail(
+                "[chat].reserved_nicks", list(chat.reserved_nicks), f"{nick!r} is not a nick"
+            )
+    if chat.idle_timeout and chat.idle_warning >= chat.idle_timeout:
+        raise loader.fail(
+            "[chat].idle_warning", chat.idle_warning, "must be less than idle_timeout"
+        )
 
 
 def _check_log_file(log: LogSettings, loader: _Loader) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from twisted.application.service import Service
@@ -40,6 +40,7 @@ DAEMON_START = "daemon_start"
 LISTENING = "listening"
 CANNOT_LISTEN = "cannot_listen"
 READY = "ready"
+CHAT = "chat"
 CONNECTED = "connected"
 RECEIVED = "received"
 SENT = "sent"
@@ -55,6 +56,7 @@ FORMATS: dict[str, str] = {
     LISTENING: "{service}: listening on {address}",
     CANNOT_LISTEN: "{service}: cannot listen on {description}: {error}",
     READY: "netlab ready: {count} listeners",
+    CHAT: "{service}: {nick} ({peer}) {what}",
     CONNECTED: "{service}: {peer} connected ({open} open)",
     RECEIVED: "{service}: received {nbytes} bytes from {peer}{sample}",
     SENT: "{service}: sent {nbytes} bytes to {peer}{sample}",
@@ -83,10 +85,14 @@ class ServiceCounters:
     refused: int = 0
     dropped: int = 0
     errors: int = 0
+    # Counts of a service's own (chat joins, messages, kicks...), by name.
+    extra: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, int]:
-        """A plain copy, for reports."""
-        return asdict(self)
+        """A plain, flat copy, for reports: C{extra} counts come in as they are."""
+        values = asdict(self)
+        values.update(values.pop("extra"))
+        return values
 
 
 def format_peer(host: str | None, port: int | None = None) -> str:

@@ -5,6 +5,7 @@ service per endpoint string of every enabled service in the config.
 
 from __future__ import annotations
 
+from functools import partial
 from signal import SIGINT, SIGTERM
 from typing import Any, NoReturn
 
@@ -18,8 +19,12 @@ from netlab.daemon.config import Config, endpoint_kind
 from netlab.daemon.events import CANNOT_LISTEN, DAEMON_START, DAEMON_STOP, READY, EventLog
 from netlab.daemon.limits import DatagramGuard
 from netlab.daemon.listen import DatagramListener, bound_port, listener
+from netlab.daemon.passwords import hash_later, verify_later
 from netlab.protocols import classic
 from netlab.protocols.base import StreamFactory
+from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.chat.line import ChatFactory
+from netlab.protocols.chat.store import ChatStore, ChatStoreError
 from netlab.protocols.echo import EchoFactory
 from netlab.protocols.framed import FramedEchoFactory
 from netlab.protocols.udp import GuardedDatagramProtocol, UdpEcho
@@ -42,6 +47,8 @@ class NetlabService(MultiService):
         self.events.setServiceParent(self)
         self.factories: list[StreamFactory] = []
         self.udp_ports: set[int] = set()
+        self.chat_store: ChatStore | None = None
+        self.chat_hub: ChatHub | None = None
         self.listeners: list[Service] = []
         self._build()
 
@@ -77,6 +84,15 @@ class NetlabService(MultiService):
         for framed in config.framed_echo:
             if framed.enabled:
                 self._stream(FramedEchoFactory(framed, events, reactor), framed.listen)
+        chat = config.chat
+        if chat.enabled:
+            self.chat_store = ChatStore(chat.database, chat.history_lines, reactor)
+            self.chat_hub = ChatHub(
+                chat, events, reactor, self.chat_store,
+                verify=partial(verify_later, reactor),
+                make_hash=partial(hash_later, reactor),
+            )
+            self._stream(ChatFactory(chat, events, reactor, self.chat_hub), chat.listen)
         for kind, settings in config.classic().items():
             if not settings.enabled:
                 continue
@@ -102,6 +118,15 @@ class NetlabService(MultiService):
         self.events.privilegedStartService()
         self.events.emit(DAEMON_START, "netlab", version=__version__, config=self.config.source)
         Service.privilegedStartService(self)
+        if self.chat_store is not None:
+            try:
+                self.chat_store.open()
+            except ChatStoreError as e:
+                self.events.emit(
+                    CANNOT_LISTEN, self.config.chat.name, None, LogLevel.critical,
+                    description=f"database {self.config.chat.database}", error=str(e),
+                )
+                raise SystemExit(1) from None
         for listener_service in self.listeners:
             try:
                 listener_service.privilegedStartService()
@@ -150,6 +175,14 @@ class NetlabService(MultiService):
         d.addCallback(lambda _: DeferredList(
             [f.shutdown("server shutdown") for f in self.factories], consumeErrors=True
         ))
+
+        def closed(_: object) -> object:
+            # History is flushed once every user has been told and closed.
+            if self.chat_store is not None:
+                return self.chat_store.close()
+            return None
+
+        d.addCallback(closed)
 
         def stopped(_: object) -> None:
             self.events.emit(DAEMON_STOP, "netlab")

@@ -1,0 +1,413 @@
+"""
+The chat's slash commands.  Each is a L{Command} with its usage and help
+text, so C{/help} documents exactly what exists; an unknown command or a bad
+argument gets one line back and is never broadcast.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.logger import LogLevel
+
+from netlab.daemon.config import ROOM_NAME
+
+if TYPE_CHECKING:
+    from netlab.protocols.chat.hub import ChatHub, Session
+
+Handler = Callable[["ChatHub", "Session", str], None]
+
+DEFAULT_MUTE_MINUTES = 10.0
+DEFAULT_BAN_MINUTES = 60.0
+MAX_MINUTES = 7 * 24 * 60.0
+
+
+@dataclass(frozen=True)
+class Command:
+    """One slash command: its usage line, its help, and who may use it."""
+
+    name: str
+    usage: str
+    help: str
+    handler: Handler
+    oper: bool = False
+
+    def run(self, hub: ChatHub, session: Session, args: str) -> None:
+        if self.oper and not session.oper:
+            session.tell(f"/{self.name} is for operators only (see /oper).")
+            hub.event("refused_command", session, LogLevel.warn, detail=f"/{self.name}")
+            return
+        self.handler(hub, session, args)
+
+
+def _usage(session: Session, name: str) -> None:
+    session.tell(f"Usage: {COMMANDS[name].usage}")
+
+
+def _minutes(text: str, default: float) -> float | None:
+    """Minutes from an argument, or C{None} if it is not a sensible number."""
+    if not text:
+        return default
+    try:
+        minutes = float(text)
+    except ValueError:
+        return None
+    return minutes if 0 < minutes <= MAX_MINUTES else None
+
+
+# -- everyone ----------------------------------------------------------------
+
+
+def help_(hub: ChatHub, session: Session, args: str) -> None:
+    wanted = args.lstrip("/").lower()
+    if wanted:
+        command = COMMANDS.get(wanted)
+        if command is None:
+            session.tell(f"No command /{wanted}. Type /help for the list.")
+        else:
+            session.tell(f"{command.usage}  {command.help}")
+        return
+    session.tell("Commands (lines not starting with / are said to your room; // sends a /):")
+    for command in COMMANDS.values():
+        if command.oper and not session.oper:
+            continue
+        session.tell(f"  {command.usage:<28} {command.help}")
+    if not session.oper:
+        session.tell("  Operators have more: /kick /mute /ban /unban /wall.")
+
+
+def nick(hub: ChatHub, session: Session, args: str) -> None:
+    new, _, password = args.partition(" ")
+    if not new:
+        _usage(session, "nick")
+        return
+    if new == session.name:
+        session.tell(f"You are already {new}.")
+        return
+    if hub.muted(session):
+        return
+    problem = hub.nick_problem(new, session)
+    if problem:
+        session.tell(problem)
+        return
+    stored = hub.store.registered(new) if hub.store is not None else None
+    if stored is None or (new.lower() == session.name.lower() and session.identified):
+        hub.rename(session, new)
+        return
+    if not password:
+        session.tell(f"The nick {new} is registered. Use /nick {new} PASSWORD.")
+        return
+
+    def checked(ok: bool) -> None:
+        if session.state != "chatting":
+            return
+        if not ok:
+            hub.wrong_password(session)
+        elif hub.nick_problem(new, session) is None:
+            hub.rename(session, new)
+            session.identified = True
+
+    hub.verify(password.strip(), stored).addCallback(checked)
+
+
+def who(hub: ChatHub, session: Session, args: str) -> None:
+    room = session.room
+    if room is None:
+        return
+    names = [m.name + (" (op)" if m.oper else "") for m in room.members]
+    session.tell(f"In {room.name} ({len(names)}): {', '.join(names)}")
+
+
+def rooms(hub: ChatHub, session: Session, args: str) -> None:
+    listing = ", ".join(f"{r.name} ({len(r.members)})" for r in hub.rooms.values())
+    session.tell(f"Rooms: {listing}")
+
+
+def join(hub: ChatHub, session: Session, args: str) -> None:
+    name = args.split(" ", 1)[0]
+    if not name:
+        _usage(session, "join")
+        return
+    if not name.startswith("#"):
+        name = "#" + name
+    if not ROOM_NAME.match(name):
+        session.tell("A room name is # and 1 to 16 letters, digits, _, - or .")
+        return
+    if name.lower() not in hub.rooms and len(hub.rooms) >= hub.settings.max_rooms:
+        session.tell(f"There are already {hub.settings.max_rooms} rooms; join one of them.")
+        return
+    hub.join(session, hub.room(name))
+
+
+def part(hub: ChatHub, session: Session, args: str) -> None:
+    default = hub.room(hub.settings.default_room)
+    if session.room is default:
+        session.tell(f"You are in {default.name}, the default room; /quit leaves the chat.")
+        return
+    hub.join(session, default)
+
+
+def msg(hub: ChatHub, session: Session, args: str) -> None:
+    target_nick, _, text = args.partition(" ")
+    text = text.strip()
+    if not target_nick or not text:
+        _usage(session, "msg")
+        return
+    if hub.muted(session):
+        return
+    target = hub.find(target_nick)
+    if target is None:
+        session.tell(f"No user {target_nick} here.")
+        return
+    target.tell(f"[{hub.stamp()}] *{session.name}* {text}")
+    session.tell(f"-> *{target.name}* {text}")
+    hub.count("private_messages")
+    # Never the text: private messages stay private, in the log too.
+    hub.event("private_message", session, LogLevel.debug, detail=f"to {target.name}")
+
+
+def me(hub: ChatHub, session: Session, args: str) -> None:
+    if not args:
+        _usage(session, "me")
+        return
+    if hub.muted(session) or session.room is None:
+        return
+    hub.to_room(session.room, f"[{hub.stamp()}] * {session.name} {args}", but=session)
+    hub.record(session, args, action=True)
+    hub.count("messages")
+    hub.event("action", session, LogLevel.debug, room=session.room.name, detail=args)
+
+
+def topic(hub: ChatHub, session: Session, args: str) -> None:
+    room = session.room
+    if room is None:
+        return
+    if not args:
+        session.tell(f"Topic of {room.name}: {room.topic}" if room.topic else
+                     f"{room.name} has no topic.")
+        return
+    if hub.muted(session):
+        return
+    room.topic = args[:200]
+    hub.to_room(room, f"* {session.name} set the topic of {room.name}: {room.topic}")
+    hub.event("topic", session, room=room.name, detail=room.topic)
+
+
+def quit_(hub: ChatHub, session: Session, args: str) -> None:
+    reason = f"quit: {args[:100]}" if args else "quit"
+    session.tell("Bye.")
+    hub.close(session, reason)
+
+
+def oper(hub: ChatHub, session: Session, args: str) -> None:
+    if not args:
+        _usage(session, "oper")
+        return
+    if session.oper:
+        session.tell("You are already an operator.")
+        return
+    stored = hub.settings.oper_password_hash
+    if not stored:
+        session.tell("This chat has no operator password configured.")
+        return
+
+    def checked(ok: bool) -> None:
+        if session.state != "chatting":
+            return
+        if ok:
+            session.oper = True
+            session.tell("You are now an operator. /help lists your commands.")
+            hub.count("opers")
+            hub.event("oper", session)
+        else:
+            hub.wrong_password(session)
+
+    hub.verify(args, stored).addCallback(checked)
+
+
+def register(hub: ChatHub, session: Session, args: str) -> None:
+    if hub.store is None:
+        session.tell("Nick registration is not available here.")
+        return
+    if not args:
+        _usage(session, "register")
+        return
+    if len(args) < 4:
+        session.tell("Use a password of at least 4 characters.")
+        return
+    if hub.store.registered(session.name) is not None and not session.identified:
+        session.tell(f"The nick {session.name} is already registered; /identify first.")
+        return
+    nick_now = session.name
+
+    def hashed(encoded: str) -> None:
+        if session.state != "chatting" or session.name != nick_now or hub.store is None:
+            return
+        hub.store.register(nick_now, encoded)
+        session.identified = True
+        session.tell(f"The nick {nick_now} is now registered. Keep the password safe.")
+        hub.count("registrations")
+        hub.event("register", session)
+
+    hub.make_hash(args).addCallback(hashed)
+
+
+def identify(hub: ChatHub, session: Session, args: str) -> None:
+    stored = hub.store.registered(session.name) if hub.store is not None else None
+    if stored is None:
+        session.tell(f"The nick {session.name} is not registered.")
+        return
+    if session.identified:
+        session.tell("You are already identified.")
+        return
+    if not args:
+        _usage(session, "identify")
+        return
+
+    def checked(ok: bool) -> None:
+        if session.state != "chatting":
+            return
+        if ok:
+            session.identified = True
+            session.tell(f"You are identified as {session.name}.")
+            hub.event("identified", session)
+        else:
+            hub.wrong_password(session)
+
+    hub.verify(args, stored).addCallback(checked)
+
+
+def unregister(hub: ChatHub, session: Session, args: str) -> None:
+    if hub.store is None or hub.store.registered(session.name) is None:
+        session.tell(f"The nick {session.name} is not registered.")
+        return
+    if not session.identified:
+        session.tell("Identify first (/identify PASSWORD).")
+        return
+    hub.store.unregister(session.name)
+    session.tell(f"The nick {session.name} is no longer registered.")
+    hub.event("unregister", session)
+
+
+# -- operators -----------------------------------------------------------------
+
+
+def _target(hub: ChatHub, session: Session, nick_: str) -> Session | None:
+    target = hub.find(nick_)
+    if target is None:
+        session.tell(f"No user {nick_} here.")
+    return target
+
+
+def kick(hub: ChatHub, session: Session, args: str) -> None:
+    nick_, _, reason = args.partition(" ")
+    if not nick_:
+        _usage(session, "kick")
+        return
+    target = _target(hub, session, nick_)
+    if target is None:
+        return
+    why = f"kicked by {session.name}" + (f": {reason.strip()[:100]}" if reason.strip() else "")
+    target.tell(f"* You were {why}")
+    hub.count("kicks")
+    hub.event("kick", session, detail=f"{target.name} ({why})")
+    hub.close(target, why)
+
+
+def mute(hub: ChatHub, session: Session, args: str) -> None:
+    nick_, _, when = args.partition(" ")
+    minutes = _minutes(when.strip(), DEFAULT_MUTE_MINUTES)
+    if not nick_ or minutes is None:
+        _usage(session, "mute")
+        return
+    target = _target(hub, session, nick_)
+    if target is None:
+        return
+    target.muted_until = hub.clock.seconds() + minutes * 60
+    target.tell(f"* You were muted by {session.name} for {minutes:g} minutes.")
+    if target.room is not None:
+        hub.to_room(
+            target.room, f"* {target.name} was muted by {session.name} for {minutes:g} minutes",
+            but=target,
+        )
+    hub.count("mutes")
+    hub.event("mute", session, detail=f"{target.name} for {minutes:g} minutes")
+
+
+def ban(hub: ChatHub, session: Session, args: str) -> None:
+    from netlab.protocols.chat.hub import Ban
+
+    what, _, when = args.partition(" ")
+    minutes = _minutes(when.strip(), DEFAULT_BAN_MINUTES)
+    if not what or minutes is None:
+        _usage(session, "ban")
+        return
+    target = hub.find(what)
+    try:
+        host = target.client.peer_host if target is not None else what
+        network = ipaddress.ip_network(host, strict=False)
+    except ValueError:
+        session.tell(f"No user {what} here, and it is not an address or network.")
+        return
+    until = hub.clock.seconds() + minutes * 60
+    hub.bans.append(Ban(network, until, session.name))
+    hub.count("bans")
+    hub.event("ban", session, detail=f"{network} for {minutes:g} minutes")
+    session.tell(f"Banned {network} until {hub.until(until)}.")
+    for other in list(hub.sessions):
+        if other is not session and hub.banned(other.client.peer_host) is not None:
+            other.tell(f"* You were banned by {session.name}.")
+            hub.close(other, f"banned by {session.name}")
+
+
+def unban(hub: ChatHub, session: Session, args: str) -> None:
+    try:
+        network = ipaddress.ip_network(args, strict=False)
+    except ValueError:
+        _usage(session, "unban")
+        return
+    before = len(hub.bans)
+    hub.bans = [b for b in hub.bans if b.network != network]
+    if len(hub.bans) == before:
+        session.tell(f"{network} is not banned.")
+        return
+    session.tell(f"Unbanned {network}.")
+    hub.event("unban", session, detail=str(network))
+
+
+def wall(hub: ChatHub, session: Session, args: str) -> None:
+    if not args:
+        _usage(session, "wall")
+        return
+    hub.to_everyone(f"*** Notice from {session.name}: {args}")
+    hub.count("walls")
+    hub.event("wall", session, detail=args)
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("help", "/help [COMMAND]", "list the commands, or explain one", help_),
+        Command("nick", "/nick NEW [PASSWORD]", "change your nick", nick),
+        Command("who", "/who", "who is in your room", who),
+        Command("rooms", "/rooms", "the rooms and how many are in each", rooms),
+        Command("join", "/join #ROOM", "go to a room (made on first join)", join),
+        Command("part", "/part", "leave your room for the default room", part),
+        Command("msg", "/msg NICK TEXT", "a private message to one user", msg),
+        Command("me", "/me ACTION", "say what you are doing: * nick ACTION", me),
+        Command("topic", "/topic [TEXT]", "show or set the room's topic", topic),
+        Command("quit", "/quit [REASON]", "leave the chat", quit_),
+        Command("register", "/register PASSWORD", "protect your nick with a password", register),
+        Command("identify", "/identify PASSWORD", "prove a registered nick is yours", identify),
+        Command("unregister", "/unregister", "remove your nick's password", unregister),
+        Command("oper", "/oper PASSWORD", "become an operator", oper),
+        Command("kick", "/kick NICK [REASON]", "disconnect a user", kick, oper=True),
+        Command("mute", "/mute NICK [MINUTES]", "silence a user (default 10)", mute, oper=True),
+        Command("ban", "/ban NICK|CIDR [MINUTES]", "ban an address (default 60)", ban, oper=True),
+        Command("unban", "/unban CIDR", "lift a ban", unban, oper=True),
+        Command("wall", "/wall TEXT", "a notice to every user in every room", wall, oper=True),
+    )
+}

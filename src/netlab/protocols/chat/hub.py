@@ -1,0 +1,475 @@
+"""
+The chat itself, with no transport code: rooms, members, nicks, history,
+operators, bans, mutes and flood control.
+
+A front-end (the telnet/netcat protocol here, a WebSocket later) hands the
+hub a L{Client} per connection and gets back a L{Session}; it then passes
+each line the user typed to L{Session.line} and tells the hub when the
+connection is gone.  Everything the user should see comes back through
+L{Client.send_line}, already sanitised, one line at a time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import LogLevel
+
+from netlab.daemon.config import NICK_NAME, ChatSettings
+from netlab.daemon.events import CHAT, EventLog
+from netlab.protocols.chat.commands import COMMANDS
+from netlab.protocols.chat.store import ChatStore, HistoryLine
+from netlab.protocols.chat.text import clean
+
+IP = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# What a session is waiting for from its user.
+NICK, PASSWORD, CHECKING, CHATTING, CLOSING, CLOSED = (
+    "nick", "password", "checking", "chatting", "closing", "closed",
+)
+
+
+class Client(Protocol):
+    """What the hub needs from a front-end connection."""
+
+    peer_host: str
+    peer: str
+
+    def send_line(self, text: str) -> None:
+        """Show the user one line of text."""
+
+    def end(self, reason: str) -> None:
+        """Close the connection (after what was sent so far), for C{reason}."""
+
+
+@dataclass
+class Room:
+    """A room: its members, in join order, and its topic."""
+
+    name: str
+    members: dict[Session, None] = field(default_factory=dict)
+    topic: str = ""
+
+
+@dataclass
+class Ban:
+    """A banned network, until a time."""
+
+    network: IP
+    until: float
+    by: str
+
+
+class Session:
+    """One user's connection to the hub, and everything the hub knows of it."""
+
+    def __init__(self, hub: ChatHub, client: Client) -> None:
+        self.hub = hub
+        self.client = client
+        self.state = NICK
+        self.nick: str | None = None
+        self.pending_nick: str | None = None
+        self.room: Room | None = None
+        self.oper = False
+        self.identified = False
+        self.wrong_passwords = 0
+        self.muted_until = 0.0
+        self.tokens = float(hub.settings.flood_lines)
+        self.tokens_at = hub.clock.seconds()
+        self.flood_warned = False
+
+    def __repr__(self) -> str:
+        return f"<Session {self.nick or '?'} from {self.client.peer}>"
+
+    @property
+    def name(self) -> str:
+        """How the user shows up in messages."""
+        return self.nick or "?"
+
+    def tell(self, text: str) -> None:
+        """Send this user one line."""
+        if self.state != CLOSED:
+            self.client.send_line(text)
+
+    def line(self, text: str) -> None:
+        """The user typed C{text} (decoded, without its line ending)."""
+        self.hub.handle_line(self, clean(text).strip())
+
+    def lost(self, reason: str) -> None:
+        """The connection is gone, for C{reason}."""
+        self.hub.remove(self, reason)
+
+
+class ChatHub:
+    """
+    All rooms and sessions of one chat, shared by every front-end.
+
+    @param verify: checks a password against a stored hash, off the event
+        loop (L{netlab.daemon.passwords.verify_later}).
+    @param make_hash: hashes a new password, off the event loop.
+    """
+
+    def __init__(
+        self,
+        settings: ChatSettings,
+        events: EventLog,
+        clock: IReactorTime,
+        store: ChatStore | None,
+        verify: Callable[[str, str], Deferred[bool]],
+        make_hash: Callable[[str], Deferred[str]],
+    ) -> None:
+        self.settings = settings
+        self.events = events
+        self.clock = clock
+        self.store = store
+        self.verify = verify
+        self.make_hash = make_hash
+        self.name = settings.name
+        self.counters = events.counters_for(self.name)
+        self.zone = ZoneInfo(settings.timezone)
+        self.reserved = {n.lower() for n in settings.reserved_nicks}
+        self.sessions: dict[Session, None] = {}
+        self.nicks: dict[str, Session] = {}
+        self.rooms: dict[str, Room] = {}
+        self.bans: list[Ban] = []
+        self.commands = COMMANDS
+        self.shutting_down = False
+        self.room(settings.default_room)
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    def count(self, what: str, amount: int = 1) -> None:
+        """Bump one of the chat's own counters (joins, messages, kicks...)."""
+        extra = self.counters.extra
+        extra[what] = extra.get(what, 0) + amount
+
+    def event(
+        self, action: str, session: Session | None, level: LogLevel = LogLevel.info,
+        **fields: Any,
+    ) -> None:
+        """Log a chat event; never pass the text of a private message."""
+        if not self.events.enabled(level):
+            return
+        what = action
+        if fields.get("room"):
+            what += f" {fields['room']}"
+        if fields.get("detail"):
+            what += f": {fields['detail']}"
+        self.events.emit(
+            CHAT, self.name, session.client.peer if session else None, level,
+            action=action, nick=session.name if session else "-", what=what, **fields,
+        )
+
+    def stamp(self) -> str:
+        """C{HH:MM} now, in the configured zone."""
+        return datetime.fromtimestamp(self.clock.seconds(), self.zone).strftime("%H:%M")
+
+    def room(self, name: str) -> Room:
+        """The room called C{name}, created if new."""
+        key = name.lower()
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(name)
+        return room
+
+    def find(self, nick: str) -> Session | None:
+        """The chatting session with this nick (any case), if any."""
+        session = self.nicks.get(nick.lower())
+        return session if session is not None and session.state == CHATTING else None
+
+    def to_room(self, room: Room, text: str, *, but: Session | None = None) -> None:
+        """One line to everyone in C{room}, except C{but}."""
+        for member in list(room.members):
+            if member is not but:
+                member.tell(text)
+
+    def to_everyone(self, text: str) -> None:
+        for session in list(self.sessions):
+            if session.state == CHATTING:
+                session.tell(text)
+
+    # -- connecting ----------------------------------------------------------
+
+    def connect(self, client: Client) -> Session:
+        """A new connection: check bans, greet it, ask for a nick."""
+        session = Session(self, client)
+        self.sessions[session] = None
+        ban = self.banned(client.peer_host)
+        if ban is not None:
+            self.count("refused_banned")
+            self.event("refused", session, LogLevel.warn, detail="banned address")
+            session.tell(f"ERROR You are banned from this chat until {self.until(ban.until)}.")
+            self.close(session, "banned")
+            return session
+        for line in self.settings.motd.splitlines() or [""]:
+            session.tell(clean(line))
+        session.tell("Choose a nick (1-16 letters, digits, _ - .):")
+        return session
+
+    def until(self, when: float) -> str:
+        moment = datetime.fromtimestamp(when, self.zone)
+        return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
+
+    def banned(self, host: str) -> Ban | None:
+        """The ban that covers C{host} now, if any (expired bans are forgotten)."""
+        now = self.clock.seconds()
+        self.bans = [b for b in self.bans if b.until > now]
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        for ban in self.bans:
+            if address.version == ban.network.version and address in ban.network:
+                return ban
+        return None
+
+    def nick_problem(self, nick: str, session: Session) -> str | None:
+        """Why C{session} may not take C{nick}, or C{None}."""
+        if not NICK_NAME.match(nick):
+            return "A nick is 1 to 16 letters, digits, _, - or ."
+        if nick.lower() in self.reserved:
+            return f"The nick {nick} is reserved."
+        holder = self.nicks.get(nick.lower())
+        if holder is not None and holder is not session:
+            return f"The nick {nick} is taken."
+        return None
+
+    # -- lines -----------------------------------------------------------------
+
+    def handle_line(self, session: Session, text: str) -> None:
+        if session.state == NICK:
+            self.choose_nick(session, text)
+        elif session.state == PASSWORD:
+            self.check_nick_password(session, text)
+        elif session.state != CHATTING or not text or not self.take_token(session):
+            return
+        elif text.startswith("/") and not text.startswith("//"):
+            self.command(session, text[1:])
+        else:
+            self.say(session, text[1:] if text.startswith("//") else text)
+
+    def take_token(self, session: Session) -> bool:
+        """
+        Flood control: a token bucket of C{flood_lines} per C{flood_seconds}.
+        The first line over it is dropped with a warning; flooding on after
+        the warning mutes the user.
+        """
+        settings = self.settings
+        now = self.clock.seconds()
+        rate = settings.flood_lines / settings.flood_seconds
+        session.tokens = min(
+            float(settings.flood_lines), session.tokens + (now - session.tokens_at) * rate
+        )
+        session.tokens_at = now
+        if session.tokens >= 1.0:
+            session.tokens -= 1.0
+            if session.tokens >= settings.flood_lines - 1:
+                session.flood_warned = False
+            return True
+        self.count("flood_drops")
+        self.counters.dropped += 1
+        if not session.flood_warned:
+            session.flood_warned = True
+            session.tell(
+                f"Slow down: at most {settings.flood_lines} lines per "
+                f"{settings.flood_seconds:g} seconds. That line was dropped."
+            )
+            self.event("flood_warning", session, LogLevel.warn)
+        elif session.muted_until <= now:
+            session.muted_until = now + settings.flood_mute
+            session.tell(f"You are muted for {settings.flood_mute:g} seconds for flooding.")
+            self.count("flood_mutes")
+            self.event("flood_mute", session, LogLevel.warn)
+        return False
+
+    def muted(self, session: Session) -> bool:
+        """Tell a muted user so, and whether they are."""
+        left = session.muted_until - self.clock.seconds()
+        if left > 0:
+            session.tell(f"You are muted for {left:.0f} more seconds.")
+            return True
+        return False
+
+    def say(self, session: Session, text: str) -> None:
+        """A message from C{session} to its room."""
+        if self.muted(session) or session.room is None:
+            return
+        self.to_room(session.room, f"[{self.stamp()}] <{session.name}> {text}", but=session)
+        self.record(session, text)
+        self.count("messages")
+        self.event("message", session, LogLevel.debug, room=session.room.name, detail=text)
+
+    def record(self, session: Session, text: str, action: bool = False) -> None:
+        if self.store is not None and session.room is not None:
+            self.store.append(
+                HistoryLine(session.room.name, self.clock.seconds(), session.name, text, action)
+            )
+
+    def command(self, session: Session, text: str) -> None:
+        name, _, rest = text.partition(" ")
+        handler = self.commands.get(name.lower())
+        self.count("commands")
+        if handler is None:
+            session.tell(f"Unknown command /{name}. Type /help for the list.")
+            self.event("unknown_command", session, LogLevel.debug)
+            return
+        self.event("command", session, LogLevel.debug, detail=f"/{name.lower()}")
+        handler.run(self, session, rest.strip())
+
+    # -- nicks -----------------------------------------------------------------
+
+    def choose_nick(self, session: Session, nick: str) -> None:
+        problem = self.nick_problem(nick, session)
+        if problem:
+            session.tell(problem)
+            session.tell("Choose a nick:")
+            return
+        self.claim(session, nick)
+        if self.store is not None and self.store.registered(nick) is not None:
+            session.state = PASSWORD
+            session.tell(f"The nick {nick} is registered. Password:")
+            return
+        self.enter(session)
+
+    def claim(self, session: Session, nick: str) -> None:
+        """Reserve C{nick} for C{session} (dropping its old one)."""
+        if session.nick is not None and self.nicks.get(session.nick.lower()) is session:
+            del self.nicks[session.nick.lower()]
+        session.nick = nick
+        self.nicks[nick.lower()] = session
+
+    def check_nick_password(self, session: Session, password: str) -> None:
+        """The answer to "Password:" for a registered nick."""
+        stored = self.store.registered(session.name) if self.store else None
+        if stored is None:
+            self.enter(session)
+            return
+        session.state = CHECKING
+
+        def checked(ok: bool) -> None:
+            if session.state != CHECKING:
+                return
+            if ok:
+                session.identified = True
+                self.event("identified", session)
+                self.enter(session)
+            elif self.wrong_password(session):
+                session.state = PASSWORD
+                session.tell("Password:")
+
+        self.verify(password, stored).addCallback(checked)
+
+    def wrong_password(self, session: Session) -> bool:
+        """
+        Count a wrong password; after C{identify_attempts} of them, close the
+        connection after a short delay.  Whether the user may try again.
+        """
+        session.wrong_passwords += 1
+        self.count("wrong_passwords")
+        self.event("wrong_password", session, LogLevel.warn)
+        left = self.settings.identify_attempts - session.wrong_passwords
+        if left > 0:
+            session.tell(f"Wrong password. {left} {'try' if left == 1 else 'tries'} left.")
+            return True
+        session.tell("Wrong password. Too many wrong passwords: goodbye.")
+        session.state = CLOSING
+        self.clock.callLater(self.settings.identify_delay, self.close, session, "wrong passwords")
+        return False
+
+    def enter(self, session: Session) -> None:
+        """A session with a nick starts chatting in the default room."""
+        session.state = CHATTING
+        session.tell(f"Hello {session.name}! Type /help for the commands.")
+        self.count("users")
+        self.event("nick", session)
+        self.join(session, self.room(self.settings.default_room))
+
+    def rename(self, session: Session, nick: str) -> None:
+        old = session.name
+        self.claim(session, nick)
+        session.identified = False
+        session.tell(f"You are now known as {nick}.")
+        if session.room is not None:
+            self.to_room(session.room, f"* {old} is now known as {nick}", but=session)
+        self.event("nick_change", session, detail=f"{old} -> {nick}")
+
+    # -- rooms -----------------------------------------------------------------
+
+    def join(self, session: Session, room: Room) -> None:
+        if session.room is room:
+            session.tell(f"You are already in {room.name}.")
+            return
+        if session.room is not None:
+            self.leave(session, "left")
+        room.members[session] = None
+        session.room = room
+        self.count("joins")
+        self.event("join", session, room=room.name)
+        self.to_room(room, f"* {session.name} has joined {room.name}", but=session)
+        session.tell(f"* You are now in {room.name} ({len(room.members)} here).")
+        if room.topic:
+            session.tell(f"* Topic: {room.topic}")
+        if self.store is not None:
+            for line in self.store.recent(room.name):
+                stamp = datetime.fromtimestamp(line.time, self.zone).strftime("%H:%M")
+                if line.action:
+                    session.tell(f"[{stamp}] * {line.nick} {line.text}")
+                else:
+                    session.tell(f"[{stamp}] <{line.nick}> {line.text}")
+
+    def leave(self, session: Session, how: str) -> None:
+        """Take C{session} out of its room, telling the others C{how} it went."""
+        room = session.room
+        if room is None:
+            return
+        session.room = None
+        room.members.pop(session, None)
+        self.count("parts")
+        self.event("part", session, room=room.name, detail=how)
+        if how == "left":
+            self.to_room(room, f"* {session.name} has left {room.name}")
+        if not room.members and room.name.lower() != self.settings.default_room.lower():
+            del self.rooms[room.name.lower()]
+
+    # -- leaving -----------------------------------------------------------------
+
+    def close(self, session: Session, reason: str) -> None:
+        """End C{session}'s connection for C{reason} (the quit is announced on loss)."""
+        if session.state == CLOSED:
+            return
+        session.client.end(reason)
+
+    def remove(self, session: Session, reason: str) -> None:
+        """C{session}'s connection is gone: announce the quit, forget it."""
+        if session.state == CLOSED:
+            return
+        chatting = session.state == CHATTING
+        session.state = CLOSED
+        self.sessions.pop(session, None)
+        room = session.room
+        if room is not None:
+            self.leave(session, reason)
+            if chatting:
+                self.to_room(room, f"* {session.name} has quit ({reason})")
+        if session.nick is not None and self.nicks.get(session.nick.lower()) is session:
+            del self.nicks[session.nick.lower()]
+        self.event("quit", session, detail=reason)
+
+    def shutdown(self) -> None:
+        """The daemon is stopping: tell everyone, then close every connection."""
+        self.shutting_down = True
+        for session in list(self.sessions):
+            session.tell("* server shutting down")
+            self.close(session, "server shutdown")
+
+
+__all__ = ["CHATTING", "ChatHub", "Client", "Room", "Session"]

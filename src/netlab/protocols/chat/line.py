@@ -1,0 +1,156 @@
+"""
+The chat's telnet/netcat front-end: bytes to sanitised lines for the
+L{ChatHub}, and the hub's lines back out with C{\\r\\n}.
+
+Output is watched through the producer interface: while the transport says
+its buffer is full, every byte written on top is counted, and a client whose
+unsent output passes C{max_output} is dropped, so one reader that stopped
+reading cannot hold the server's memory or slow everyone else.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.logger import LogLevel
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netlab.daemon.config import ChatSettings
+from netlab.daemon.events import EventLog
+from netlab.protocols.base import StreamFactory, StreamProtocol
+from netlab.protocols.chat.hub import ChatHub, Session
+from netlab.protocols.chat.text import decode
+from netlab.protocols.lines import LineSplitter, TelnetFilter
+
+
+@implementer(IPushProducer)
+class ChatLine(StreamProtocol):
+    """One telnet or netcat user of the chat."""
+
+    factory: ChatFactory
+    # Input is paced by flood control; the producer slot watches output.
+    self_producer = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        settings = self.factory.settings
+        self.telnet = TelnetFilter()
+        self.lines = LineSplitter(settings.max_line)
+        self.output_paused = False
+        self.unsent_over_buffer = 0
+        self.idle_warned = False
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self._arm_idle()
+        self.session: Session = self.factory.hub.connect(self)
+
+    # -- IPushProducer: the transport tells us when its buffer is full -------
+
+    def pauseProducing(self) -> None:
+        self.output_paused = True
+
+    def resumeProducing(self) -> None:
+        self.output_paused = False
+        self.unsent_over_buffer = 0
+
+    def stopProducing(self) -> None:
+        self.output_paused = False
+
+    # -- input -------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received(data)
+        for line, _ in self.lines.feed(self.telnet.feed(data)):
+            if self.close_reason is not None:
+                return
+            self._arm_idle()
+            if line is None:
+                limit = self.factory.settings.max_line
+                self.send_line(f"ERROR line longer than {limit} bytes, dropped")
+                self.reject("a line", f"longer than max_line ({limit})")
+            else:
+                self.session.line(decode(line))
+
+    def end_of_input(self) -> None:
+        line = self.lines.flush()
+        if line is not None and self.close_reason is None:
+            self.session.line(decode(line))
+
+    # -- output ------------------------------------------------------------
+
+    def send_line(self, text: str) -> None:
+        """One line to this user; drops the user if their backlog grows too big."""
+        if self.close_reason is not None or self.transport is None:
+            return
+        data = text.encode("utf-8") + b"\r\n"
+        self.send(data)
+        if self.output_paused:
+            self.unsent_over_buffer += len(data)
+            buffer_size = getattr(self.transport, "bufferSize", 65536)
+            if self.unsent_over_buffer + buffer_size > self.factory.settings.max_output:
+                self.slow_consumer()
+
+    def slow_consumer(self) -> None:
+        """Too much unsent output: drop now, without waiting for it to drain."""
+        self.close_reason = "too slow: output backlog over max_output"
+        self.factory.hub.count("slow_consumers")
+        self.counters.dropped += 1
+        self.events.emit(
+            "dropped", self.factory.name, self.peer, LogLevel.warn,
+            what="a slow reader", reason=self.close_reason, suppressed="",
+        )
+        self.abort()
+
+    def end(self, reason: str) -> None:
+        """The hub ends this session for C{reason}."""
+        self.close(reason)
+
+    # -- idle --------------------------------------------------------------
+
+    def _arm_idle(self) -> None:
+        settings = self.factory.settings
+        if not settings.idle_timeout:
+            return
+        self.idle_warned = False
+        self.setTimeout(settings.idle_timeout - settings.idle_warning or settings.idle_timeout)
+
+    def timeoutConnection(self) -> None:
+        settings = self.factory.settings
+        if settings.idle_warning and not self.idle_warned:
+            self.idle_warned = True
+            self.send_line(
+                f"* You have been idle a while: type something within "
+                f"{settings.idle_warning:g} seconds or be disconnected."
+            )
+            self.setTimeout(settings.idle_warning)
+            return
+        super().timeoutConnection()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def shutdown(self, reason: str) -> None:
+        # The hub has already said "* server shutting down".
+        self.close(reason)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        why = self.close_reason or "connection lost"
+        super().connectionLost(reason)
+        self.session.lost(why)
+
+
+class ChatFactory(StreamFactory):
+    """The line chat's listener factory; every connection joins the shared hub."""
+
+    protocol = ChatLine
+    settings: ChatSettings
+
+    def __init__(
+        self, settings: ChatSettings, events: EventLog, clock: IReactorTime, hub: ChatHub
+    ) -> None:
+        super().__init__(settings, events, clock)
+        self.hub = hub
+
+    def shutdown(self, reason: str = "server shutdown") -> Deferred[None]:
+        """Everyone hears "* server shutting down" before their connection closes."""
+        self.hub.shutdown()
+        return super().shutdown(reason)

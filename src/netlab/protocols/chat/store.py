@@ -1,0 +1,327 @@
+"""
+The chat's persistence: room history and registered nicks in SQLite.
+
+Reads never touch the database after start: L{ChatStore.open} loads the last
+lines of every room and every registered nick into memory, and the hub reads
+those.  Writes change memory at once and queue the SQL for a single writer
+thread, so a slow disk never stalls the reactor and writes reach the database
+in the order they were made.  Exactly one connection exists, used only by
+C{open} (before the writer starts) and then only by the writer, which is also
+why C{":memory:"} works.
+
+Only room lines are stored: private messages never reach this module (the
+hub does not pass them), so they are not kept anywhere, not even in memory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    time REAL NOT NULL,
+    nick TEXT NOT NULL,
+    text TEXT NOT NULL,
+    action INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS history_room_id ON history (room, id);
+CREATE TABLE IF NOT EXISTS nicks (
+    nick_key TEXT PRIMARY KEY,
+    nick TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+INSERT_LINE = "INSERT INTO history (room, time, nick, text, action) VALUES (?, ?, ?, ?, ?)"
+# A re-registration (a new password) keeps the nick's original creation time.
+UPSERT_NICK = (
+    "INSERT INTO nicks (nick_key, nick, hash, created) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (nick_key) DO UPDATE SET nick = excluded.nick, hash = excluded.hash"
+)
+DELETE_NICK = "DELETE FROM nicks WHERE nick_key = ?"
+# Everything in a room at or below the id of its (keep + 1)-th newest row.
+PRUNE_ROOM = (
+    "DELETE FROM history WHERE room = ? AND id <= "
+    "(SELECT id FROM history WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
+
+_Write = tuple[str, Sequence[Any]]
+
+
+class ChatStoreError(Exception):
+    """The chat database cannot be used; the message names the path and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    """One line said in a room, as replayed to whoever joins it later."""
+
+    room: str
+    time: float
+    nick: str
+    text: str
+    action: bool = False
+
+
+def nick_key(nick: str) -> str:
+    """The form a nick is registered under, so lookups ignore case."""
+    return nick.casefold()
+
+
+class ChatStore:
+    """
+    Room history and registered nicks: in memory for the hub, in SQLite so
+    they survive a restart.
+
+    Every method is called from the reactor thread.  Write failures at run
+    time go to C{on_error} (in the reactor thread) instead of raising: losing
+    a chat line must not take the daemon down.
+    """
+
+    log = Logger()
+
+    # Prune after this many inserts, keeping at least this many rows a room.
+    PRUNE_EVERY = 500
+    KEEP_AT_LEAST = 1000
+
+    def __init__(
+        self,
+        path: str,
+        history_lines: int,
+        reactor: Any,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.history_lines = history_lines
+        self.history: dict[str, deque[HistoryLine]] = {}
+        self._reactor = reactor
+        self._on_error = on_error if on_error is not None else self._log_error
+        self._nicks: dict[str, tuple[str, str]] = {}
+        self._db: sqlite3.Connection | None = None
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=f"chat-store {path}")
+        self._state = "new"
+        self._shutdown_trigger: Any = None
+        self._close_waiters: list[Deferred[None]] = []
+        # Shared by the reactor thread (appends) and the writer (takes all).
+        self._lock = threading.Lock()
+        self._pending: list[_Write] = []
+        self._drain_queued = False
+        self._inserts_since_prune = 0
+        self._rooms_since_prune: set[str] = set()
+
+    @property
+    def keep_rows(self) -> int:
+        """How many rows a room keeps in the database: more than it replays."""
+        return max(self.history_lines, self.KEEP_AT_LEAST)
+
+    def _connect(self) -> sqlite3.Connection:
+        """
+        The one connection; C{check_same_thread} is off because C{open} uses it
+        in the reactor thread before handing it to the writer for good.
+        """
+        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+
+    def open(self) -> None:
+        """
+        Connect, create the schema if missing, load history and nicks, and
+        start the writer.  Synchronous, once, before the daemon listens, so a
+        bad path stops the daemon with a clear L{ChatStoreError}.
+        """
+        if self._state != "new":
+            raise ChatStoreError(f"chat store {self.path}: already opened")
+        try:
+            db = self._connect()
+        except sqlite3.Error as e:
+            raise ChatStoreError(f"chat store {self.path}: cannot open: {e}") from e
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            rooms = [row[0] for row in db.execute("SELECT DISTINCT room FROM history")]
+            # Bounds the file across restarts too, not only within one run.
+            db.execute("BEGIN")
+            for room in rooms:
+                db.execute(PRUNE_ROOM, (room, room, self.keep_rows))
+            db.execute("COMMIT")
+            self._load(db, rooms)
+        except sqlite3.Error as e:
+            db.close()
+            raise ChatStoreError(f"chat store {self.path}: cannot use: {e}") from e
+        self._db = db
+        self._pool.start()
+        self._state = "open"
+        # If the daemon stops without closing the store, the writer thread
+        # (not a daemon thread) would keep the process alive.
+        self._shutdown_trigger = self._reactor.addSystemEventTrigger(
+            "during", "shutdown", self.close
+        )
+
+    def _load(self, db: sqlite3.Connection, rooms: list[str]) -> None:
+        self.history = {}
+        if self.history_lines > 0:
+            for room in rooms:
+                rows = db.execute(
+                    "SELECT time, nick, text, action FROM history WHERE room = ? "
+                    "ORDER BY id DESC LIMIT ?",
+                    (room, self.history_lines),
+                ).fetchall()
+                self.history[room] = deque(
+                    (HistoryLine(room, t, nick, text, bool(action))
+                     for t, nick, text, action in reversed(rows)),
+                    maxlen=self.history_lines,
+                )
+        self._nicks = {
+            key: (nick, password_hash)
+            for key, nick, password_hash in db.execute("SELECT nick_key, nick, hash FROM nicks")
+        }
+
+    def recent(self, room: str) -> list[HistoryLine]:
+        """The last lines of C{room}, oldest first, for replay on join."""
+        lines = self.history.get(room)
+        return list(lines) if lines else []
+
+    def append(self, line: HistoryLine) -> None:
+        """Remember a room line now; it reaches the database soon after."""
+        if self.history_lines <= 0:
+            return
+        lines = self.history.get(line.room)
+        if lines is None:
+            lines = self.history[line.room] = deque(maxlen=self.history_lines)
+        lines.append(line)
+        self._queue((INSERT_LINE, (line.room, line.time, line.nick, line.text, int(line.action))))
+        self._inserts_since_prune += 1
+        self._rooms_since_prune.add(line.room)
+        if self._inserts_since_prune >= self.PRUNE_EVERY:
+            for room in self._rooms_since_prune:
+                self._queue((PRUNE_ROOM, (room, room, self.keep_rows)))
+            self._inserts_since_prune = 0
+            self._rooms_since_prune.clear()
+
+    def registered(self, nick: str) -> str | None:
+        """The stored password hash of C{nick} in any case, or C{None}."""
+        entry = self._nicks.get(nick_key(nick))
+        return entry[1] if entry else None
+
+    def register(self, nick: str, password_hash: str) -> None:
+        """Register C{nick} (or change its password) now; saved soon after."""
+        key = nick_key(nick)
+        self._nicks[key] = (nick, password_hash)
+        self._queue((UPSERT_NICK, (key, nick, password_hash, self._reactor.seconds())))
+
+    def unregister(self, nick: str) -> None:
+        """Forget C{nick}'s registration now; saved soon after."""
+        key = nick_key(nick)
+        self._nicks.pop(key, None)
+        self._queue((DELETE_NICK, (key,)))
+
+    def flush(self) -> Deferred[None]:
+        """
+        Fire, in the reactor thread, once every write queued so far has been
+        committed (or reported to C{on_error} as lost).
+        """
+        if self._state == "closing":
+            return self.close()
+        if self._state != "open":
+            return succeed(None)
+        return self._submit(self._drain)
+
+    def close(self) -> Deferred[None]:
+        """
+        Write what is queued, stop the writer and close the database.  Safe to
+        call more than once; every call's Deferred fires when it is closed.
+        """
+        if self._state == "new":
+            self._state = "closed"
+        if self._state == "closed":
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._close_waiters.append(waiter)
+        if self._state == "open":
+            self._state = "closing"
+            self._submit(self._final).addBoth(self._closed)
+        return waiter
+
+    def _closed(self, result: object) -> None:
+        """Reactor thread, after the writer's last job: stop it, wake waiters."""
+        self._pool.stop()
+        self._db = None
+        self._state = "closed"
+        if self._shutdown_trigger is not None:
+            self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            self._shutdown_trigger = None
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _queue(self, write: _Write) -> None:
+        """Reactor thread: add a write, and a job to drain them if none is due."""
+        if self._state != "open":
+            self._on_error(
+                f"chat store {self.path}: not open; a change was kept in memory only"
+            )
+            return
+        with self._lock:
+            self._pending.append(write)
+            if self._drain_queued:
+                return
+            self._drain_queued = True
+        self._submit(self._drain)
+
+    def _submit(self, job: Callable[[], None]) -> Deferred[None]:
+        """Run C{job} in the writer; failures go to C{on_error}, not the caller."""
+        return deferToThreadPool(self._reactor, self._pool, job).addErrback(self._failed)
+
+    def _failed(self, failure: Failure) -> None:
+        if failure.check(ChatStoreError):
+            self._on_error(str(failure.value))
+        else:
+            self._on_error(f"chat store {self.path}: {failure.getTraceback()}")
+
+    def _drain(self) -> None:
+        """Writer thread: commit every write queued so far in one transaction."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._drain_queued = False
+        if batch:
+            self._write(batch)
+
+    def _write(self, batch: list[_Write]) -> None:
+        """Writer thread: the whole batch in one transaction, one commit."""
+        assert self._db is not None
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            for sql, params in batch:
+                db.execute(sql, params)
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if db.in_transaction:
+                db.rollback()
+            raise ChatStoreError(
+                f"chat store {self.path}: {len(batch)} change(s) not saved: {e}"
+            ) from e
+
+    def _final(self) -> None:
+        """Writer thread: the last job; write what is left and close the connection."""
+        try:
+            self._drain()
+        finally:
+            assert self._db is not None
+            self._db.close()
+
+    def _log_error(self, message: str) -> None:
+        self.log.error("{message}", message=message)

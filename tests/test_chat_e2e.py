@@ -1,0 +1,207 @@
+"""
+End-to-end tests of the line chat: the real daemon in a subprocess, several
+real clients at once (netcat and telnet driven by pexpect, and plain
+sockets), then a restart and a shutdown.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from daemon import Daemon, run_daemon
+from helpers import require_tool
+
+CHAT_CONFIG = """
+udp_echo = []
+echo = []
+
+[log]
+level = "info"
+
+[chat]
+listen = ["tcp:0:interface=127.0.0.1"]
+database = "{database}"
+flood_lines = {flood_lines}
+flood_seconds = 5
+max_output = 262144
+"""
+
+
+def chat_config(tmp_path: Path, flood_lines: int = 5) -> str:
+    return CHAT_CONFIG.format(database=tmp_path / "chat.sqlite3", flood_lines=flood_lines)
+
+
+class LineClient:
+    """A socket chat user that reads line by line, with a timeout, never a sleep."""
+
+    def __init__(self, port: int, nick: str | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.file = self.sock.makefile("rb")
+        if nick is not None:
+            self.expect("Choose a nick")
+            self.send(nick)
+            self.expect(f"Hello {nick}!")
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def expect(self, text: str) -> list[str]:
+        """Read lines until one contains C{text}; all lines read."""
+        seen = []
+        while True:
+            raw = self.file.readline()
+            if not raw:
+                raise AssertionError(f"closed before {text!r}; saw {seen}")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            seen.append(line)
+            if text in line:
+                return seen
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def chat(tmp_path: Path) -> Iterator[Daemon]:
+    running = run_daemon(tmp_path, chat_config(tmp_path))
+    yield running
+    try:
+        assert running.stop() == 0, running.log()
+    finally:
+        running.kill()
+
+
+def test_nc_and_telnet_users_talk(chat: Daemon) -> None:
+    """A netcat user and a telnet user in the same room see each other's lines."""
+    port = str(chat.port("chat"))
+    nc = pexpect.spawn(require_tool("nc"), ["127.0.0.1", port], timeout=20)
+    telnet = pexpect.spawn(require_tool("telnet"), ["127.0.0.1", port], timeout=20)
+    try:
+        nc.expect("Choose a nick")
+        nc.sendline("netcat_user")
+        nc.expect("You are now in #lobby")
+        telnet.expect("Choose a nick")
+        telnet.sendline("telnet_user")
+        telnet.expect(r"You are now in #lobby \(2 here\)")
+        nc.expect(r"\* telnet_user has joined #lobby")
+        nc.sendline("hello from netcat")
+        telnet.expect(r"\[\d\d:\d\d\] <netcat_user> hello from netcat\r\n")
+        telnet.sendline("hi from telnet")
+        nc.expect(r"\[\d\d:\d\d\] <telnet_user> hi from telnet")
+        telnet.sendline("/who")
+        telnet.expect(r"In #lobby \(2\): netcat_user, telnet_user")
+        telnet.sendline("/quit bye all")
+        telnet.expect(pexpect.EOF)
+        nc.expect(r"\* telnet_user has quit \(quit: bye all\)")
+    finally:
+        nc.close(force=True)
+        telnet.close(force=True)
+
+
+def test_flooder_muted_others_continue(chat: Daemon) -> None:
+    """A flooder is warned, then muted, while the others keep chatting."""
+    port = chat.port("chat")
+    flooder, alice, bob = (LineClient(port, n) for n in ("flooder", "alice", "bob"))
+    try:
+        for i in range(8):
+            flooder.send(f"spam {i}")
+        flooder.expect("Slow down")
+        flooder.expect("You are muted for 60 seconds for flooding.")
+        alice.send("we carry on")
+        seen = bob.expect("<alice> we carry on")
+        assert not any("spam 5" in line or "spam 7" in line for line in seen)
+        chat.wait_for_log(r"chat: flooder \(127\.0\.0\.1:\d+\) flood_mute")
+    finally:
+        for client in (flooder, alice, bob):
+            client.close()
+
+
+def test_non_reading_client_dropped(tmp_path: Path) -> None:
+    """A client that stops reading is dropped once its backlog passes max_output; others go on."""
+    running = run_daemon(tmp_path, chat_config(tmp_path, flood_lines=10_000))
+    try:
+        port = running.port("chat")
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(("127.0.0.1", port))
+        stuck.sendall(b"stuck\r\n")
+        talker, listener = LineClient(port, "talker"), LineClient(port, "listener")
+        line = "x" * 900
+        dropped = False
+        # Bounded: at most 20,000 lines (18 MB), far more than any kernel buffers.
+        for i in range(20_000):
+            talker.send(f"{i} {line}")
+            if i % 50 == 49:
+                listener.expect(f"<talker> {i} ")
+                if _dropped(running):
+                    dropped = True
+                    break
+        assert dropped, "the non-reading client was never dropped"
+        talker.send("after the drop")
+        listener.expect("* stuck has quit (too slow: output backlog over max_output)")
+        listener.expect("<talker> after the drop")
+        stuck.close()
+        talker.close()
+        listener.close()
+    finally:
+        assert running.stop() == 0, running.log()
+        running.kill()
+
+
+def _dropped(running: Daemon) -> bool:
+    """Whether the daemon logged the slow reader's drop (reading what it has said)."""
+    try:
+        running.wait_for_log(r"chat: dropped a slow reader from", timeout=0.01)
+    except AssertionError:
+        return False
+    return True
+
+
+def test_history_survives_restart(tmp_path: Path) -> None:
+    """Room history is in SQLite: after a restart, a new user is shown it."""
+    running = run_daemon(tmp_path, chat_config(tmp_path))
+    try:
+        alice = LineClient(running.port("chat"), "alice")
+        alice.send("remember me")
+        alice.send("/me waves")
+        alice.send("/quit")
+        alice.expect("Bye.")
+        alice.close()
+        running.wait_for_log(r"alice \(127\.0\.0\.1:\d+\) quit")
+    finally:
+        assert running.stop() == 0, running.log()
+        running.kill()
+    again = run_daemon(tmp_path, chat_config(tmp_path))
+    try:
+        bob = LineClient(again.port("chat"))
+        bob.expect("Choose a nick")
+        bob.send("bob")
+        seen = bob.expect("* alice waves")
+        assert any(line.endswith("<alice> remember me") for line in seen)
+        bob.close()
+    finally:
+        assert again.stop() == 0, again.log()
+        again.kill()
+
+
+def test_shutdown_notice(tmp_path: Path) -> None:
+    """On SIGTERM every user, chatting or still choosing a nick, is told before the close."""
+    running = run_daemon(tmp_path, chat_config(tmp_path))
+    try:
+        alice = LineClient(running.port("chat"), "alice")
+        newcomer = LineClient(running.port("chat"))
+        newcomer.expect("Choose a nick")
+        status = running.stop()
+        alice.expect("* server shutting down")
+        newcomer.expect("* server shutting down")
+        assert alice.file.read() == b""
+        assert status == 0
+        assert "netlab stopped" in running.log()
+    finally:
+        running.kill()

@@ -158,10 +158,12 @@ class StreamProtocol(Protocol, TimeoutMixin):
         transport = self.transport
         if transport is None or self.close_reason is not None:
             return
-        self.close_reason = reason
         self.setTimeout(None)
         if message and self.has_lines:
             self.send_line(message)
+            if self.close_reason is not None:  # sending it dropped the client
+                return
+        self.close_reason = reason
         # A registered producer would keep the transport from ever closing.
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()  # type: ignore[attr-defined]

@@ -47,6 +47,25 @@ def _usage(session: Session, name: str) -> None:
     session.tell(f"Usage: {COMMANDS[name].usage}")
 
 
+def _verified(
+    hub: ChatHub, session: Session, password: str, stored: str, then: Callable[[], None]
+) -> None:
+    """
+    Check C{password} off the event loop; run C{then} if it is right, count
+    a wrong one (too many close the connection).
+    """
+
+    def checked(ok: bool) -> None:
+        if session.state != "chatting":
+            return
+        if ok:
+            then()
+        else:
+            hub.wrong_password(session)
+
+    hub.verify(password, stored).addCallback(checked)
+
+
 def _minutes(text: str, default: float) -> float | None:
     """Minutes from an argument, or C{None} if it is not a sensible number."""
     if not text:
@@ -101,16 +120,16 @@ def nick(hub: ChatHub, session: Session, args: str) -> None:
         session.tell(f"The nick {new} is registered. Use /nick {new} PASSWORD.")
         return
 
-    def checked(ok: bool) -> None:
-        if session.state != "chatting":
+    def take() -> None:
+        # Someone may have taken the nick while the password was checked.
+        problem = hub.nick_problem(new, session)
+        if problem:
+            session.tell(problem)
             return
-        if not ok:
-            hub.wrong_password(session)
-        elif hub.nick_problem(new, session) is None:
-            hub.rename(session, new)
-            session.identified = True
+        hub.rename(session, new)
+        session.identified = True
 
-    hub.verify(password.strip(), stored).addCallback(checked)
+    _verified(hub, session, password.strip(), stored, take)
 
 
 def who(hub: ChatHub, session: Session, args: str) -> None:
@@ -214,18 +233,13 @@ def oper(hub: ChatHub, session: Session, args: str) -> None:
         session.tell("This chat has no operator password configured.")
         return
 
-    def checked(ok: bool) -> None:
-        if session.state != "chatting":
-            return
-        if ok:
-            session.oper = True
-            session.tell("You are now an operator. /help lists your commands.")
-            hub.count("opers")
-            hub.event("oper", session)
-        else:
-            hub.wrong_password(session)
+    def promote() -> None:
+        session.oper = True
+        session.tell("You are now an operator. /help lists your commands.")
+        hub.count("opers")
+        hub.event("oper", session)
 
-    hub.verify(args, stored).addCallback(checked)
+    _verified(hub, session, args, stored, promote)
 
 
 def register(hub: ChatHub, session: Session, args: str) -> None:
@@ -267,17 +281,12 @@ def identify(hub: ChatHub, session: Session, args: str) -> None:
         _usage(session, "identify")
         return
 
-    def checked(ok: bool) -> None:
-        if session.state != "chatting":
-            return
-        if ok:
-            session.identified = True
-            session.tell(f"You are identified as {session.name}.")
-            hub.event("identified", session)
-        else:
-            hub.wrong_password(session)
+    def identified() -> None:
+        session.identified = True
+        session.tell(f"You are identified as {session.name}.")
+        hub.event("identified", session)
 
-    hub.verify(args, stored).addCallback(checked)
+    _verified(hub, session, args, stored, identified)
 
 
 def unregister(hub: ChatHub, session: Session, args: str) -> None:

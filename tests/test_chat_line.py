@@ -1,0 +1,115 @@
+"""Tests for the chat's telnet/netcat front-end over real loopback sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest_twisted
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+
+from helpers import close_all, connect, listen
+from netlab.daemon.config import ChatSettings
+from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.chat.line import ChatFactory
+
+
+def chat_factory(events: Any, clock: Clock, **settings: Any) -> ChatFactory:
+    chat = ChatSettings(name="chat", **settings)
+    hub = ChatHub(
+        chat, events, clock, None,
+        verify=lambda p, s: succeed(False), make_hash=lambda p: succeed("x"),
+    )
+    return ChatFactory(chat, events, clock, hub)
+
+
+@pytest_twisted.inlineCallbacks
+def user(port: Any, nick: str) -> Any:
+    client = yield connect(port)
+    yield client.wait_text(b"Choose a nick")
+    client.send(nick.encode() + b"\r\n")
+    yield client.wait_text(b"You are now in #lobby")
+    return client
+
+
+@pytest_twisted.inlineCallbacks
+def test_crlf_output_and_telnet_input(events: Any, clock: Clock) -> Any:
+    """Output lines end in CRLF; telnet negotiation in input never reaches anyone."""
+    factory = chat_factory(events, clock)
+    port = listen(factory)
+    alice = yield user(port, "alice")
+    bob = yield user(port, "bob")
+    assert alice.data.startswith(b"Welcome to the netlab chat. Type /help for the commands.\r\n")
+    alice.send(b"\xff\xfb\x18hel\xff\xfd\x01lo\xff\xff there\n")
+    data = yield bob.wait_text(b"there\r\n")
+    assert data.endswith(b"<alice> hello there\r\n")
+    assert b"\xff" not in data
+    yield close_all(alice, bob)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_long_line_dropped_user_stays(events: Any, clock: Clock) -> Any:
+    """A line over max_line gets one error line and is dropped; the user stays."""
+    factory = chat_factory(events, clock, max_line=32)
+    port = listen(factory)
+    alice = yield user(port, "alice")
+    bob = yield user(port, "bob")
+    alice.send(b"y" * 100 + b"\nshort one\n")
+    yield alice.wait_text(b"ERROR line longer than 32 bytes, dropped\r\n")
+    data = yield bob.wait_text(b"short one\r\n")
+    assert b"yyy" not in data
+    yield close_all(alice, bob)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_idle_warning_then_disconnect(events: Any, clock: Clock) -> Any:
+    """An idle user is warned first, then disconnected; the room hears why."""
+    factory = chat_factory(events, clock, idle_timeout=100, idle_warning=10)
+    port = listen(factory)
+    alice = yield user(port, "alice")
+    bob = yield user(port, "bob")
+    clock.advance(90)
+    yield alice.wait_text(b"type something within 10 seconds")
+    bob.send(b"still here\n")
+    yield alice.wait_text(b"<bob> still here")
+    clock.advance(10)
+    yield alice.closed
+    assert b"Idle for 100 seconds, closing. Bye.\r\n" in alice.data
+    yield bob.wait_text(b"* alice has quit (idle timeout)\r\n")
+    assert bob.transport.connected
+    yield close_all(bob)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_typing_resets_idle(events: Any, clock: Clock) -> Any:
+    """A user who types after the warning stays connected."""
+    factory = chat_factory(events, clock, idle_timeout=100, idle_warning=10)
+    port = listen(factory)
+    alice = yield user(port, "alice")
+    clock.advance(90)
+    yield alice.wait_text(b"type something within 10 seconds")
+    alice.send(b"/who\n")
+    yield alice.wait_text(b"In #lobby (1): alice")
+    clock.advance(50)
+    assert alice.transport.connected
+    yield close_all(alice)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_factory_shutdown_notice(events: Any, clock: Clock) -> Any:
+    """Shutdown says "* server shutting down" to each user before closing."""
+    factory = chat_factory(events, clock)
+    port = listen(factory)
+    alice = yield user(port, "alice")
+    yield port.stopListening()
+    yield factory.shutdown()
+    yield alice.closed
+    assert alice.data.endswith(b"* server shutting down\r\n")

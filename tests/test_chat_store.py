@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -312,3 +314,18 @@ def test_write_error_is_reported(tmp_path: Path, make_store: Any) -> Any:
         assert db.execute("SELECT nick FROM nicks").fetchall() == [("bob",)]
     finally:
         db.close()
+
+
+def test_unclosed_store_does_not_block_exit(tmp_path: Path) -> None:
+    """A process that forgets to close its store still exits: the writer is a daemon thread."""
+    script = (
+        "from twisted.internet import reactor\n"
+        "from netlab.protocols.chat.store import ChatStore, HistoryLine\n"
+        "store = ChatStore(':memory:', 5, reactor)\n"
+        "store.open()\n"
+        "store.append(HistoryLine('#lobby', 0.0, 'alice', 'hi'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr

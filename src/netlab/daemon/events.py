@@ -221,7 +221,7 @@ class EventLog(Service):
             "log_time": self._now(),
             "netlab_event": kind,
             "service": service,
-            "peer": peer,
+            "peer": peer if peer is not None else "-",
             **fields,
         }
         self.recent.append(event)

@@ -16,7 +16,14 @@ from twisted.logger import LogLevel
 
 from netlab import __version__
 from netlab.daemon.config import Config, endpoint_kind
-from netlab.daemon.events import CANNOT_LISTEN, DAEMON_START, DAEMON_STOP, READY, EventLog
+from netlab.daemon.events import (
+    CANNOT_LISTEN,
+    DAEMON_START,
+    DAEMON_STOP,
+    ERROR,
+    READY,
+    EventLog,
+)
 from netlab.daemon.limits import DatagramGuard
 from netlab.daemon.listen import DatagramListener, bound_port, listener
 from netlab.daemon.passwords import hash_later, verify_later
@@ -86,7 +93,12 @@ class NetlabService(MultiService):
                 self._stream(FramedEchoFactory(framed, events, reactor), framed.listen)
         chat = config.chat
         if chat.enabled:
-            self.chat_store = ChatStore(chat.database, chat.history_lines, reactor)
+            self.chat_store = ChatStore(
+                chat.database, chat.history_lines, reactor,
+                on_error=lambda message: events.emit(
+                    ERROR, chat.name, None, LogLevel.error, error=message
+                ),
+            )
             self.chat_hub = ChatHub(
                 chat, events, reactor, self.chat_store,
                 verify=partial(verify_later, reactor),

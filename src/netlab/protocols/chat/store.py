@@ -9,8 +9,9 @@ in the order they were made.  Exactly one connection exists, used only by
 C{open} (before the writer starts) and then only by the writer, which is also
 why C{":memory:"} works.
 
-Only room lines are stored: private messages never reach this module (the
-hub does not pass them), so they are not kept anywhere, not even in memory.
+Only room lines are stored.  Private messages must never reach this module:
+the hub does not pass them, so the store keeps them neither on disk nor in
+memory, and nothing here tells a private line from a room line.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class HistoryLine:
     action: bool = False
 
 
+class _DaemonThread(threading.Thread):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, daemon=True, **kwargs)
+
+
 def nick_key(nick: str) -> str:
     """The form a nick is registered under, so lookups ignore case."""
     return nick.casefold()
@@ -89,7 +95,9 @@ class ChatStore:
 
     Every method is called from the reactor thread.  Write failures at run
     time go to C{on_error} (in the reactor thread) instead of raising: losing
-    a chat line must not take the daemon down.
+    a chat line must not take the daemon down.  Whoever opens the store closes
+    it when the daemon stops (L{close} returns a Deferred to wait on);
+    otherwise the writes still queued at exit are lost.
     """
 
     log = Logger()
@@ -113,8 +121,10 @@ class ChatStore:
         self._nicks: dict[str, tuple[str, str]] = {}
         self._db: sqlite3.Connection | None = None
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name=f"chat-store {path}")
+        # A store nobody closed must not keep the process from exiting; what
+        # a cut-off writer had not committed is lost, but the file stays whole.
+        self._pool.threadFactory = _DaemonThread
         self._state = "new"
-        self._shutdown_trigger: Any = None
         self._close_waiters: list[Deferred[None]] = []
         # Shared by the reactor thread (appends) and the writer (takes all).
         self._lock = threading.Lock()
@@ -164,11 +174,6 @@ class ChatStore:
         self._db = db
         self._pool.start()
         self._state = "open"
-        # If the daemon stops without closing the store, the writer thread
-        # (not a daemon thread) would keep the process alive.
-        self._shutdown_trigger = self._reactor.addSystemEventTrigger(
-            "during", "shutdown", self.close
-        )
 
     def _load(self, db: sqlite3.Connection, rooms: list[str]) -> None:
         self.history = {}
@@ -260,9 +265,6 @@ class ChatStore:
         self._pool.stop()
         self._db = None
         self._state = "closed"
-        if self._shutdown_trigger is not None:
-            self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
-            self._shutdown_trigger = None
         waiters, self._close_waiters = self._close_waiters, []
         for waiter in waiters:
             waiter.callback(None)

@@ -114,6 +114,19 @@ class DatagramCollector(DatagramProtocol):
                 self._waiting.remove(entry)
                 entry[1].callback(self.received)
 
+    def wait_for_text(self, text: str) -> Deferred[list[tuple[bytes, Any]]]:
+        """Fires once a datagram containing C{text} has arrived."""
+        d: Deferred[list[tuple[bytes, Any]]] = Deferred()
+
+        def check(_: object = None) -> None:
+            if any(text.encode() in data for data, _ in self.received):
+                d.callback(self.received)
+            else:
+                self.wait_datagrams(len(self.received) + 1).addCallback(check)
+
+        check()
+        return d
+
     def wait_datagrams(self, count: int) -> Deferred[list[tuple[bytes, Any]]]:
         d: Deferred[list[tuple[bytes, Any]]] = Deferred()
         self._waiting.append((count, d))

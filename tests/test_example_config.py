@@ -26,6 +26,7 @@ SECTIONS: dict[type[Any], tuple[str, ...]] = {
     config.FramedEchoSettings: ("framed_echo",),
     config.ClassicSettings: ("discard", "daytime", "time", "chargen", "qotd"),
     config.ChatSettings: ("chat",),
+    config.UdpChatSettings: ("udp_chat",),
 }
 
 

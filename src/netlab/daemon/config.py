@@ -171,6 +171,19 @@ class ChatSettings(StreamSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class UdpChatSettings(DatagramGuardSettings):
+    """The UDP front-end to the chat: C{[udp_chat]}, off by default."""
+
+    name: str = setting("")
+    enabled: bool = setting(False)
+    listen: tuple[str, ...] = setting((), endpoints="datagram")
+    max_members: int = setting(100, lo=1, hi=100_000)
+    max_pending: int = setting(1000, lo=1, hi=1_000_000)
+    cookie_timeout: float = setting(30.0, lo=1, hi=3600)
+    member_timeout: float = setting(300.0, lo=10, hi=86_400)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole daemon's configuration."""
 
@@ -186,6 +199,9 @@ class Config:
     qotd: ClassicSettings = ClassicSettings(name="qotd")
     chat: ChatSettings = ChatSettings(
         name="chat", listen=(f"tcp:7070:interface={LOOPBACK}",)
+    )
+    udp_chat: UdpChatSettings = UdpChatSettings(
+        name="udp-chat", listen=(f"udp:7071:interface={LOOPBACK}",)
     )
 
     def classic(self) -> dict[str, ClassicSettings]:
@@ -204,6 +220,7 @@ class Config:
 DEFAULT_LISTEN: dict[str, tuple[str, ...]] = {
     "echo": (f"tcp:7007:interface={LOOPBACK}",),
     "chat": (f"tcp:7070:interface={LOOPBACK}",),
+    "udp_chat": (f"udp:7071:interface={LOOPBACK}",),
     "udp_echo": (f"udp:7007:interface={LOOPBACK}",),
     "framed_echo": (f"tcp:7008:interface={LOOPBACK}",),
     "discard": (f"tcp:7009:interface={LOOPBACK}", f"udp:7009:interface={LOOPBACK}"),
@@ -225,7 +242,9 @@ _LIST_SECTIONS: dict[str, type[StreamSettings] | type[UdpEchoSettings]] = {
     "udp_echo": UdpEchoSettings,
     "framed_echo": FramedEchoSettings,
 }
-_TABLE_SECTIONS = ("log", "chat", "discard", "daytime", "time", "chargen", "qotd")
+_TABLE_SECTIONS = (
+    "log", "chat", "udp_chat", "discard", "daytime", "time", "chargen", "qotd",
+)
 
 
 # -- endpoint strings --------------------------------------------------------
@@ -526,6 +545,9 @@ def parse(
         elif section == "chat":
             chat = loader.section(ChatSettings, table, "chat")
             values["chat"] = loader.named(chat, "chat", "chat", "chat")
+        elif section == "udp_chat":
+            udp_chat = loader.section(UdpChatSettings, table, "udp_chat")
+            values["udp_chat"] = loader.named(udp_chat, "udp_chat", "udp-chat", "udp_chat")
         elif section in _TABLE_SECTIONS:
             item = loader.section(ClassicSettings, table, section)
             item = loader.named(item, section, section, section)
@@ -550,6 +572,7 @@ def _check_whole(config: Config, loader: _Loader) -> None:
         *((f"framed_echo][{i}", s) for i, s in enumerate(config.framed_echo)),
         *config.classic().items(),
         ("chat", config.chat),
+        ("udp_chat", config.udp_chat),
     ]
     for where, settings in services:
         # A disabled service runs nothing, so its name cannot clash; a classic
@@ -569,6 +592,10 @@ def _check_whole(config: Config, loader: _Loader) -> None:
             if "\n" in text or "\r" in text:
                 raise loader.fail(f"[echo][{i}].{key}", text, "must be a single line")
     _check_chat(config.chat, loader)
+    if config.udp_chat.enabled and not config.chat.enabled:
+        raise loader.fail(
+            "[udp_chat].enabled", True, "the UDP chat joins the [chat] rooms: enable [chat] too"
+        )
     _check_log_file(config.log, loader)
 
 

@@ -32,6 +32,7 @@ from netlab.protocols.base import StreamFactory
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.line import ChatFactory
 from netlab.protocols.chat.store import ChatStore, ChatStoreError
+from netlab.protocols.chat.udp import UdpChat
 from netlab.protocols.echo import EchoFactory
 from netlab.protocols.framed import FramedEchoFactory
 from netlab.protocols.udp import GuardedDatagramProtocol, UdpEcho
@@ -105,6 +106,14 @@ class NetlabService(MultiService):
                 make_hash=partial(hash_later, reactor),
             )
             self._stream(ChatFactory(chat, events, reactor, self.chat_hub), chat.listen)
+            udp_chat, hub = config.udp_chat, self.chat_hub
+            if udp_chat.enabled:
+                self._datagram(
+                    udp_chat.name,
+                    lambda g: UdpChat(udp_chat, g, events, hub, reactor),
+                    udp_chat,
+                    udp_chat.listen,
+                )
         for kind, settings in config.classic().items():
             if not settings.enabled:
                 continue

@@ -23,6 +23,9 @@ echo = []
 [log]
 level = "info"
 
+[http]
+enabled = false
+
 [chat]
 listen = ["tcp:0:interface=127.0.0.1"]
 database = "{database}"

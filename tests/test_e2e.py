@@ -28,6 +28,9 @@ level = "debug"
 [chat]
 enabled = false
 
+[http]
+enabled = false
+
 [[echo]]
 name = "echo"
 listen = ["tcp:0:interface=127.0.0.1"]
@@ -163,6 +166,7 @@ def test_builtin_defaults_loopback_7007(tmp_path: Path) -> None:
             ("echo", "tcp"): [7007],
             ("udp-echo", "udp"): [7007],
             ("chat", "tcp"): [7070],
+            ("http", "tcp"): [8080],
         }
         assert "listening on tcp 127.0.0.1:7070" in running.log()
         assert "listening on tcp 127.0.0.1:7007" in running.log()
@@ -183,7 +187,7 @@ def test_port_taken_stops_daemon(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         config = tmp_path / "netlab.toml"
         config.write_text(
-            "[chat]\nenabled = false\n"
+            "[chat]\nenabled = false\n[http]\nenabled = false\n"
             "[[echo]]\n"
             f'listen = ["tcp:0:interface=127.0.0.1", "tcp:{port}:interface=127.0.0.1"]\n'
         )
@@ -222,7 +226,7 @@ def test_json_log_file(tmp_path: Path) -> None:
     config = tmp_path / "netlab.toml"
     config.write_text(
         "udp_echo = []\n"
-        "[chat]\nenabled = false\n"
+        "[chat]\nenabled = false\n[http]\nenabled = false\n"
         f'[log]\nformat = "json"\nfile = "{log_file}"\n'
         '[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
     )
@@ -304,7 +308,7 @@ def test_tls_and_unix_endpoints(tmp_path: Path) -> None:
     sock = tmp_path / "echo.sock"
     config = (
         "udp_echo = []\n"
-        "[chat]\nenabled = false\n"
+        "[chat]\nenabled = false\n[http]\nenabled = false\n"
         "[[echo]]\n"
         'name = "tls-echo"\n'
         'mode = "upper"\n'

@@ -27,6 +27,7 @@ SECTIONS: dict[type[Any], tuple[str, ...]] = {
     config.ClassicSettings: ("discard", "daytime", "time", "chargen", "qotd"),
     config.ChatSettings: ("chat",),
     config.UdpChatSettings: ("udp_chat",),
+    config.HttpSettings: ("http",),
 }
 
 

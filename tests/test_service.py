@@ -22,6 +22,7 @@ CONFIG = {
     ],
     "udp_echo": [{"listen": ["udp:0:interface=127.0.0.1"]}],
     "chat": {"enabled": False},
+    "http": {"enabled": False},
 }
 
 

@@ -171,6 +171,27 @@ class ChatSettings(StreamSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HttpSettings(StreamSettings):
+    """The web site: C{[http]}."""
+
+    listen: tuple[str, ...] = setting((), endpoints="stream")
+    idle_timeout: float = setting(60.0, lo=0, hi=86_400)
+    header_timeout: float = setting(10.0, lo=1, hi=600)
+    max_body: int = setting(1_048_576, lo=0, hi=1_073_741_824)
+    max_delay: float = setting(10.0, lo=0, hi=300)
+    max_bytes: int = setting(102_400, lo=1, hi=104_857_600)
+    max_stream: int = setting(100, lo=1, hi=10_000)
+    max_redirects: int = setting(20, lo=1, hi=1000)
+    redirect_hosts: tuple[str, ...] = setting(())
+    trusted_proxies: tuple[str, ...] = setting((), cidrs=True)
+    static_dir: str = setting("")
+    static_listing: bool = setting(False)
+    instructor_token: str = setting("")
+    allowed_origins: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"))
+    access_log: bool = setting(True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class UdpChatSettings(DatagramGuardSettings):
     """The UDP front-end to the chat: C{[udp_chat]}, off by default."""
 
@@ -203,6 +224,9 @@ class Config:
     udp_chat: UdpChatSettings = UdpChatSettings(
         name="udp-chat", listen=(f"udp:7071:interface={LOOPBACK}",)
     )
+    http: HttpSettings = HttpSettings(
+        name="http", listen=(f"tcp:8080:interface={LOOPBACK}",)
+    )
 
     def classic(self) -> dict[str, ClassicSettings]:
         """The classic services by name."""
@@ -221,6 +245,7 @@ DEFAULT_LISTEN: dict[str, tuple[str, ...]] = {
     "echo": (f"tcp:7007:interface={LOOPBACK}",),
     "chat": (f"tcp:7070:interface={LOOPBACK}",),
     "udp_chat": (f"udp:7071:interface={LOOPBACK}",),
+    "http": (f"tcp:8080:interface={LOOPBACK}",),
     "udp_echo": (f"udp:7007:interface={LOOPBACK}",),
     "framed_echo": (f"tcp:7008:interface={LOOPBACK}",),
     "discard": (f"tcp:7009:interface={LOOPBACK}", f"udp:7009:interface={LOOPBACK}"),
@@ -243,7 +268,7 @@ _LIST_SECTIONS: dict[str, type[StreamSettings] | type[UdpEchoSettings]] = {
     "framed_echo": FramedEchoSettings,
 }
 _TABLE_SECTIONS = (
-    "log", "chat", "udp_chat", "discard", "daytime", "time", "chargen", "qotd",
+    "log", "chat", "udp_chat", "http", "discard", "daytime", "time", "chargen", "qotd",
 )
 
 
@@ -545,6 +570,9 @@ def parse(
         elif section == "chat":
             chat = loader.section(ChatSettings, table, "chat")
             values["chat"] = loader.named(chat, "chat", "chat", "chat")
+        elif section == "http":
+            http = loader.section(HttpSettings, table, "http")
+            values["http"] = loader.named(http, "http", "http", "http")
         elif section == "udp_chat":
             udp_chat = loader.section(UdpChatSettings, table, "udp_chat")
             values["udp_chat"] = loader.named(udp_chat, "udp_chat", "udp-chat", "udp_chat")
@@ -573,6 +601,7 @@ def _check_whole(config: Config, loader: _Loader) -> None:
         *config.classic().items(),
         ("chat", config.chat),
         ("udp_chat", config.udp_chat),
+        ("http", config.http),
     ]
     for where, settings in services:
         # A disabled service runs nothing, so its name cannot clash; a classic
@@ -592,6 +621,8 @@ def _check_whole(config: Config, loader: _Loader) -> None:
             if "\n" in text or "\r" in text:
                 raise loader.fail(f"[echo][{i}].{key}", text, "must be a single line")
     _check_chat(config.chat, loader)
+    if config.http.static_dir and not Path(config.http.static_dir).is_dir():
+        raise loader.fail("[http].static_dir", config.http.static_dir, "is not a directory")
     if config.udp_chat.enabled and not config.chat.enabled:
         raise loader.fail(
             "[udp_chat].enabled", True, "the UDP chat joins the [chat] rooms: enable [chat] too"

@@ -41,6 +41,7 @@ LISTENING = "listening"
 CANNOT_LISTEN = "cannot_listen"
 READY = "ready"
 CHAT = "chat"
+HTTP_REQUEST = "http_request"
 CONNECTED = "connected"
 RECEIVED = "received"
 SENT = "sent"
@@ -57,6 +58,7 @@ FORMATS: dict[str, str] = {
     CANNOT_LISTEN: "{service}: cannot listen on {description}: {error}",
     READY: "netlab ready: {count} listeners",
     CHAT: "{service}: {nick} ({peer}) {what}",
+    HTTP_REQUEST: '{service}: {peer} "{method} {path}" {status} {nbytes} bytes {duration}s',
     CONNECTED: "{service}: {peer} connected ({open} open)",
     RECEIVED: "{service}: received {nbytes} bytes from {peer}{sample}",
     SENT: "{service}: sent {nbytes} bytes to {peer}{sample}",

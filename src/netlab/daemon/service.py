@@ -35,6 +35,7 @@ from netlab.protocols.chat.store import ChatStore, ChatStoreError
 from netlab.protocols.chat.udp import UdpChat
 from netlab.protocols.echo import EchoFactory
 from netlab.protocols.framed import FramedEchoFactory
+from netlab.protocols.http.site import HttpContext, NetlabSite, make_site
 from netlab.protocols.udp import GuardedDatagramProtocol, UdpEcho
 
 
@@ -57,6 +58,7 @@ class NetlabService(MultiService):
         self.udp_ports: set[int] = set()
         self.chat_store: ChatStore | None = None
         self.chat_hub: ChatHub | None = None
+        self.http_site: NetlabSite | None = None
         self.listeners: list[Service] = []
         self._build()
 
@@ -114,6 +116,14 @@ class NetlabService(MultiService):
                     udp_chat,
                     udp_chat.listen,
                 )
+        if config.http.enabled:
+            context = HttpContext(
+                settings=config.http, events=events, reactor=reactor,
+                hub=self.chat_hub, service=self, started=reactor.seconds(),
+            )
+            self.http_site = make_site(context)
+            for description in config.http.listen:
+                self._add(listener(description, self.http_site, events, config.http.name, reactor))
         for kind, settings in config.classic().items():
             if not settings.enabled:
                 continue

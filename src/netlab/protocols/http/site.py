@@ -1,0 +1,280 @@
+"""
+The web site: one C{twisted.web} Site for every HTTP resource, with the
+limits a server facing a room of students needs.
+
+* A request body over C{max_body} is answered 413 as soon as its declared
+  length (or, when chunked, what has arrived) passes the limit, without
+  reading the rest.
+* A connection must send its complete headers within C{header_timeout}
+  seconds, however slowly it trickles bytes (slowloris).
+* Connections per peer and in total are capped like every stream service.
+* Every request is one access event in the EventLog.
+* C{OPTIONS} works on every resource (an C{Allow} list); C{HEAD} does
+  wherever C{GET} does (Twisted's own behaviour).
+
+Resources live one module per group in this package; each module has an
+C{install(root, context)} that puts its children on the root resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.logger import LogLevel
+from twisted.python.failure import Failure
+from twisted.web import http, resource, server
+
+from netlab.daemon.config import HttpSettings
+from netlab.daemon.events import (
+    CONNECTED,
+    DISCONNECTED,
+    HTTP_REQUEST,
+    REFUSED,
+    EventLog,
+    describe_address,
+)
+from netlab.daemon.limits import ConnectionLimits
+
+
+@dataclass
+class HttpContext:
+    """
+    What every resource may need, handed to each module's C{install}.
+
+    @ivar reactor: for time (C{seconds}, C{callLater}) and threads; tests
+        may pass a C{task.Clock} where only time is used.
+    @ivar hub: the chat hub shared with the telnet users, if the chat runs.
+    @ivar service: the L{netlab.daemon.service.NetlabService}, for what the
+        dashboard shows (listeners, readiness).
+    """
+
+    settings: HttpSettings
+    events: EventLog
+    reactor: Any
+    hub: Any = None
+    service: Any = None
+    started: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class NetlabRequest(server.Request):
+    """A request that counts its body against C{max_body} as it arrives."""
+
+    channel: NetlabChannel
+
+    def __init__(self, channel: NetlabChannel, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, **kwargs)
+        self.netlab_started = channel.site.context.reactor.seconds()
+        self.body_received = 0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self.body_received += len(data)
+        if self.body_received > self.channel.site.context.settings.max_body:
+            self.channel.body_too_large()
+            return
+        super().handleContentChunk(data)
+
+    def render(self, resrc: resource.IResource) -> None:
+        if self.method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
+            allowed = getattr(resrc, "allowedMethods", None)
+            if allowed is None:
+                allowed = resource._computeAllowedMethods(resrc)
+            methods = sorted({m.decode() for m in allowed} | {"OPTIONS", "HEAD"})
+            self.setResponseCode(204)
+            self.setHeader(b"Allow", ", ".join(methods).encode())
+            self.setHeader(b"Content-Length", b"0")
+            self.finish()
+            return
+        super().render(resrc)
+
+
+class NetlabChannel(http.HTTPChannel):
+    """An HTTP connection with a header deadline, a body limit and accounting."""
+
+    site: NetlabSite
+    _header_deadline: IDelayedCall | None = None
+    peer_host = "local"
+    peer = "-"
+    refused = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        counters = self.site.counters
+        counters.connections_open += 1
+        counters.connections_total += 1
+        self.site.context.events.emit(
+            CONNECTED, self.site.name, self.peer, LogLevel.debug,
+            open=counters.connections_open,
+        )
+        self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self._header_deadline = self.callLater(
+            self.site.context.settings.header_timeout, self._headers_too_slow
+        )
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None and self._header_deadline.active():
+            self._header_deadline.cancel()
+        self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        self._refuse(408, "Request Timeout", "headers not complete in time (header_timeout)")
+
+    def dataReceived(self, data: bytes) -> None:
+        self.site.counters.bytes_in += len(data)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._cancel_header_deadline()
+        limit = self.site.context.settings.max_body
+        if self.length is not None and self.length > limit:
+            self.body_too_large()
+            return
+        super().allHeadersReceived()
+
+    def body_too_large(self) -> None:
+        self._refuse(
+            413, "Content Too Large",
+            f"request body over max_body ({self.site.context.settings.max_body} bytes)",
+        )
+
+    def _refuse(self, code: int, phrase: str, why: str) -> None:
+        """Answer C{code} at once and hang up, reading nothing more."""
+        if self.refused or self.transport is None:
+            return
+        self.refused = True
+        site = self.site
+        site.counters.refused += 1
+        site.context.events.emit(REFUSED, site.name, self.peer, LogLevel.warn, limit=why)
+        body = f"{code} {phrase}: {why}\n".encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (code, phrase.encode(), len(body), body)
+        )
+        self.dataReceived = lambda data: None  # type: ignore[method-assign]
+        self.transport.loseConnection()
+
+    def requestDone(self, request: http.Request) -> None:
+        super().requestDone(request)
+        if self.persistent and self.transport is not None and not self.refused:
+            self._arm_header_deadline()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancel_header_deadline()
+        super().connectionLost(reason)
+        site = self.site
+        site.counters.connections_open -= 1
+        site.limits.release(self.peer_host)
+        site.context.events.emit(
+            DISCONNECTED, site.name, self.peer, LogLevel.debug,
+            reason="closed", duration="-", bytes_in="-", bytes_out="-",
+        )
+
+
+class RefusedHTTP(http.HTTPChannel):
+    """Tells a refused client why, as an HTTP 503, then hangs up."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        body = f"503 Service Unavailable: {self.why}\n".encode()
+        self.transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+class NetlabSite(server.Site):
+    """The Site: netlab's request and channel classes, limits and access log."""
+
+    requestFactory = NetlabRequest
+    protocol = NetlabChannel  # type: ignore[assignment]
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(self, root: resource.IResource, context: HttpContext) -> None:
+        settings = context.settings
+        super().__init__(root, timeout=settings.idle_timeout or None, reactor=context.reactor)
+        self.context = context
+        self.name = settings.name
+        self.counters = context.events.counters_for(self.name)
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_peer)
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        host = getattr(addr, "host", None) or "local"
+        peer = describe_address(addr)
+        refusal = self.limits.acquire(host)
+        if refusal is not None:
+            self.counters.refused += 1
+            self.context.events.emit(REFUSED, self.name, peer, LogLevel.warn, limit=refusal)
+            refused = RefusedHTTP(refusal)
+            refused.factory = self
+            return refused
+        channel = super().buildProtocol(addr)
+        channel.peer_host = host
+        channel.peer = peer
+        # TimeoutMixin and our deadline schedule through the site's clock.
+        channel.callLater = self.context.reactor.callLater
+        return channel
+
+    def log(self, request: http.Request) -> None:
+        """One access event per request, instead of Twisted's access log file."""
+        if not self.context.settings.access_log:
+            return
+        assert isinstance(request, NetlabRequest)
+        sent = request.sentLength
+        self.counters.bytes_out += sent
+        client = request.getClientAddress()
+        self.context.events.emit(
+            HTTP_REQUEST, self.name,
+            describe_address(client),
+            method=request.method.decode("ascii", "replace"),
+            path=request.uri.decode("utf-8", "replace")[:300],
+            status=request.code,
+            nbytes=sent,
+            duration=f"{self.context.reactor.seconds() - request.netlab_started:.3f}",
+        )
+
+
+Installer = Callable[[resource.Resource, HttpContext], None]
+
+
+def build_root(context: HttpContext) -> resource.Resource:
+    """The resource tree: every module's C{install} puts its children on it."""
+    from netlab.protocols.http import (
+        dashboard,
+        forms,
+        inspect,
+        metrics,
+        static,
+        status,
+        timepage,
+        websocket,
+        xmlrpc,
+    )
+
+    root = resource.Resource()
+    for module in (inspect, forms, timepage, status, xmlrpc, static, dashboard, metrics,
+                   websocket):
+        module.install(root, context)
+    return root
+
+
+def make_site(context: HttpContext) -> NetlabSite:
+    """The Site for C{context}, with every resource installed."""
+    return NetlabSite(build_root(context), context)

@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
-from twisted.web import http, resource, server
+from twisted.web import http, pages, resource, server
 
 from netlab.daemon.config import HttpSettings
 from netlab.daemon.events import (
@@ -173,6 +174,7 @@ class NetlabChannel(http.HTTPChannel):
         site = self.site
         site.counters.connections_open -= 1
         site.limits.release(self.peer_host)
+        site.forget(self)
         site.context.events.emit(
             DISCONNECTED, site.name, self.peer, LogLevel.debug,
             reason="closed", duration="-", bytes_in="-", bytes_out="-",
@@ -214,6 +216,24 @@ class NetlabSite(server.Site):
         self.name = settings.name
         self.counters = context.events.counters_for(self.name)
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_peer)
+        self.channels: set[NetlabChannel] = set()
+        self._idle: list[Deferred[None]] = []
+
+    def forget(self, channel: NetlabChannel) -> None:
+        """A channel has closed; fire L{when_idle} waiters once none are left."""
+        self.channels.discard(channel)
+        if not self.channels:
+            waiting, self._idle = self._idle, []
+            for d in waiting:
+                d.callback(None)
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once no connection to this site is open."""
+        if not self.channels:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         host = getattr(addr, "host", None) or "local"
@@ -228,6 +248,7 @@ class NetlabSite(server.Site):
         channel = super().buildProtocol(addr)
         channel.peer_host = host
         channel.peer = peer
+        self.channels.add(channel)
         # TimeoutMixin and our deadline schedule through the site's clock.
         channel.callLater = self.context.reactor.callLater
         return channel
@@ -254,6 +275,13 @@ class NetlabSite(server.Site):
 Installer = Callable[[resource.Resource, HttpContext], None]
 
 
+class Root(resource.Resource):
+    """The site's root: unknown paths get Twisted's escaped 404 page."""
+
+    def getChild(self, path: bytes, request: server.Request) -> resource.IResource:
+        return pages.notFound("No Such Resource", "There is nothing at this address.")
+
+
 def build_root(context: HttpContext) -> resource.Resource:
     """The resource tree: every module's C{install} puts its children on it."""
     from netlab.protocols.http import (
@@ -268,7 +296,7 @@ def build_root(context: HttpContext) -> resource.Resource:
         xmlrpc,
     )
 
-    root = resource.Resource()
+    root = Root()
     for module in (inspect, forms, timepage, status, xmlrpc, static, dashboard, metrics,
                    websocket):
         module.install(root, context)

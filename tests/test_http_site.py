@@ -1,0 +1,186 @@
+"""Tests for netlab.protocols.http.site: the Site's limits, OPTIONS/HEAD and access events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from helpers import close_all, connect
+from netlab.daemon.config import HttpSettings
+from netlab.protocols.http.site import HttpContext, NetlabSite, Root
+
+
+class Echoish(Resource):
+    """A small resource: GET says ok, POST says how many body bytes it got."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"ok\n"
+
+    def render_POST(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        assert request.content is not None
+        return b"%d\n" % len(request.content.read())
+
+
+def site(events: Any, clock: Any, **settings: Any) -> NetlabSite:
+    root = Root()
+    root.putChild(b"thing", Echoish())
+    context = HttpContext(
+        settings=HttpSettings(name="http", **settings), events=events, reactor=clock
+    )
+    return NetlabSite(root, context)
+
+
+@pytest_twisted.inlineCallbacks
+def exchange(factory: NetlabSite, request: bytes, until: bytes | None = None) -> Any:
+    """Send raw bytes on a real socket; what came back once the server closed (or C{until})."""
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = yield connect(port)
+    client.send(request)
+    if until is None:
+        yield client.closed
+    else:
+        yield client.wait_text(until)
+        yield close_all(client)
+    yield factory.when_idle()
+    yield port.stopListening()
+    return client.data
+
+
+@pytest_twisted.inlineCallbacks
+def test_raw_http10_request(events: Any, clock: Clock) -> Any:
+    """A request typed by hand, HTTP/1.0 and a blank line, gets a valid response."""
+    data = yield exchange(site(events, clock), b"GET /thing HTTP/1.0\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert body == b"ok\n"
+
+
+@pytest_twisted.inlineCallbacks
+def test_raw_http11_with_host(events: Any, clock: Clock) -> Any:
+    """An HTTP/1.1 request with Host and Connection: close is answered and closed."""
+    data = yield exchange(
+        site(events, clock),
+        b"GET /thing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert data.endswith(b"\r\n\r\nok\n")
+
+
+@pytest_twisted.inlineCallbacks
+def test_head_and_options(events: Any, clock: Clock) -> Any:
+    """HEAD answers GET's headers without a body; OPTIONS lists the allowed methods."""
+    data = yield exchange(
+        site(events, clock),
+        b"HEAD /thing HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"OPTIONS /thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    head_response, _, options_response = data.partition(b"HTTP/1.1 204")
+    assert head_response.startswith(b"HTTP/1.1 200 OK")
+    assert b"ok\n" not in head_response
+    assert b"Allow: GET, HEAD, OPTIONS, POST" in options_response
+
+
+@pytest_twisted.inlineCallbacks
+def test_declared_body_too_large(events: Any, clock: Clock) -> Any:
+    """A Content-Length over max_body is answered 413 before any of the body is sent."""
+    data = yield exchange(
+        site(events, clock, max_body=1000),
+        b"POST /thing HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n",
+    )
+    assert data.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert b"max_body (1000 bytes)" in data
+    assert events.kinds("refused")[0]["limit"].startswith("request body over max_body")
+
+
+@pytest_twisted.inlineCallbacks
+def test_chunked_body_too_large(events: Any, clock: Clock) -> Any:
+    """A chunked body is cut off with 413 as soon as what arrived passes max_body."""
+    chunk = b"x" * 600
+    request = b"POST /thing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    request += (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 3
+    data = yield exchange(site(events, clock, max_body=1000), request)
+    assert data.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+
+
+@pytest_twisted.inlineCallbacks
+def test_body_within_limit(events: Any, clock: Clock) -> Any:
+    """A body up to max_body is accepted."""
+    data = yield exchange(
+        site(events, clock, max_body=1000),
+        b"POST /thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n"
+        + b"y" * 1000,
+    )
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert data.endswith(b"1000\n")
+
+
+@pytest_twisted.inlineCallbacks
+def test_slowloris_header_deadline(events: Any, clock: Clock) -> Any:
+    """Headers trickled byte by byte are cut off at header_timeout with 408."""
+    factory = site(events, clock, header_timeout=10, idle_timeout=60)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = yield connect(port)
+    client.send(b"GET /thing HTTP/1.1\r\n")
+    for i in range(9):
+        client.send(b"X-Slow-%d: yes\r\n" % i)
+        clock.advance(1)
+    assert client.transport.connected
+    client.send(b"X-Still: coming\r\n")
+    clock.advance(1)
+    yield client.closed
+    assert client.data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_keepalive_requests_reset_deadline(events: Any, clock: Clock) -> Any:
+    """Each request on a kept-alive connection gets its own header deadline."""
+    factory = site(events, clock, header_timeout=10, idle_timeout=60)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = yield connect(port)
+    for n in range(1, 4):
+        clock.advance(9)
+        client.send(b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield client.wait_for(lambda data, n=n: data.count(b"ok\n") == n)
+    yield close_all(client)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_per_peer_cap(events: Any, clock: Clock) -> Any:
+    """Past max_connections_per_peer a client gets a 503 naming the limit."""
+    factory = site(events, clock, max_connections_per_peer=1)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    first = yield connect(port)
+    first.send(b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n")
+    yield first.wait_text(b"ok\n")
+    second = yield connect(port)
+    yield second.closed
+    assert second.data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"too many connections from 127.0.0.1 (limit 1)" in second.data
+    yield close_all(first)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_access_event(events: Any, clock: Clock) -> Any:
+    """Each request is one access event: method, path, status, bytes, duration, client."""
+    yield exchange(site(events, clock), b"GET /thing?x=1 HTTP/1.0\r\n\r\n")
+    yield exchange(site(events, clock), b"GET /missing HTTP/1.0\r\n\r\n")
+    first, second = events.kinds("http_request")
+    assert (first["method"], first["path"], first["status"], first["nbytes"]) == (
+        "GET", "/thing?x=1", 200, 3,
+    )
+    assert first["peer"].startswith("127.0.0.1:")
+    assert second["status"] == 404

@@ -1,11 +1,110 @@
-"""Placeholder: resources for this group are installed here (see site.py)."""
+"""
+C{/metrics}: the EventLog's counters for every service (echo, UDP, chat,
+classic, HTTP...) in Prometheus text format.
+
+The values are read from the counters at scrape time by a custom
+collector, so the hot path keeps bumping plain integers and nothing is
+counted twice.  Each site has a registry of its own: the global one would
+mix in whatever else the process registered, and tests build many sites.
+"""
 
 from __future__ import annotations
 
-from twisted.web.resource import Resource
+from collections.abc import Iterable
+from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector, CollectorRegistry
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from netlab.daemon.events import EventLog
 from netlab.protocols.http.site import HttpContext
+
+# ServiceCounters field -> (metric name, help), for the counters proper.
+COUNTERS: dict[str, tuple[str, str]] = {
+    "connections_total": ("netlab_connections_total", "Connections accepted."),
+    "bytes_in": ("netlab_bytes_received_total", "Bytes received from clients."),
+    "bytes_out": ("netlab_bytes_sent_total", "Bytes sent to clients."),
+    "datagrams_in": ("netlab_datagrams_received_total", "Datagrams received."),
+    "datagrams_out": ("netlab_datagrams_sent_total", "Datagrams sent."),
+    "refused": ("netlab_refused_total", "Connections or requests refused by a limit."),
+    "dropped": ("netlab_dropped_total", "Datagrams or lines dropped by a guard."),
+    "errors": ("netlab_errors_total", "Errors while serving clients."),
+}
+
+
+class NetlabCollector(Collector):
+    """Reads every service's L{ServiceCounters} (and the chat hub) at scrape time."""
+
+    def __init__(self, events: EventLog, hub: Any = None) -> None:
+        self.events = events
+        self.hub = hub
+
+    def describe(self) -> Iterable[Metric]:
+        # Registering must not depend on which services have counted yet.
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        opened = GaugeMetricFamily(
+            "netlab_connections_open", "Connections open now.", labels=["service"]
+        )
+        totals = {
+            field: CounterMetricFamily(name, text, labels=["service"])
+            for field, (name, text) in COUNTERS.items()
+        }
+        chat = CounterMetricFamily(
+            "netlab_chat_events_total", "Chat events (joins, messages, kicks...).",
+            labels=["service", "event"],
+        )
+        for service, counters in sorted(self.events.counters.items()):
+            opened.add_metric([service], counters.connections_open)
+            for field, family in totals.items():
+                family.add_metric([service], getattr(counters, field))
+            for event, count in sorted(counters.extra.items()):
+                chat.add_metric([service, event], count)
+        yield opened
+        yield from totals.values()
+        yield chat
+        yield from self._chat_gauges()
+
+    def _chat_gauges(self) -> Iterable[Metric]:
+        hub = self.hub
+        if hub is None:
+            return
+        users = GaugeMetricFamily("netlab_chat_users", "Users connected to the chat.",
+                                  labels=["service"])
+        users.add_metric([hub.name], len(hub.sessions))
+        rooms = GaugeMetricFamily("netlab_chat_rooms", "Chat rooms that exist.",
+                                  labels=["service"])
+        rooms.add_metric([hub.name], len(hub.rooms))
+        yield users
+        yield rooms
+
+
+def make_registry(context: HttpContext) -> CollectorRegistry:
+    """A private registry with netlab's collector and the process's own metrics."""
+    registry = CollectorRegistry()
+    registry.register(NetlabCollector(context.events, context.hub))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+class MetricsResource(Resource):
+    """C{GET /metrics}: one scrape."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
+        request.setHeader(b"Cache-Control", b"no-store")
+        return generate_latest(self.registry)
 
 
 def install(root: Resource, context: HttpContext) -> None:
-    """Put this group's resources on C{root}."""
+    """Put C{/metrics} on C{root}."""
+    root.putChild(b"metrics", MetricsResource(make_registry(context)))

@@ -68,9 +68,14 @@ class NetlabRequest(server.Request):
     channel: NetlabChannel
 
     def __init__(self, channel: NetlabChannel, *args: Any, **kwargs: Any) -> None:
-        super().__init__(channel, *args, **kwargs)
+        # Form bodies are parsed by the resources that want them (forms.py
+        # keeps filenames, answers bad bodies with one line); Twisted's own
+        # parser would read every POST body again first.
+        super().__init__(channel, *args, parsePOSTFormSubmission=False, **kwargs)
         self.netlab_started = channel.site.context.reactor.seconds()
         self.body_received = 0
+        # Header names as the client spelled them, for the inspection pages.
+        self.raw_headers: list[tuple[bytes, bytes]] = []
 
     def handleContentChunk(self, data: bytes) -> None:
         self.body_received += len(data)
@@ -84,9 +89,11 @@ class NetlabRequest(server.Request):
             allowed = getattr(resrc, "allowedMethods", None)
             if allowed is None:
                 allowed = resource._computeAllowedMethods(resrc)
-            methods = sorted({m.decode() for m in allowed} | {"OPTIONS", "HEAD"})
+            methods = {m.decode() for m in allowed} | {"OPTIONS"}
+            if "GET" in methods:
+                methods.add("HEAD")
             self.setResponseCode(204)
-            self.setHeader(b"Allow", ", ".join(methods).encode())
+            self.setHeader(b"Allow", ", ".join(sorted(methods)).encode())
             self.setHeader(b"Content-Length", b"0")
             self.finish()
             return
@@ -104,6 +111,9 @@ class NetlabChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.started = self.site.context.reactor.seconds()
+        self.bytes_in = 0
+        self.bytes_out = 0
         counters = self.site.counters
         counters.connections_open += 1
         counters.connections_total += 1
@@ -129,8 +139,16 @@ class NetlabChannel(http.HTTPChannel):
         self._refuse(408, "Request Timeout", "headers not complete in time (header_timeout)")
 
     def dataReceived(self, data: bytes) -> None:
+        self.bytes_in += len(data)
         self.site.counters.bytes_in += len(data)
         super().dataReceived(data)
+
+    def headerReceived(self, line: bytes) -> bool:
+        accepted: bool = super().headerReceived(line)
+        if accepted and self.requests:
+            name, _, value = line.partition(b":")
+            self.requests[-1].raw_headers.append((name, value.strip(b" \t")))
+        return accepted
 
     def allHeadersReceived(self) -> None:
         self._cancel_header_deadline()
@@ -168,16 +186,38 @@ class NetlabChannel(http.HTTPChannel):
         if self.persistent and self.transport is not None and not self.refused:
             self._arm_header_deadline()
 
+    def _protocolUpgradeForWebsockets(self, protocol: Any) -> None:
+        """
+        Twisted hands the connection to a WebSocket by replacing this
+        channel's C{connectionLost}; keep the accounting (connection counts,
+        the per-peer slot) running when the WebSocket closes.
+        """
+        self._cancel_header_deadline()
+        super()._protocolUpgradeForWebsockets(protocol)
+        websocket_lost = self.connectionLost
+
+        def lost(reason: Failure = connectionDone) -> None:
+            websocket_lost(reason)
+            self._account_lost()
+
+        self.connectionLost = lost  # type: ignore[method-assign]
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_header_deadline()
         super().connectionLost(reason)
+        self._account_lost()
+
+    def _account_lost(self) -> None:
         site = self.site
         site.counters.connections_open -= 1
         site.limits.release(self.peer_host)
         site.forget(self)
         site.context.events.emit(
             DISCONNECTED, site.name, self.peer, LogLevel.debug,
-            reason="closed", duration="-", bytes_in="-", bytes_out="-",
+            reason="closed",
+            duration=f"{site.context.reactor.seconds() - self.started:.3f}",
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
         )
 
 
@@ -260,6 +300,9 @@ class NetlabSite(server.Site):
         assert isinstance(request, NetlabRequest)
         sent = request.sentLength
         self.counters.bytes_out += sent
+        channel = request.channel
+        if isinstance(channel, NetlabChannel) and hasattr(channel, "bytes_out"):
+            channel.bytes_out += sent
         client = request.getClientAddress()
         self.context.events.emit(
             HTTP_REQUEST, self.name,

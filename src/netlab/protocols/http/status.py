@@ -1,11 +1,476 @@
-"""Placeholder: resources for this group are installed here (see site.py)."""
+"""
+httpbin-style endpoints for practising with HTTP clients: chosen status
+codes, slow answers, random bytes, streams, redirects, cookies, Basic
+authentication, compression and conditional requests.
+
+Every number in a path is checked against the C{[http]} limits before
+anything is done, and an over-limit or malformed request gets one 400 line
+naming what is wrong (never echoing the request). Reflected data is only
+ever served as JSON or plain text.
+"""
 
 from __future__ import annotations
 
-from twisted.web.resource import Resource
+import gzip
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from twisted.web import http, pages
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.site import HttpContext
 
+STATUS_CODE = re.compile(r"[1-5][0-9]{2}")
+WHOLE = re.compile(r"[0-9]{1,9}")
+SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+# RFC 6265: a cookie name is an RFC 7230 token, a value is cookie-octets.
+COOKIE_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+COOKIE_VALUE = re.compile(rb"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+# Browsers drop tabs and newlines from URLs and read "\" as "/", so a
+# Location with any of them can point somewhere other than it seems to.
+UNSAFE_URL = re.compile(r"[^\x21-\x7e]|\\")
+EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+CACHE_LAST_MODIFIED = 1_704_067_200  # 2024-01-01 00:00:00 UTC: fixed on purpose
+CACHE_ETAG = b'"netlab-cache-1"'
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def json_body(request: Request, data: object) -> bytes:
+    """C{data} as an C{application/json} body."""
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    return json.dumps(data, indent=2).encode() + b"\n"
+
+
+def text_body(request: Request, text: str) -> bytes:
+    """C{text} as a plain-text body: never HTML, whatever it contains."""
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    return text.encode()
+
+
+def bad_request(detail: str) -> IResource:
+    """A 400 page with one line saying what is wrong."""
+    return pages.errorPage(http.BAD_REQUEST, "Bad Request", detail)
+
+
+class Leaf(Resource):
+    """A resource with nothing below it: any longer path is 404."""
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return pages.notFound()
+
+
+class Numbered(Resource):
+    """
+    C{/NAME/NUMBER}: the number is parsed and checked against its limit
+    here, so the leaf that C{make} builds only ever sees a valid one.
+    """
+
+    def __init__(
+        self,
+        usage: str,
+        pattern: re.Pattern[str],
+        convert: Callable[[str], float],
+        lowest: float,
+        limit: float,
+        setting: str,
+        make: Callable[[Any], IResource],
+    ) -> None:
+        super().__init__()
+        self.usage = usage
+        self.pattern = pattern
+        self.convert = convert
+        self.lowest = lowest
+        self.limit = limit
+        self.setting = setting
+        self.make = make
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        text = path.decode("ascii", "replace")
+        if not self.pattern.fullmatch(text) or self.convert(text) < self.lowest:
+            return bad_request(self.usage)
+        value = self.convert(text)
+        if value > self.limit:
+            limit = f"{self.limit:g}" if isinstance(self.limit, float) else str(self.limit)
+            return bad_request(f"over the limit: {self.setting} is {limit}")
+        return self.make(value)
+
+    def render_GET(self, request: Request) -> object:
+        return bad_request(self.usage).render(request)
+
+    render_HEAD = render_GET
+
+
+class StatusRoot(Resource):
+    """C{/status/CODE} or C{/status/CODE,CODE,...} (one chosen at random)."""
+
+    usage = "use /status/CODE or /status/CODE,CODE,... with codes from 200 to 599"
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__()
+        self.rng = rng
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        texts = path.decode("ascii", "replace").split(",")
+        if not all(STATUS_CODE.fullmatch(text) for text in texts):
+            return bad_request(self.usage)
+        codes = [int(text) for text in texts]
+        if any(code < 200 for code in codes):
+            # A 1xx is never a final answer: a client would wait for another.
+            return bad_request("1xx codes are informational, not a final answer: " + self.usage)
+        return StatusCode(codes, self.rng)
+
+    def render_GET(self, request: Request) -> object:
+        return bad_request(self.usage).render(request)
+
+    render_HEAD = render_GET
+
+
+class StatusCode(Leaf):
+    """Answers with one of its codes, and a body only where one is allowed."""
+
+    def __init__(self, codes: list[int], rng: random.Random) -> None:
+        super().__init__()
+        self.codes = codes
+        self.rng = rng
+
+    def render_GET(self, request: Request) -> object:
+        code = self.rng.choice(self.codes)
+        request.setResponseCode(code)
+        if code in http.NO_BODY_CODES:
+            # Neither a body nor a Content-Length may follow a 204 or 304.
+            request.write(b"")
+            request.finish()
+            return NOT_DONE_YET
+        if code == http.RESET_CONTENT:
+            return b""
+        if code == http.UNAUTHORIZED:
+            request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab"')
+        phrase = http.RESPONSES.get(code, b"Unknown Status").decode("ascii", "replace")
+        return text_body(request, f"{code} {phrase}\n")
+
+    render_HEAD = render_POST = render_PUT = render_PATCH = render_DELETE = render_GET
+
+
+class Delay(Leaf):
+    """Answers after C{seconds}, without blocking, unless the client leaves first."""
+
+    def __init__(self, seconds: float, reactor: Any) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.reactor = reactor
+
+    def render_GET(self, request: Request) -> object:
+        call = self.reactor.callLater(self.seconds, self._answer, request)
+
+        def gone(reason: object) -> None:
+            if call.active():
+                call.cancel()
+
+        request.notifyFinish().addErrback(gone)
+        return NOT_DONE_YET
+
+    def _answer(self, request: Request) -> None:
+        body = json_body(request, {"delay": self.seconds})
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        request.write(body)
+        request.finish()
+
+    render_HEAD = render_POST = render_PUT = render_PATCH = render_DELETE = render_GET
+
+
+class RandomBytes(Leaf):
+    """C{count} random bytes; C{?seed=} makes them the same every time."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def render_GET(self, request: Request) -> object:
+        seed = (request.args or {}).get(b"seed")
+        if seed is None:
+            data = os.urandom(self.count)
+        elif WHOLE.fullmatch(seed[0].decode("ascii", "replace")):
+            data = random.Random(int(seed[0])).randbytes(self.count)
+        else:
+            return bad_request("seed must be a whole number").render(request)
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        return data
+
+    render_HEAD = render_GET
+
+
+class Stream(Leaf):
+    """C{count} JSON lines, each written as it is made (chunked in HTTP/1.1)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def render_GET(self, request: Request) -> object:
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        for line in range(self.count):
+            request.write(json.dumps({"id": line, "of": self.count}).encode() + b"\n")
+        request.finish()
+        return NOT_DONE_YET
+
+    render_HEAD = render_GET
+
+
+class Redirect(Leaf):
+    """
+    One step of a redirect chain: C{hops} more to go, ending at C{/get}.
+    C{/redirect} uses absolute paths; C{/relative-redirect} paths relative to
+    the current one, which survive being mounted under a proxy's prefix.
+    """
+
+    def __init__(self, hops: int, *, name: str, relative: bool) -> None:
+        super().__init__()
+        self.hops = hops
+        self.name = name
+        self.relative = relative
+
+    def location(self) -> str:
+        if self.relative:
+            return f"{self.hops - 1}" if self.hops > 1 else "../get"
+        return f"/{self.name}/{self.hops - 1}" if self.hops > 1 else "/get"
+
+    def render_GET(self, request: Request) -> object:
+        location = self.location()
+        request.redirect(location.encode())
+        return text_body(request, f"redirecting to {location}\n")
+
+    render_HEAD = render_POST = render_PUT = render_PATCH = render_DELETE = render_GET
+
+
+def redirect_refusal(url: str, hosts: tuple[str, ...]) -> str | None:
+    """
+    Why C{url} may not be a redirect target, or None when it may: a path on
+    this server, or an http(s) URL on one of C{hosts}. Anything a browser
+    could read as another host ("//x", "///x", "\\x", "javascript:") is not
+    a path.
+    """
+    if not url:
+        return "url is missing: use /redirect-to?url=/path"
+    if UNSAFE_URL.search(url):
+        return "url must be printable ASCII without spaces or backslashes"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return "url is not a valid URL"
+    if not (parts.scheme or parts.netloc or url.startswith("//")):
+        return None
+    allowed = {host.lower().strip("[]").rstrip(".") for host in hosts}
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme not in ("http", "https") or not host or host not in allowed:
+        return "url must be a relative URL or an http(s) URL on a host in redirect_hosts"
+    return None
+
+
+class RedirectTo(Leaf):
+    """C{/redirect-to?url=...&status_code=302}, without an open redirect."""
+
+    def __init__(self, hosts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.hosts = hosts
+
+    def render_GET(self, request: Request) -> object:
+        args = request.args or {}
+        url = args.get(b"url", [b""])[0].decode("utf-8", "replace")
+        why = redirect_refusal(url, self.hosts)
+        code_text = args.get(b"status_code", [b"302"])[0].decode("ascii", "replace")
+        if why is None and not (STATUS_CODE.fullmatch(code_text) and code_text[0] == "3"):
+            why = "status_code must be a redirect code from 300 to 399"
+        if why is not None:
+            return bad_request(why).render(request)
+        request.setResponseCode(int(code_text))
+        request.setHeader(b"Location", url.encode("ascii"))
+        return text_body(request, f"redirecting to {url}\n")
+
+    render_HEAD = render_POST = render_PUT = render_PATCH = render_DELETE = render_GET
+
+
+def query_pairs(request: Request) -> list[tuple[bytes, bytes]]:
+    """
+    The query's names and values in order, keeping a bare C{name} (which
+    C{request.args} drops) and not splitting on ";" (which it does).
+    """
+    _, _, query = request.uri.partition(b"?")
+    return parse_qsl(query.partition(b"#")[0], keep_blank_values=True)
+
+
+def cookie_refusal(names_values: list[tuple[bytes, bytes]], usage: str) -> str | None:
+    """Why these cookies cannot be set as they are, or None."""
+    if not names_values:
+        return usage
+    for name, value in names_values:
+        if not COOKIE_NAME.fullmatch(name):
+            return "a cookie name must be letters, digits and !#$%&'*+-.^_`|~"
+        if not COOKIE_VALUE.fullmatch(value):
+            return "a cookie value may not hold spaces, quotes, commas, semicolons or backslashes"
+    return None
+
+
+class Cookies(Resource):
+    """C{/cookies}: the cookies the client sent, as JSON."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.putChild(b"set", SetCookies())
+        self.putChild(b"delete", DeleteCookies())
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return self if path == b"" else pages.notFound()
+
+    def render_GET(self, request: Request) -> object:
+        cookies = {
+            name.decode("utf-8", "replace"): value.decode("utf-8", "replace")
+            for name, value in request.received_cookies.items()
+        }
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json_body(request, {"cookies": cookies})
+
+    render_HEAD = render_GET
+
+
+class SetCookies(Leaf):
+    """C{/cookies/set?name=value}: sets them for the whole site, then shows them."""
+
+    def render_GET(self, request: Request) -> object:
+        pairs = query_pairs(request)
+        why = cookie_refusal(pairs, "give the cookies in the query: ?name=value&other=value")
+        if why is not None:
+            return bad_request(why).render(request)
+        for name, value in pairs:
+            request.addCookie(name, value, path=b"/")
+        request.redirect(b"/cookies")
+        return text_body(request, "cookies set; redirecting to /cookies\n")
+
+    render_HEAD = render_GET
+
+
+class DeleteCookies(Leaf):
+    """C{/cookies/delete?name&other}: expires them, then shows what is left."""
+
+    def render_GET(self, request: Request) -> object:
+        names = [name for name, _ in query_pairs(request)]
+        why = cookie_refusal([(name, b"") for name in names], "name the cookies: ?name&other")
+        if why is not None:
+            return bad_request(why).render(request)
+        for name in names:
+            request.addCookie(name, b"", expires=EPOCH, max_age=b"0", path=b"/")
+        request.redirect(b"/cookies")
+        return text_body(request, "cookies deleted; redirecting to /cookies\n")
+
+    render_HEAD = render_GET
+
+
+def same_secret(given: bytes, expected: bytes) -> bool:
+    """Compares in constant time, whatever the lengths (both are hashed first)."""
+    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
+
+
+class BasicAuth(Resource):
+    """C{/basic-auth/USER/PASS}: 200 for exactly those credentials, else 401."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> object:
+        path = request.postpath or []
+        if len(path) != 2 or not path[0]:
+            return pages.notFound(
+                "No Such Resource", "use /basic-auth/USER/PASS"
+            ).render(request)
+        user, password = path
+        # Both comparisons always run: how long this takes says nothing.
+        user_ok = same_secret(request.getUser(), user)
+        password_ok = same_secret(request.getPassword(), password)
+        if not (user_ok & password_ok):
+            request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab", charset="UTF-8"')
+            return pages.errorPage(
+                http.UNAUTHORIZED, "Unauthorized",
+                "send the user name and password from this URL with HTTP Basic authentication",
+            ).render(request)
+        return json_body(
+            request, {"authenticated": True, "user": user.decode("utf-8", "replace")}
+        )
+
+    render_HEAD = render_GET
+
+
+class Gzip(Leaf):
+    """A gzip-compressed JSON body, whatever the client says it accepts."""
+
+    def render_GET(self, request: Request) -> object:
+        body = json_body(request, {"gzipped": True, "method": request.method.decode("ascii")})
+        request.setHeader(b"Content-Encoding", b"gzip")
+        return gzip.compress(body, mtime=0)
+
+    render_HEAD = render_GET
+
+
+class Cache(Leaf):
+    """
+    A page that never changes, with a fixed C{ETag} and C{Last-Modified}, so
+    a conditional request gets 304. C{If-None-Match} wins over
+    C{If-Modified-Since} when both are sent (RFC 9110, 13.2.2).
+    """
+
+    def render_GET(self, request: Request) -> object:
+        request.setHeader(b"Cache-Control", b"no-cache")
+        cached = request.setETag(CACHE_ETAG)
+        if request.getHeader(b"If-None-Match") is None:
+            cached = request.setLastModified(CACHE_LAST_MODIFIED)
+        else:
+            request.lastModified = CACHE_LAST_MODIFIED
+        if cached is http.CACHED:
+            request.write(b"")
+            request.finish()
+            return NOT_DONE_YET
+        return json_body(request, {"cached": False, "etag": CACHE_ETAG.decode()})
+
+    render_HEAD = render_GET
+
 
 def install(root: Resource, context: HttpContext) -> None:
-    """Put this group's resources on C{root}."""
+    """
+    Put the status and behaviour endpoints on C{root}. C{context.extras}
+    may hold C{"status_random"}, a C{random.Random} for C{/status/A,B}.
+    """
+    settings = context.settings
+    rng = context.extras.get("status_random") or random.Random()
+    root.putChild(b"status", StatusRoot(rng))
+    root.putChild(b"delay", Numbered(
+        "use /delay/SECONDS, e.g. /delay/1.5", SECONDS, float, 0, settings.max_delay,
+        "max_delay", lambda seconds: Delay(seconds, context.reactor),
+    ))
+    root.putChild(b"bytes", Numbered(
+        "use /bytes/N, e.g. /bytes/1024", WHOLE, int, 0, settings.max_bytes,
+        "max_bytes", RandomBytes,
+    ))
+    root.putChild(b"stream", Numbered(
+        "use /stream/N, e.g. /stream/10", WHOLE, int, 1, settings.max_stream,
+        "max_stream", Stream,
+    ))
+    for name, relative in (("redirect", False), ("relative-redirect", True)):
+        root.putChild(name.encode(), Numbered(
+            f"use /{name}/N with N at least 1", WHOLE, int, 1, settings.max_redirects,
+            "max_redirects", partial(Redirect, name=name, relative=relative),
+        ))
+    root.putChild(b"redirect-to", RedirectTo(settings.redirect_hosts))
+    root.putChild(b"cookies", Cookies())
+    root.putChild(b"basic-auth", BasicAuth())
+    root.putChild(b"gzip", Gzip())
+    root.putChild(b"cache", Cache())

@@ -1,11 +1,94 @@
-"""Placeholder: resources for this group are installed here (see site.py)."""
+"""
+The "Time page" lab exercise: C{GET /time.html} (or C{/time}) shows the
+server's current date and time; C{?format=json} gives it to programs.
+
+The time comes from the context's reactor, so a test can set it with a
+C{task.Clock}.
+"""
 
 from __future__ import annotations
 
-from twisted.web.resource import Resource
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from twisted.web import http, pages
+from twisted.web.iweb import IRenderable
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
+from twisted.web.template import renderElement, tags
 
 from netlab.protocols.http.site import HttpContext
 
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+
+
+@dataclass(frozen=True)
+class TimeReading:
+    """One moment, in the forms the page and the JSON show."""
+
+    unix: int
+    iso: str
+    text: str
+    zone: str = "UTC"
+
+    @classmethod
+    def at(cls, seconds: float) -> TimeReading:
+        """The reading for C{seconds} since the epoch, to the whole second."""
+        moment = datetime.fromtimestamp(int(seconds), tz=UTC)
+        # Names spelt out here rather than by strftime, which follows the locale.
+        text = (
+            f"{DAYS[moment.weekday()]}, {moment.day} {MONTHS[moment.month - 1]} "
+            f"{moment.year}, {moment:%H:%M:%S} UTC"
+        )
+        return cls(unix=int(seconds), iso=moment.strftime("%Y-%m-%dT%H:%M:%SZ"), text=text)
+
+    def as_json(self) -> dict[str, object]:
+        return {"iso": self.iso, "unix": self.unix, "zone": self.zone, "text": self.text}
+
+
+class TimePage(Resource):
+    """The server's time as an HTML page, or as JSON with C{?format=json}."""
+
+    def __init__(self, reactor: Any) -> None:
+        super().__init__()
+        self.reactor = reactor
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return pages.notFound()
+
+    def render_GET(self, request: Request) -> object:
+        reading = TimeReading.at(self.reactor.seconds())
+        request.setHeader(b"Cache-Control", b"no-store")
+        wanted = (request.args or {}).get(b"format", [b"html"])[0]
+        if wanted == b"json":
+            request.setHeader(b"Content-Type", b"application/json")
+            return json.dumps(reading.as_json(), indent=2).encode() + b"\n"
+        if wanted != b"html":
+            return pages.errorPage(
+                http.BAD_REQUEST, "Bad Request", "format must be html or json"
+            ).render(request)
+        page = tags.html(
+            tags.head(tags.meta(charset="utf-8"), tags.title("Server time")),
+            tags.body(
+                tags.h1("Server time"),
+                tags.p(tags.time(reading.text, datetime=reading.iso, id="now")),
+                tags.p("Unix time: ", tags.code(str(reading.unix))),
+                tags.p(tags.a("The same as JSON", href="?format=json")),
+            ),
+            lang="en",
+        )
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        return renderElement(request, cast(IRenderable, page))
+
+    render_HEAD = render_GET
+
 
 def install(root: Resource, context: HttpContext) -> None:
-    """Put this group's resources on C{root}."""
+    """Put C{/time} and C{/time.html} (one page, two names) on C{root}."""
+    page = TimePage(context.reactor)
+    root.putChild(b"time", page)
+    root.putChild(b"time.html", page)

@@ -1,11 +1,481 @@
-"""Placeholder: resources for this group are installed here (see site.py)."""
+"""
+WebSocket endpoints: C{/ws/echo} echoes every message, C{/ws/chat} puts a
+browser into the same L{ChatHub} as the telnet users, and C{/chat} is the
+page that talks to it.
+
+Both endpoints check the C{Origin} header against C{allowed_origins}
+before upgrading, so a page on another site cannot open a socket with the
+visitor's network position.  A request without C{Origin} (a command-line
+client, not a browser) is let in.
+
+Twisted's WebSocket support reassembles whole messages in memory with no
+limit of its own, so every connection counts the bytes it receives since
+its last complete message and is closed (code 1009) once that passes a
+hard cap: C{max_body} for the echo, C{max(4 * max_line, 64 KiB)} for the
+chat.  A chat message that arrives whole but is longer than C{max_line}
+gets one error line and is dropped, as on telnet.
+
+After the upgrade (the channel keeps its own connection accounting, see
+L{NetlabChannel._protocolUpgradeForWebsockets}), L{MeteredSocket} replaces
+the HTTP idle timer with its own and registers a producer so output
+backpressure is seen: the echo stops reading while its client is not
+reading, the chat drops a client whose unsent backlog passes C{max_output}.
+"""
 
 from __future__ import annotations
 
-from twisted.web.resource import Resource
+from contextlib import suppress
+from typing import Any
+from urllib.parse import urlsplit
 
-from netlab.protocols.http.site import HttpContext
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.logger import LogLevel
+from twisted.python.failure import Failure
+from twisted.web import pages
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.websocket import WebSocketResource, WebSocketTransport
+from wsproto.utilities import LocalProtocolError
+from zope.interface import implementer
+
+from netlab.daemon.events import (
+    CONNECTED,
+    DISCONNECTED,
+    DROPPED,
+    REFUSED,
+    ServiceCounters,
+    describe_address,
+)
+from netlab.protocols.base import SHUTDOWN_GRACE
+from netlab.protocols.chat.hub import ChatHub, Session
+from netlab.protocols.http import chatpage
+from netlab.protocols.http.site import HttpContext, Root
+
+# RFC 6455 close codes.
+NORMAL, GOING_AWAY, UNSUPPORTED, TOO_BIG, POLICY = 1000, 1001, 1003, 1009, 1008
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    """
+    Whether a browser's C{Origin} names an allowed host: each entry of
+    C{allowed} is a host name, with C{[..]} for IPv6, optionally with a
+    C{:port} that must then match too.  C{null} (a file or sandboxed
+    page) matches nothing.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        host = parts.hostname
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return False
+    if not host or parts.scheme.lower() not in DEFAULT_PORTS:
+        return False
+    for entry in allowed:
+        try:
+            wanted = urlsplit("//" + entry.strip())
+            wanted_host, wanted_port = wanted.hostname, wanted.port
+        except ValueError:
+            continue
+        if wanted_host == host and wanted_port in (None, port):
+            return True
+    return False
+
+
+class GuardedWebSocketResource(WebSocketResource):
+    """A WebSocket endpoint that refuses foreign browser pages (403) before upgrading."""
+
+    def __init__(self, factory: Any, context: HttpContext, service: str) -> None:
+        super().__init__(factory)
+        self.context = context
+        self.service = service
+
+    def render_GET(self, request: Request) -> bytes | int:
+        origin = request.getHeader("origin")
+        allowed = self.context.settings.allowed_origins
+        if origin is not None and not origin_allowed(origin, allowed):
+            self.context.events.counters_for(self.service).refused += 1
+            self.context.events.emit(
+                REFUSED, self.service, describe_address(request.getClientAddress()),
+                LogLevel.warn, limit=f"Origin {origin[:100]!r} not in allowed_origins",
+            )
+            page = pages.forbidden(
+                "Forbidden origin",
+                "Pages from this origin may not open WebSockets here (see allowed_origins).",
+            )
+            return page.render(request)
+        upgrade = (request.getHeader("upgrade") or "").lower()
+        if request.method != b"GET" or "websocket" not in upgrade:
+            # A browser tab or curl without the handshake (HEAD never upgrades).
+            request.setResponseCode(426)
+            request.setHeader(b"upgrade", b"websocket")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"426 Upgrade Required: this address takes WebSocket connections only.\n"
+        result = super().render_GET(request)
+        if result == NOT_DONE_YET:
+            # The 101 was written past the Request; still one access event.
+            request.setResponseCode(101)
+            log = getattr(getattr(request, "site", None), "log", None)
+            if log is not None:
+                log(request)
+        return result
+
+
+@implementer(IPushProducer)
+class MeteredSocket:
+    """
+    What both endpoints share: accounting, lifecycle events, the incoming
+    size cap, the idle timer, output backpressure and an orderly close.
+
+    @cvar pause_input: stop reading while the client is not reading (echo);
+        otherwise count the unsent backlog and drop past C{max_backlog}.
+    """
+
+    pause_input = True
+    max_backlog = 0
+
+    def __init__(self, request: Request, context: HttpContext, service: str,
+                 max_pending: int, idle_timeout: float) -> None:
+        self.request = request
+        self.context = context
+        self.service = service
+        self.events = context.events
+        self.counters: ServiceCounters = context.events.counters_for(service)
+        self.max_pending = max_pending
+        self.idle_timeout = idle_timeout
+        address = request.getClientAddress()
+        self.peer_host: str = getattr(address, "host", None) or "local"
+        self.peer = describe_address(address)
+        self.transport: WebSocketTransport | None = None
+        # The TCP connection under it, for flow control and aborting.
+        self.tcp: Any = request.channel.transport
+        self.started = context.reactor.seconds()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.pending = 0
+        self.output_paused = False
+        self.unsent_over_buffer = 0
+        self.close_reason: str | None = None
+        self.open = False
+        self.lost = False
+        self._idle: IDelayedCall | None = None
+        self._linger: IDelayedCall | None = None
+
+    # -- WebSocketProtocol ---------------------------------------------------
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        channel: Any = self.request.channel
+        # The HTTP idle timer would never be reset again: ours replaces it.
+        channel.setTimeout(None)
+        wire_received = channel.dataReceived
+
+        def received(data: bytes) -> None:
+            if self.close_reason is not None:
+                return
+            self.pending += len(data)
+            if self.pending > self.max_pending:
+                self.too_big()
+                return
+            wire_received(data)
+
+        channel.dataReceived = received
+        assert self.transport is not None
+        self.transport.detachProducer()
+        self.transport.attachProducer(self)
+        self.open = True
+        counters = self.counters
+        counters.connections_open += 1
+        counters.connections_total += 1
+        self.events.emit(
+            CONNECTED, self.service, self.peer, open=counters.connections_open,
+        )
+        self.arm_idle()
+        self.opened()
+
+    def textMessageReceived(self, message: str) -> None:
+        self.arrived(len(message.encode("utf-8")))
+        if self.close_reason is None:
+            self.text(message)
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        self.arrived(len(data))
+        if self.close_reason is None:
+            self.binary(bytes(data))
+
+    def pongReceived(self, payload: bytes) -> None:
+        self.pending = 0
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost = True
+        for call in (self._idle, self._linger):
+            if call is not None and call.active():
+                call.cancel()
+        if not self.open:
+            return
+        self.counters.connections_open -= 1
+        self.events.emit(
+            DISCONNECTED, self.service, self.peer,
+            reason=self.close_reason or "closed by client",
+            duration=f"{self.context.reactor.seconds() - self.started:.3f}",
+            bytes_in=self.bytes_in, bytes_out=self.bytes_out,
+        )
+        self.closed()
+
+    # -- for subclasses ------------------------------------------------------
+
+    def opened(self) -> None:
+        """The socket is open."""
+
+    def text(self, message: str) -> None:
+        """A complete text message arrived."""
+
+    def binary(self, data: bytes) -> None:
+        """A complete binary message arrived."""
+
+    def closed(self) -> None:
+        """The socket is gone."""
+
+    # -- input -----------------------------------------------------------------
+
+    def arrived(self, size: int) -> None:
+        self.pending = 0
+        self.bytes_in += size
+        self.counters.bytes_in += size
+        extra = self.counters.extra
+        extra["messages_in"] = extra.get("messages_in", 0) + 1
+        self.arm_idle()
+
+    def too_big(self) -> None:
+        """A message is still arriving past the hard cap: close (1009)."""
+        self.dropped("a message", f"longer than {self.max_pending} bytes")
+        self.end("message too big", TOO_BIG)
+
+    def dropped(self, what: str, reason: str) -> None:
+        self.counters.dropped += 1
+        self.events.emit(
+            DROPPED, self.service, self.peer, LogLevel.warn,
+            what=what, reason=reason, suppressed="",
+        )
+
+    # -- output ----------------------------------------------------------------
+
+    def send_text(self, text: str) -> None:
+        self._send(text, len(text.encode("utf-8")))
+
+    def send_bytes(self, data: bytes) -> None:
+        self._send(data, len(data))
+
+    def _send(self, message: str | bytes, size: int) -> None:
+        transport = self.transport
+        if transport is None or self.close_reason is not None or self.lost:
+            return
+        try:
+            if isinstance(message, str):
+                transport.sendTextMessage(message)
+            else:
+                transport.sendBytesMessage(message)
+        except LocalProtocolError:
+            # The client's close frame came in and was answered; the TCP
+            # close is on its way.
+            self.close_reason = self.close_reason or "closed by client"
+            return
+        self.bytes_out += size
+        self.counters.bytes_out += size
+        extra = self.counters.extra
+        extra["messages_out"] = extra.get("messages_out", 0) + 1
+        if self.output_paused and self.max_backlog:
+            self.unsent_over_buffer += size
+            if self.unsent_over_buffer > self.max_backlog:
+                self.slow_consumer()
+
+    def slow_consumer(self) -> None:
+        """Too much unsent output: drop now, without waiting for it to drain."""
+        self.close_reason = "too slow: output backlog over max_output"
+        self.dropped("a slow reader", self.close_reason)
+        self.abort()
+
+    # -- IPushProducer: the TCP transport says when its buffer is full ------
+
+    def pauseProducing(self) -> None:
+        self.output_paused = True
+        if self.pause_input:
+            self.tcp.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.output_paused = False
+        self.unsent_over_buffer = 0
+        if self.pause_input and not self.lost:
+            self.tcp.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.output_paused = False
+
+    # -- idle and closing --------------------------------------------------------
+
+    def arm_idle(self, seconds: float | None = None) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = None
+        delay = self.idle_timeout if seconds is None else seconds
+        if delay and not self.lost:
+            self._idle = self.context.reactor.callLater(delay, self.idle)
+
+    def idle(self) -> None:
+        self._idle = None
+        self.end("idle timeout", NORMAL)
+
+    def end(self, reason: str, code: int = NORMAL) -> None:
+        """Close with C{code} after what was sent; abort if it does not drain."""
+        transport = self.transport
+        if transport is None or self.close_reason is not None or self.lost:
+            return
+        self.close_reason = reason
+        transport.detachProducer()
+        with suppress(LocalProtocolError):  # the close handshake is under way
+            transport.loseConnection(code)
+        self._linger = self.context.reactor.callLater(SHUTDOWN_GRACE, self.abort)
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent data and all."""
+        self._linger = None
+        if not self.lost:
+            self.tcp.abortConnection()
+
+
+class EchoSocket(MeteredSocket):
+    """Sends every message back as it came, text as text, binary as binary."""
+
+    def text(self, message: str) -> None:
+        self.send_text(message)
+
+    def binary(self, data: bytes) -> None:
+        self.send_bytes(data)
+
+
+class ChatSocket(MeteredSocket):
+    """One browser user of the chat: the hub's L{Client} for a WebSocket."""
+
+    pause_input = False
+
+    def __init__(self, request: Request, context: HttpContext, service: str,
+                 hub: ChatHub) -> None:
+        settings = hub.settings
+        super().__init__(
+            request, context, service,
+            max_pending=max(4 * settings.max_line, 65_536),
+            idle_timeout=settings.idle_timeout,
+        )
+        self.hub = hub
+        self.max_backlog = settings.max_output
+        self.idle_warned = False
+        self.session: Session | None = None
+
+    def opened(self) -> None:
+        self.session = self.hub.connect(self)
+
+    # -- Client ------------------------------------------------------------------
+
+    def send_line(self, text: str) -> None:
+        """One hub line to the browser, as one text message."""
+        self.send_text(text)
+
+    def end(self, reason: str, code: int | None = None) -> None:
+        """The hub ends this session for C{reason}; a shutdown is "going away" (1001)."""
+        if code is None:
+            code = GOING_AWAY if reason == "server shutdown" else NORMAL
+        super().end(reason, code)
+
+    # -- input -------------------------------------------------------------------
+
+    def text(self, message: str) -> None:
+        limit = self.hub.settings.max_line
+        if len(message.encode("utf-8")) > limit:
+            self.send_line(f"ERROR line longer than {limit} bytes, dropped")
+            self.dropped("a line", f"longer than max_line ({limit})")
+            return
+        if self.session is not None:
+            self.session.line(message)
+
+    def binary(self, data: bytes) -> None:
+        self.send_line("ERROR the chat takes text messages, not binary; dropped")
+        self.dropped("a binary message", "the chat takes text")
+
+    def slow_consumer(self) -> None:
+        self.hub.count("slow_consumers")
+        super().slow_consumer()
+
+    def too_big(self) -> None:
+        limit = self.hub.settings.max_line
+        self.send_line(f"ERROR line longer than {limit} bytes, closing")
+        super().too_big()
+
+    # -- idle: a warning first, like the telnet front-end --------------------------
+
+    def arm_idle(self, seconds: float | None = None) -> None:
+        if seconds is None:
+            self.idle_warned = False
+            settings = self.hub.settings
+            if settings.idle_timeout and settings.idle_warning < settings.idle_timeout:
+                seconds = settings.idle_timeout - settings.idle_warning
+        super().arm_idle(seconds)
+
+    def idle(self) -> None:
+        self._idle = None
+        settings = self.hub.settings
+        if settings.idle_warning and not self.idle_warned:
+            self.idle_warned = True
+            self.send_line(
+                f"* You have been idle a while: type something within "
+                f"{settings.idle_warning:g} seconds or be disconnected."
+            )
+            super().arm_idle(settings.idle_warning)
+            return
+        self.send_line(f"Idle for {settings.idle_timeout:g} seconds, closing. Bye.")
+        self.end("idle timeout")
+
+    def closed(self) -> None:
+        if self.session is not None:
+            self.session.lost(self.close_reason or "connection lost")
+
+
+class EchoFactory:
+    """Builds an L{EchoSocket} per upgrade request."""
+
+    def __init__(self, context: HttpContext, service: str) -> None:
+        self.context = context
+        self.service = service
+
+    def buildProtocol(self, request: Request) -> EchoSocket:
+        settings = self.context.settings
+        return EchoSocket(
+            request, self.context, self.service,
+            max_pending=settings.max_body, idle_timeout=settings.idle_timeout,
+        )
+
+
+class ChatSocketFactory:
+    """Builds a L{ChatSocket} on the shared hub per upgrade request."""
+
+    def __init__(self, context: HttpContext, service: str, hub: ChatHub) -> None:
+        self.context = context
+        self.service = service
+        self.hub = hub
+
+    def buildProtocol(self, request: Request) -> ChatSocket:
+        return ChatSocket(request, self.context, self.service, self.hub)
 
 
 def install(root: Resource, context: HttpContext) -> None:
-    """Put this group's resources on C{root}."""
+    """C{/ws/echo}; with a chat hub also C{/ws/chat} and the page C{/chat}."""
+    service = f"{context.settings.name}-ws"
+    sockets = Root()
+    sockets.putChild(b"echo", GuardedWebSocketResource(EchoFactory(context, service), context,
+                                                       service))
+    if context.hub is not None:
+        factory = ChatSocketFactory(context, service, context.hub)
+        sockets.putChild(b"chat", GuardedWebSocketResource(factory, context, service))
+        root.putChild(b"chat", chatpage.ChatPage())
+    root.putChild(b"ws", sockets)

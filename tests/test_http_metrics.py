@@ -1,0 +1,165 @@
+"""
+Tests for C{/metrics}: every service's EventLog counters in Prometheus text
+format, scraped with real curl in process and from the real daemon.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import prometheus_client
+import pytest
+import pytest_twisted
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.web.resource import Resource
+
+from daemon import Daemon, run_daemon
+from helpers import require_tool
+from netlab.daemon.config import ChatSettings, HttpSettings
+from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.http import metrics
+from netlab.protocols.http.site import HttpContext, NetlabSite
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, by name and sorted labels; the text must parse."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def fill_counters(events: Any) -> None:
+    echo = events.counters_for("echo")
+    echo.connections_open, echo.connections_total = 1, 5
+    echo.bytes_in, echo.bytes_out, echo.errors = 100, 90, 1
+    udp = events.counters_for("udp-echo")
+    udp.datagrams_in, udp.datagrams_out, udp.dropped = 7, 6, 1
+    chat = events.counters_for("chat")
+    chat.refused = 3
+    chat.extra.update(joins=4, messages=12)
+
+
+@pytest_twisted.inlineCallbacks
+def test_metrics_scrape_with_curl(events: Any, clock: Clock) -> Any:
+    """curl gets /metrics in Prometheus text format with every service's counters."""
+    curl = require_tool("curl")
+    fill_counters(events)
+    context = HttpContext(settings=HttpSettings(name="http"), events=events, reactor=clock)
+    root = Resource()
+    metrics.install(root, context)
+    site = NetlabSite(root, context)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    closed: Deferred[None] = Deferred()
+
+    def disconnected(event: dict[str, Any]) -> None:
+        if event["netlab_event"] == "disconnected" and not closed.called:
+            closed.callback(None)
+
+    unsubscribe = events.subscribe(disconnected)
+    try:
+        out, err, code = yield getProcessOutputAndValue(curl, [
+            "-s", "-S", "--noproxy", "*", "-w", "\n%{content_type}",
+            f"http://127.0.0.1:{port.getHost().port}/metrics",
+        ])
+        yield closed
+    finally:
+        unsubscribe()
+        yield port.stopListening()
+    assert code == 0, err
+    body, _, content_type = out.decode().rpartition("\n")
+    assert content_type == prometheus_client.CONTENT_TYPE_LATEST
+    found = samples(body)
+    assert found[("netlab_connections_open", (("service", "echo"),))] == 1
+    assert found[("netlab_connections_total", (("service", "echo"),))] == 5
+    assert found[("netlab_bytes_received_total", (("service", "echo"),))] == 100
+    assert found[("netlab_bytes_sent_total", (("service", "echo"),))] == 90
+    assert found[("netlab_errors_total", (("service", "echo"),))] == 1
+    assert found[("netlab_datagrams_received_total", (("service", "udp-echo"),))] == 7
+    assert found[("netlab_datagrams_sent_total", (("service", "udp-echo"),))] == 6
+    assert found[("netlab_dropped_total", (("service", "udp-echo"),))] == 1
+    assert found[("netlab_refused_total", (("service", "chat"),))] == 3
+    assert found[("netlab_chat_events_total", (("event", "joins"), ("service", "chat")))] == 4
+    assert found[("netlab_chat_events_total", (("event", "messages"), ("service", "chat")))] == 12
+    # The HTTP site counts itself like every other service.
+    assert found[("netlab_connections_total", (("service", "http"),))] == 1
+
+
+def test_registry_is_private_and_live(events: Any, clock: Clock) -> None:
+    """Each site's registry reads the counters at scrape time and stays out of the global one."""
+    context = HttpContext(settings=HttpSettings(name="http"), events=events, reactor=clock)
+    registry = metrics.make_registry(context)
+    echo = events.counters_for("echo")
+    assert registry.get_sample_value("netlab_connections_total", {"service": "echo"}) == 0
+    echo.connections_total += 2
+    assert registry.get_sample_value("netlab_connections_total", {"service": "echo"}) == 2
+    assert prometheus_client.REGISTRY.get_sample_value(
+        "netlab_connections_total", {"service": "echo"}
+    ) is None
+    # A second site (or test) gets a registry of its own without a clash.
+    other = metrics.make_registry(context)
+    assert other.get_sample_value("netlab_connections_total", {"service": "echo"}) == 2
+
+
+def test_chat_gauges(events: Any, clock: Clock) -> None:
+    """With a chat hub, its users and rooms are gauges."""
+    hub = ChatHub(
+        ChatSettings(name="chat"), events, clock, None,
+        verify=lambda p, s: Deferred(), make_hash=lambda p: Deferred(),
+    )
+    hub.room("#second")
+    context = HttpContext(
+        settings=HttpSettings(name="http"), events=events, reactor=clock, hub=hub
+    )
+    registry = metrics.make_registry(context)
+    assert registry.get_sample_value("netlab_chat_rooms", {"service": "chat"}) == 2
+    assert registry.get_sample_value("netlab_chat_users", {"service": "chat"}) == 0
+
+
+@pytest.fixture
+def live_daemon(tmp_path: Any) -> Iterator[Daemon]:
+    running = run_daemon(tmp_path, """
+udp_echo = []
+
+[chat]
+enabled = false
+
+[http]
+listen = ["tcp:0:interface=127.0.0.1"]
+
+[[echo]]
+name = "echo"
+listen = ["tcp:0:interface=127.0.0.1"]
+""")
+    yield running
+    try:
+        assert running.stop() == 0, running.log()
+    finally:
+        running.kill()
+
+
+def test_daemon_metrics_count_echo_traffic(live_daemon: Daemon) -> None:
+    """The real daemon's /metrics, scraped by curl, counts a real echo session."""
+    curl = require_tool("curl")
+    with socket.create_connection(("127.0.0.1", live_daemon.port("echo")), timeout=10) as client:
+        client.sendall(b"hello\n")
+        assert client.recv(100) == b"hello\n"
+        scrape = subprocess.run(
+            [curl, "-s", "-S", "--noproxy", "*",
+             f"http://127.0.0.1:{live_daemon.port('http')}/metrics"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+    found = samples(scrape)
+    assert found[("netlab_connections_open", (("service", "echo"),))] == 1
+    assert found[("netlab_connections_total", (("service", "echo"),))] == 1
+    assert found[("netlab_bytes_received_total", (("service", "echo"),))] == 6
+    assert found[("netlab_bytes_sent_total", (("service", "echo"),))] == 6
+    assert ("process_resident_memory_bytes", ()) in found

@@ -1,0 +1,241 @@
+"""Tests for netlab.protocols.http.static: /static/ files, ranges, caching, listing, no escapes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import Clock
+from twisted.internet.utils import getProcessOutputAndValue
+
+from daemon import run_daemon
+from helpers import require_tool
+from netlab.daemon.config import HttpSettings
+from netlab.protocols.http import static
+from netlab.protocols.http.site import HttpContext, NetlabSite, Root
+
+HELLO = b"0123456789abcdefghij\n"
+SECRET = b"outside secret\n"
+
+TRAVERSALS = [
+    "/static/../outside/secret.txt",
+    "/static/sub/../../outside/secret.txt",
+    "/static/%2e%2e/outside/secret.txt",
+    "/static/%2E%2E/outside/secret.txt",
+    "/static/..%2foutside%2fsecret.txt",
+    "/static/%2e%2e%2foutside%2fsecret.txt",
+    "/static/sub%2f..%2f..%2foutside%2fsecret.txt",
+    "/static/sub/%2e%2e/%2e%2e/outside/secret.txt",
+    "/static/%2e%2e%5coutside%5csecret.txt",
+    "/static//outside/secret.txt",
+]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A static folder with files, a subfolder, dotfiles and symlinks in and out."""
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret.txt").write_bytes(SECRET)
+    (outside / "dir" / "x.txt").write_bytes(SECRET)
+    top = tmp_path / "site"
+    (top / "sub").mkdir(parents=True)
+    (top / "withindex").mkdir()
+    (top / ".git").mkdir()
+    (top / "hello.txt").write_bytes(HELLO)
+    (top / "page.html").write_text("<h1>lab</h1>\n")
+    (top / "blob.nolabtype").write_bytes(b"<script>alert(1)</script>")
+    (top / "sub" / "inner.txt").write_text("inner\n")
+    (top / "withindex" / "index.html").write_text("<p>index</p>\n")
+    (top / ".secret").write_text("dot secret\n")
+    (top / ".git" / "config").write_text("[core]\n")
+    (top / "link-out.txt").symlink_to(outside / "secret.txt")
+    (top / "dir-out").symlink_to(outside / "dir")
+    (top / "link-in.txt").symlink_to(top / "hello.txt")
+    (top / "link-dot").symlink_to(top / ".secret")
+    return top
+
+
+@inlineCallbacks
+def fetch(
+    folder: Path | str, events: Any, clock: Clock, paths: list[str], *options: str,
+    listing: bool = False,
+) -> Any:
+    """curl each path on a site with only /static/ installed: (status, headers, body) each."""
+    curl = require_tool("curl")
+    context = HttpContext(
+        settings=HttpSettings(name="http", static_dir=str(folder), static_listing=listing),
+        events=events, reactor=clock,
+    )
+    root = Root()
+    static.install(root, context)
+    site = NetlabSite(root, context)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    base = f"http://127.0.0.1:{port.getHost().port}"
+    answers = []
+    try:
+        for path in paths:
+            out, err, code = yield getProcessOutputAndValue(
+                curl, ["-s", "-i", "--path-as-is", *options, base + path]
+            )
+            assert code == 0, err
+            answers.append(parse(out))
+    finally:
+        yield site.when_idle()
+        yield port.stopListening()
+    return answers
+
+
+def parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    """A raw HTTP response: its status, headers (lower-case names) and body."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status.split()[1]), headers, body
+
+
+@pytest_twisted.inlineCallbacks
+def test_serves_files_with_types(folder: Path, events: Any, clock: Clock) -> Any:
+    """Files come with their content type, Last-Modified, Accept-Ranges and nosniff."""
+    text, html, blob, inner = yield fetch(
+        folder, events, clock,
+        ["/static/hello.txt", "/static/page.html", "/static/blob.nolabtype",
+         "/static/sub/inner.txt"],
+    )
+    assert text[0] == 200 and text[2] == HELLO
+    assert text[1]["content-type"] == "text/plain; charset=utf-8"
+    assert text[1]["accept-ranges"] == "bytes"
+    assert text[1]["x-content-type-options"] == "nosniff"
+    assert "GMT" in text[1]["last-modified"]
+    assert html[1]["content-type"].startswith("text/html")
+    assert blob[1]["content-type"] == "application/octet-stream"
+    assert inner[:3:2] == (200, b"inner\n")
+
+
+@pytest_twisted.inlineCallbacks
+def test_range(folder: Path, events: Any, clock: Clock) -> Any:
+    """curl -r asks for a byte range and gets 206 with exactly those bytes."""
+    [(status, headers, body)] = yield fetch(folder, events, clock, ["/static/hello.txt"],
+                                            "-r", "2-5")
+    assert status == 206
+    assert body == HELLO[2:6]
+    assert headers["content-range"] == f"bytes 2-5/{len(HELLO)}"
+
+
+@pytest_twisted.inlineCallbacks
+def test_if_modified_since_is_304(folder: Path, events: Any, clock: Clock) -> Any:
+    """A request with the file's Last-Modified as If-Modified-Since gets 304 and no body."""
+    [(_, headers, _)] = yield fetch(folder, events, clock, ["/static/hello.txt"])
+    [(status, _, body)] = yield fetch(
+        folder, events, clock, ["/static/hello.txt"],
+        "-H", f"If-Modified-Since: {headers['last-modified']}",
+    )
+    assert (status, body) == (304, b"")
+
+
+@pytest_twisted.inlineCallbacks
+def test_head(folder: Path, events: Any, clock: Clock) -> Any:
+    """HEAD gives the length and type without the body."""
+    [(status, headers, body)] = yield fetch(folder, events, clock, ["/static/hello.txt"], "-I")
+    assert (status, body) == (200, b"")
+    assert headers["content-length"] == str(len(HELLO))
+
+
+@pytest_twisted.inlineCallbacks
+def test_folders_do_not_list_by_default(folder: Path, events: Any, clock: Clock) -> Any:
+    """Without static_listing a folder is 403, but a folder's index.html is still served."""
+    top, sub, indexed, bare = yield fetch(
+        folder, events, clock, ["/static/", "/static/sub/", "/static/withindex/", "/static"],
+    )
+    assert top[0] == sub[0] == 403
+    assert b"hello.txt" not in top[2]
+    assert indexed[:3:2] == (200, b"<p>index</p>\n")
+    assert bare[0] in (301, 302) and bare[1]["location"].endswith("/static/")
+
+
+@pytest_twisted.inlineCallbacks
+def test_listing_hides_dotfiles_and_escapes(folder: Path, events: Any, clock: Clock) -> Any:
+    """With static_listing a folder lists its files, but no dotfile and no link out."""
+    [(status, headers, body)] = yield fetch(folder, events, clock, ["/static/"], listing=True)
+    assert status == 200
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    for shown in (b"hello.txt", b"sub/", b"link-in.txt", b"withindex/"):
+        assert shown in body
+    for hidden in (b".secret", b".git", b"link-out", b"dir-out", b"link-dot"):
+        assert hidden not in body
+
+
+@pytest_twisted.inlineCallbacks
+def test_traversal_never_escapes(folder: Path, events: Any, clock: Clock) -> Any:
+    """.., %2e%2e, encoded slashes and backslashes, and empty segments all stay inside."""
+    answers = yield fetch(folder, events, clock, TRAVERSALS, listing=True)
+    for path, (status, _, body) in zip(TRAVERSALS, answers, strict=True):
+        assert status in (403, 404), path
+        assert SECRET not in body, path
+
+
+@pytest_twisted.inlineCallbacks
+def test_symlinks_out_are_refused(folder: Path, events: Any, clock: Clock) -> Any:
+    """A link to a file or a folder outside is 404; a link to a file inside is served."""
+    paths = ["/static/link-out.txt", "/static/dir-out/", "/static/dir-out/x.txt",
+             "/static/dir-out", "/static/link-in.txt"]
+    *out, inside = yield fetch(folder, events, clock, paths, listing=True)
+    for path, (status, _, body) in zip(paths, out, strict=False):
+        assert status == 404, path
+        assert SECRET not in body, path
+    assert inside[:3:2] == (200, HELLO)
+
+
+@pytest_twisted.inlineCallbacks
+def test_dotfiles_are_404(folder: Path, events: Any, clock: Clock) -> Any:
+    """Dotfiles, dot folders and links to dotfiles are 404, however they are spelled."""
+    paths = ["/static/.secret", "/static/%2esecret", "/static/.git/config", "/static/.git/",
+             "/static/link-dot"]
+    answers = yield fetch(folder, events, clock, paths, listing=True)
+    for path, (status, _, body) in zip(paths, answers, strict=True):
+        assert status == 404, path
+        assert b"dot secret" not in body and b"[core]" not in body, path
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_static_dir_is_404(events: Any, clock: Clock) -> Any:
+    """With static_dir = "" nothing is served at /static/."""
+    answers = yield fetch("", events, clock, ["/static/", "/static/hello.txt"])
+    assert [status for status, _, _ in answers] == [404, 404]
+
+
+def test_daemon_serves_static(folder: Path, tmp_path: Path) -> None:
+    """The real daemon serves static_dir to curl: content, Range, 304 and no escape."""
+    curl = require_tool("curl")
+    running = run_daemon(
+        tmp_path,
+        'echo = []\nudp_echo = []\n[chat]\nenabled = false\n'
+        f'[http]\nlisten = ["tcp:0:interface=127.0.0.1"]\nstatic_dir = "{folder}"\n',
+    )
+
+    def get(path: str, *options: str) -> tuple[int, dict[str, str], bytes]:
+        url = f"http://127.0.0.1:{running.port('http')}{path}"
+        done = subprocess.run([curl, "-s", "-i", "--path-as-is", *options, url],
+                              capture_output=True, check=True, timeout=30)
+        return parse(done.stdout)
+
+    try:
+        status, headers, body = get("/static/hello.txt")
+        assert (status, body) == (200, HELLO)
+        assert get("/static/hello.txt", "-r", "-3")[::2] == (206, HELLO[-3:])
+        since = get("/static/hello.txt", "-H", f"If-Modified-Since: {headers['last-modified']}")
+        assert since[::2] == (304, b"")
+        assert get("/static/")[0] == 403
+        assert get("/static/%2e%2e/outside/secret.txt")[0] == 404
+        assert get("/static/link-out.txt")[0] == 404
+        assert running.stop() == 0, running.log()
+    finally:
+        running.kill()

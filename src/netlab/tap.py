@@ -17,8 +17,8 @@ class Options(usage.Options):
     synopsis = "[--config FILE] [--log-level LEVEL] [--log-format FORMAT] [--log-file PATH]"
     longdesc = (
         "Run the netlab network lab daemon. Without --config it serves TCP "
-        "and UDP echo on 127.0.0.1 port 7007 and the line chat on 127.0.0.1 "
-        "port 7070, loopback only; a TOML config file chooses "
+        "and UDP echo on 127.0.0.1 port 7007, the line chat on port 7070 and "
+        "the web site on port 8080, loopback only; a TOML config file chooses "
         "services, addresses and limits (see examples/netlab.toml). Command-line "
         "log options override the file's [log] section."
     )

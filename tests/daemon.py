@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 LISTENING = re.compile(r"\] (?P<service>[\w-]+): listening on (?P<kind>\w+) (?P<address>\S+)$")
@@ -117,6 +119,21 @@ def run_daemon(tmp_path: Path, config: str | None) -> Daemon:
         path.write_text(config)
         args = ["--config", str(path)]
     return Daemon(tmp_path, *args)
+
+
+@contextmanager
+def stops_cleanly(running: Daemon) -> Iterator[Daemon]:
+    """Yields C{running}; after the block it must stop with status 0, and is killed regardless."""
+    try:
+        yield running
+        assert running.stop() == 0, running.log()
+    finally:
+        running.kill()
+
+
+def running_daemon(tmp_path: Path, config: str | None) -> Any:
+    """L{run_daemon} as a context manager that checks the daemon stops cleanly."""
+    return stops_cleanly(run_daemon(tmp_path, config))
 
 
 def signal_name(sig: int) -> str:

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import pytest
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.python.failure import Failure
+
+from netlab.daemon.config import ChatSettings
+from netlab.protocols.chat.hub import ChatHub
 
 
 def require_tool(name: str) -> str:
@@ -145,3 +149,34 @@ def close_all(*things: Any) -> Any:
                 yield thing.close()
         elif hasattr(thing, "stopListening"):
             yield thing.stopListening()
+
+
+@inlineCallbacks
+def shut_down(factory: Any, port: IListeningPort, *clients: Collector) -> Any:
+    """Close C{clients}, wait until the server has seen every connection go, stop listening."""
+    yield close_all(*clients)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@inlineCallbacks
+def chat_user(port: IListeningPort, nick: str) -> Any:
+    """A telnet-style chat client that has chosen C{nick} and is in #lobby."""
+    client = yield connect(port)
+    yield client.wait_text(b"Choose a nick")
+    client.send(nick.encode() + b"\r\n")
+    yield client.wait_text(b"You are now in #lobby")
+    return client
+
+
+def make_hub(
+    events: Any, clock: Any, store: Any = None, *,
+    verify: Callable[[str, str], Deferred[bool]] = lambda password, stored: succeed(False),
+    make_hash: Callable[[str], Deferred[str]] = lambda password: succeed("x"),
+    **settings: Any,
+) -> ChatHub:
+    """A chat hub named "chat" with C{settings}; by default no password ever matches."""
+    return ChatHub(
+        ChatSettings(name="chat", **settings), events, clock, store,
+        verify=verify, make_hash=make_hash,
+    )

@@ -14,7 +14,8 @@ from typing import Any
 import pexpect
 import pytest
 
-from daemon import Daemon, run_daemon
+from browser import chromium
+from daemon import Daemon, running_daemon
 from helpers import require_tool
 
 CONFIG = """
@@ -35,36 +36,16 @@ listen = ["tcp:0:interface=127.0.0.1"]
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    running = run_daemon(tmp_path, CONFIG.format(database=tmp_path / "chat.sqlite3"))
-    yield running
-    try:
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()
+    """The real daemon with the chat, its database in C{tmp_path}, and the web site."""
+    with running_daemon(tmp_path, CONFIG.format(database=tmp_path / "chat.sqlite3")) as running:
+        yield running
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     """A headless Chromium driven by chromedriver, with a profile of its own."""
-    chromium = require_tool("chromium")
-    chromedriver = require_tool("chromedriver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=420,800",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    try:
+    with chromium(tmp_path / "chromium-profile", width=420, height=800) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for_text(driver: Any, text: str) -> None:

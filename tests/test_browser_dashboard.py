@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from daemon import Daemon, run_daemon
-from helpers import require_tool
+from browser import chromium
+from daemon import Daemon, running_daemon
 
 CONFIG = """
 udp_echo = []
@@ -49,33 +48,15 @@ HOSTILE_TOPIC = (
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One real daemon with echo, chat and the web site on free ports."""
-    running = run_daemon(tmp_path_factory.mktemp("browser"), CONFIG)
-    yield running
-    try:
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()
+    with running_daemon(tmp_path_factory.mktemp("browser"), CONFIG) as running:
+        yield running
 
 
 @pytest.fixture
 def browser(tmp_path: Path, daemon: Daemon) -> Iterator[webdriver.Chrome]:
     """Headless Chromium, closed before the daemon stops."""
-    chromium = require_tool("chromium")
-    chromedriver = require_tool("chromedriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1200,900",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    try:
+    with chromium(tmp_path / "profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def wait(driver: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:

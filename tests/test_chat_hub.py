@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
-from netlab.daemon.config import ChatSettings
+from helpers import make_hub
 from netlab.daemon.passwords import hash_password, verify_password
 from netlab.protocols.chat.hub import CHATTING, CLOSED, ChatHub, Session
 from netlab.protocols.chat.store import ChatStore
@@ -77,19 +77,20 @@ def store(stores: Callable[[int], ChatStore]) -> ChatStore:
     return stores(20)
 
 
-def make_hub(events: Any, clock: Clock, store: ChatStore | None, **settings: Any) -> ChatHub:
-    values: dict[str, Any] = {"name": "chat", "oper_password_hash": OPER_HASH}
-    values.update(settings)
-    return ChatHub(
-        ChatSettings(**values), events, clock, store,
+def real_hub(events: Any, clock: Clock, store: ChatStore | None, **settings: Any) -> ChatHub:
+    """A hub with the operator password and real (if cheap) password hashing."""
+    settings.setdefault("oper_password_hash", OPER_HASH)
+    return make_hub(
+        events, clock, store,
         verify=lambda password, stored: succeed(verify_password(password, stored)),
         make_hash=lambda password: succeed(hash_password(password, n=2**10)),
+        **settings,
     )
 
 
 @pytest.fixture
 def hub(events: Any, clock: Clock, store: ChatStore) -> ChatHub:
-    return make_hub(events, clock, store)
+    return real_hub(events, clock, store)
 
 
 def joined(hub: ChatHub, nick: str, host: str = "192.0.2.1") -> User:
@@ -154,7 +155,7 @@ def test_message_to_others_with_timestamp(hub: ChatHub, clock: Clock) -> None:
 
 def test_timezone_configurable(events: Any, clock: Clock, store: ChatStore) -> None:
     """Timestamps follow the configured zone."""
-    hub = make_hub(events, clock, store, timezone="Asia/Kolkata")
+    hub = real_hub(events, clock, store, timezone="Asia/Kolkata")
     alice, bob = joined(hub, "alice"), joined(hub, "bob")
     alice.say("hi")
     assert bob.last() == "[05:30] <alice> hi"
@@ -238,7 +239,7 @@ def test_join_rules(hub: ChatHub) -> None:
 
 def test_max_rooms(events: Any, clock: Clock, store: ChatStore) -> None:
     """No more rooms than max_rooms can exist."""
-    hub = make_hub(events, clock, store, max_rooms=2)
+    hub = real_hub(events, clock, store, max_rooms=2)
     alice = joined(hub, "alice")
     alice.say("/join #one")
     bob = joined(hub, "bob")
@@ -324,7 +325,7 @@ def test_oper_password(hub: ChatHub) -> None:
 
 def test_no_oper_password_configured(events: Any, clock: Clock, store: ChatStore) -> None:
     """Without a configured hash nobody can become an operator."""
-    hub = make_hub(events, clock, store, oper_password_hash="")
+    hub = real_hub(events, clock, store, oper_password_hash="")
     alice = joined(hub, "alice")
     assert alice.say("/oper anything") == ["This chat has no operator password configured."]
 
@@ -476,7 +477,7 @@ def test_history_replayed_on_join(hub: ChatHub, clock: Clock) -> None:
 
 def test_history_limited(events: Any, clock: Clock, stores: Callable[[int], ChatStore]) -> None:
     """Only the last history_lines lines are replayed."""
-    hub = make_hub(events, clock, stores(3), flood_lines=100)
+    hub = real_hub(events, clock, stores(3), flood_lines=100)
     alice = joined(hub, "alice")
     for i in range(10):
         alice.say(f"line {i}")

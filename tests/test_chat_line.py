@@ -5,31 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest_twisted
-from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
-from helpers import close_all, connect, listen
-from netlab.daemon.config import ChatSettings
-from netlab.protocols.chat.hub import ChatHub
+from helpers import chat_user, listen, make_hub, shut_down
 from netlab.protocols.chat.line import ChatFactory
 
 
 def chat_factory(events: Any, clock: Clock, **settings: Any) -> ChatFactory:
-    chat = ChatSettings(name="chat", **settings)
-    hub = ChatHub(
-        chat, events, clock, None,
-        verify=lambda p, s: succeed(False), make_hash=lambda p: succeed("x"),
-    )
-    return ChatFactory(chat, events, clock, hub)
-
-
-@pytest_twisted.inlineCallbacks
-def user(port: Any, nick: str) -> Any:
-    client = yield connect(port)
-    yield client.wait_text(b"Choose a nick")
-    client.send(nick.encode() + b"\r\n")
-    yield client.wait_text(b"You are now in #lobby")
-    return client
+    """The telnet chat front-end on a hub of its own."""
+    hub = make_hub(events, clock, **settings)
+    return ChatFactory(hub.settings, events, clock, hub)
 
 
 @pytest_twisted.inlineCallbacks
@@ -37,16 +22,14 @@ def test_crlf_output_and_telnet_input(events: Any, clock: Clock) -> Any:
     """Output lines end in CRLF; telnet negotiation in input never reaches anyone."""
     factory = chat_factory(events, clock)
     port = listen(factory)
-    alice = yield user(port, "alice")
-    bob = yield user(port, "bob")
+    alice = yield chat_user(port, "alice")
+    bob = yield chat_user(port, "bob")
     assert alice.data.startswith(b"Welcome to the netlab chat. Type /help for the commands.\r\n")
     alice.send(b"\xff\xfb\x18hel\xff\xfd\x01lo\xff\xff there\n")
     data = yield bob.wait_text(b"there\r\n")
     assert data.endswith(b"<alice> hello there\r\n")
     assert b"\xff" not in data
-    yield close_all(alice, bob)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, alice, bob)
 
 
 @pytest_twisted.inlineCallbacks
@@ -54,15 +37,13 @@ def test_long_line_dropped_user_stays(events: Any, clock: Clock) -> Any:
     """A line over max_line gets one error line and is dropped; the user stays."""
     factory = chat_factory(events, clock, max_line=32)
     port = listen(factory)
-    alice = yield user(port, "alice")
-    bob = yield user(port, "bob")
+    alice = yield chat_user(port, "alice")
+    bob = yield chat_user(port, "bob")
     alice.send(b"y" * 100 + b"\nshort one\n")
     yield alice.wait_text(b"ERROR line longer than 32 bytes, dropped\r\n")
     data = yield bob.wait_text(b"short one\r\n")
     assert b"yyy" not in data
-    yield close_all(alice, bob)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, alice, bob)
 
 
 @pytest_twisted.inlineCallbacks
@@ -70,8 +51,8 @@ def test_idle_warning_then_disconnect(events: Any, clock: Clock) -> Any:
     """An idle user is warned first, then disconnected; the room hears why."""
     factory = chat_factory(events, clock, idle_timeout=100, idle_warning=10)
     port = listen(factory)
-    alice = yield user(port, "alice")
-    bob = yield user(port, "bob")
+    alice = yield chat_user(port, "alice")
+    bob = yield chat_user(port, "bob")
     clock.advance(90)
     yield alice.wait_text(b"type something within 10 seconds")
     bob.send(b"still here\n")
@@ -81,9 +62,7 @@ def test_idle_warning_then_disconnect(events: Any, clock: Clock) -> Any:
     assert b"Idle for 100 seconds, closing. Bye.\r\n" in alice.data
     yield bob.wait_text(b"* alice has quit (idle timeout)\r\n")
     assert bob.transport.connected
-    yield close_all(bob)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, bob)
 
 
 @pytest_twisted.inlineCallbacks
@@ -91,16 +70,14 @@ def test_typing_resets_idle(events: Any, clock: Clock) -> Any:
     """A user who types after the warning stays connected."""
     factory = chat_factory(events, clock, idle_timeout=100, idle_warning=10)
     port = listen(factory)
-    alice = yield user(port, "alice")
+    alice = yield chat_user(port, "alice")
     clock.advance(90)
     yield alice.wait_text(b"type something within 10 seconds")
     alice.send(b"/who\n")
     yield alice.wait_text(b"In #lobby (1): alice")
     clock.advance(50)
     assert alice.transport.connected
-    yield close_all(alice)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, alice)
 
 
 @pytest_twisted.inlineCallbacks
@@ -108,7 +85,7 @@ def test_factory_shutdown_notice(events: Any, clock: Clock) -> Any:
     """Shutdown says "* server shutting down" to each user before closing."""
     factory = chat_factory(events, clock)
     port = listen(factory)
-    alice = yield user(port, "alice")
+    alice = yield chat_user(port, "alice")
     yield port.stopListening()
     yield factory.shutdown()
     yield alice.closed

@@ -8,11 +8,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
-from netlab.daemon.config import ChatSettings
-from netlab.protocols.chat.hub import ChatHub
+from helpers import make_hub
 from netlab.protocols.chat.text import clean, decode
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 
@@ -83,10 +81,7 @@ def test_hub_relays_nothing_unsafe(lines: list[bytes]) -> None:
     from conftest import RecordedEvents
 
     clock = Clock()
-    hub = ChatHub(
-        ChatSettings(name="chat", flood_lines=1000), RecordedEvents("info"), clock, None,
-        verify=lambda p, s: succeed(False), make_hash=lambda p: succeed("x"),
-    )
+    hub = make_hub(RecordedEvents("info"), clock, flood_lines=1000)
     watcher = Recorder()
     hub.connect(watcher).line("watcher")
     sender: Any = Recorder()

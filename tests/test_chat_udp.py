@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
-from helpers import DatagramCollector
-from netlab.daemon.config import ChatSettings, UdpChatSettings
+from helpers import DatagramCollector, make_hub
+from netlab.daemon.config import UdpChatSettings
 from netlab.daemon.limits import DatagramGuard
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.udp import UdpChat
@@ -37,10 +36,7 @@ class Watcher:
 class Setup:
     def __init__(self, events: Any, clock: Clock, **settings: Any) -> None:
         self.clock = clock
-        self.hub = ChatHub(
-            ChatSettings(name="chat", flood_lines=100), events, clock, None,
-            verify=lambda p, s: succeed(False), make_hash=lambda p: succeed("x"),
-        )
+        self.hub = make_hub(events, clock, flood_lines=100)
         udp = UdpChatSettings(name="udp-chat", **settings)
         guard = DatagramGuard(udp, events, "udp-chat", clock.seconds)
         self.chat = UdpChat(udp, guard, events, self.hub, clock)

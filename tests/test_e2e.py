@@ -16,7 +16,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from daemon import TWISTD, Daemon, run_daemon
+from daemon import TWISTD, Daemon, run_daemon, running_daemon, stops_cleanly
 from helpers import cannot_run, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +55,8 @@ listen = ["udp:0:interface=127.0.0.1"]
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon for the client tests of this module."""
-    running = run_daemon(tmp_path_factory.mktemp("daemon"), CONFIG)
-    yield running
-    try:
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()
+    with running_daemon(tmp_path_factory.mktemp("daemon"), CONFIG) as running:
+        yield running
 
 
 def nc(*args: str, data: bytes) -> bytes:
@@ -160,8 +156,7 @@ def test_signal_says_goodbye_and_exits_zero(tmp_path: Path, sig: int) -> None:
 
 def test_builtin_defaults_loopback_7007(tmp_path: Path) -> None:
     """With no config: TCP and UDP echo on 127.0.0.1:7007 and the chat on 7070, loopback only."""
-    running = run_daemon(tmp_path, None)
-    try:
+    with running_daemon(tmp_path, None) as running:
         assert running.ports == {
             ("echo", "tcp"): [7007],
             ("udp-echo", "udp"): [7007],
@@ -174,9 +169,6 @@ def test_builtin_defaults_loopback_7007(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", 7007)) as s:
             s.sendall(b"default")
             assert s.recv(100) == b"default"
-    finally:
-        assert running.stop() == 0
-        running.kill()
 
 
 def test_port_taken_stops_daemon(tmp_path: Path) -> None:
@@ -230,17 +222,13 @@ def test_json_log_file(tmp_path: Path) -> None:
         f'[log]\nformat = "json"\nfile = "{log_file}"\n'
         '[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
     )
-    running = Daemon(tmp_path, "--config", str(config), ready=False)
-    try:
+    with stops_cleanly(Daemon(tmp_path, "--config", str(config), ready=False)) as running:
         # netlab's own events go to the file; Twisted's port line still says where.
         line = running.wait_for_log(r"EchoFactory starting on \d+")
         port = int(line.rsplit(" ", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"x")
             assert s.recv(10) == b"x"
-    finally:
-        assert running.stop() == 0, running.log()
-        running.kill()
     events = [json.loads(line) for line in log_file.read_text().splitlines()]
     kinds = [e["netlab_event"] for e in events]
     assert kinds[0] == "daemon_start"
@@ -255,14 +243,10 @@ def test_json_log_file(tmp_path: Path) -> None:
 def test_example_config_runs(tmp_path: Path) -> None:
     """The documented example config starts, listening on IPv4 and IPv6 loopback."""
     example = ROOT / "examples" / "netlab.toml"
-    running = Daemon(tmp_path, "--config", str(example))
-    try:
+    with stops_cleanly(Daemon(tmp_path, "--config", str(example))) as running:
         running.wait_for_log(r"listening on \w+ \[::1\]:")
         running.wait_for_log(r"listening on \w+ 127\.0\.0\.1:")
         assert "Traceback" not in running.log()
-    finally:
-        assert running.stop() == 0, running.log()
-        running.kill()
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -317,8 +301,7 @@ def test_tls_and_unix_endpoints(tmp_path: Path) -> None:
         'name = "unix-echo"\n'
         f'listen = ["unix:{sock}"]\n'
     )
-    running = run_daemon(tmp_path, config)
-    try:
+    with running_daemon(tmp_path, config) as running:
         context = ssl.create_default_context(cafile=str(cert))
         port = running.port("tls-echo")
         with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(
@@ -330,6 +313,3 @@ def test_tls_and_unix_endpoints(tmp_path: Path) -> None:
             b"over a unix socket\n"
         )
         running.wait_for_log(r"unix-echo: unix-client disconnected \(closed by client\)")
-    finally:
-        assert running.stop() == 0, running.log()
-        running.kill()

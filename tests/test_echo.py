@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 
-from helpers import Collector, close_all, connect, listen
+from helpers import Collector, close_all, connect, listen, shut_down
 from netlab.daemon.config import EchoSettings
 from netlab.daemon.events import CONNECTED, DISCONNECTED, DROPPED, RECEIVED, REFUSED, SENT
 from netlab.protocols.echo import EchoFactory
@@ -31,9 +31,7 @@ def session(factory: EchoFactory, send: bytes, until: bytes | int) -> Any:
         data = yield client.wait_bytes(until)
     else:
         data = yield client.wait_text(until)
-    yield close_all(client)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, client)
     return data
 
 
@@ -48,9 +46,7 @@ def test_plain_is_byte_exact(events: Any, clock: Clock) -> Any:
         client.send(payload[i:i + 777])
     data = yield client.wait_bytes(len(payload))
     assert data == payload
-    yield close_all(client)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, client)
 
 
 @pytest_twisted.inlineCallbacks
@@ -106,9 +102,7 @@ def test_line_quit_word(events: Any, clock: Clock) -> Any:
     second = yield connect(port)
     second.send(b"again\n")
     yield second.wait_text(b"AGAIN\n")
-    yield close_all(second)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, second)
 
 
 @pytest_twisted.inlineCallbacks
@@ -183,9 +177,7 @@ def test_per_peer_limit(events: Any, clock: Clock) -> Any:
     third = yield connect(port)
     third.send(b"c")
     yield third.wait_text(b"c")
-    yield close_all(third)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, third)
 
 
 @pytest_twisted.inlineCallbacks
@@ -199,9 +191,7 @@ def test_total_limit(events: Any, clock: Clock) -> Any:
     second = yield connect(port)
     yield second.closed
     assert second.data == b"ERROR too many connections (limit 1)\r\n"
-    yield close_all(first)
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port, first)
 
 
 @pytest_twisted.inlineCallbacks
@@ -297,8 +287,7 @@ def test_backpressure_bounds_server_buffer(events: Any, clock: Clock) -> Any:
     assert flooder.received.hexdigest() == expected
     assert high_water[0] <= 4 * 1024 * 1024, high_water[0]
     flooder.transport.loseConnection()
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port)
 
 
 __all__ = ["Collector"]
@@ -330,8 +319,7 @@ def test_half_close_plain_bulk(events: Any, clock: Clock) -> Any:
     client.transport.loseWriteConnection()
     yield client.closed
     assert client.data == payload
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port)
 
 
 @pytest_twisted.inlineCallbacks
@@ -345,8 +333,7 @@ def test_plain_idle_timeout_message(events: Any, clock: Clock) -> Any:
     clock.advance(5)
     yield client.closed
     assert client.data == b"\x00\x01Idle for 5 seconds, closing. Bye.\r\n"
-    yield factory.when_idle()
-    yield port.stopListening()
+    yield shut_down(factory, port)
 
 
 @pytest_twisted.inlineCallbacks

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -20,71 +19,32 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.web.client import Agent
-from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyRequest
 
-from daemon import Daemon, run_daemon
-from helpers import require_tool
-from netlab.daemon.config import ChatSettings, HttpSettings
-from netlab.daemon.events import DISCONNECTED, HTTP_REQUEST, RECEIVED
-from netlab.protocols.chat.hub import ChatHub
+from daemon import Daemon, running_daemon
+from helpers import make_hub
+from httptest import Served, curl_sync, fetch, http_config, serve
+from netlab.daemon.events import HTTP_REQUEST, RECEIVED
 from netlab.protocols.http import dashboard
 from netlab.protocols.http.dashboard import Scope, normal_host, peer_host
-from netlab.protocols.http.site import HttpContext, NetlabSite
 from netlab.protocols.http.sse import EventStream
 
 TOKEN = "teacher-secret"
 
 
-@dataclass
-class Served:
-    """The dashboard module alone on a loopback port."""
-
-    context: HttpContext
-    site: NetlabSite
-    port: Any
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port.getHost().port}"
-
-    def settled(self) -> Deferred[None]:
-        """Fires once the server has seen every connection close."""
-        d: Deferred[None] = Deferred()
-        counters = self.site.counters
-        if counters.connections_open == 0:
-            d.callback(None)
-            return d
-
-        def check(event: dict[str, Any]) -> None:
-            if (event["netlab_event"] == DISCONNECTED and event["service"] == self.site.name
-                    and counters.connections_open == 0 and not d.called):
-                unsubscribe()
-                d.callback(None)
-
-        unsubscribe = self.context.events.subscribe(check)
-        return d
-
-    @inlineCallbacks
-    def close(self) -> Any:
-        yield self.settled()
-        yield self.port.stopListening()
-
-
-def serve(events: Any, clock: Clock, **context: Any) -> Served:
-    settings = HttpSettings(name="http", instructor_token=TOKEN)
-    ctx = HttpContext(settings=settings, events=events, reactor=clock, **context)
-    root = Resource()
-    dashboard.install(root, ctx)
-    site = NetlabSite(root, ctx)
-    return Served(ctx, site, reactor.listenTCP(0, site, interface="127.0.0.1"))
+def serve_dashboard(events: Any, clock: Clock, token: str | None = TOKEN,
+                    **context: Any) -> Served:
+    """The dashboard module alone on a loopback port, with the instructor C{token} if any."""
+    settings = {} if token is None else {"instructor_token": token}
+    return serve(events, clock, dashboard.install, **settings, **context)
 
 
 @dataclass
 class Reply:
+    """A curl answer with the body decoded as text."""
+
     status: int
     headers: dict[str, str]
     body: str
@@ -92,19 +52,22 @@ class Reply:
 
 @inlineCallbacks
 def curl(url: str, *args: str) -> Any:
-    """A real curl, run without blocking the reactor."""
-    binary = require_tool("curl")
-    out, err, code = yield getProcessOutputAndValue(
-        binary, ["-s", "-S", "-i", "--noproxy", "*", *args, url]
-    )
-    assert code == 0, err
-    head, _, body = out.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return Reply(int(lines[0].split()[1]), headers, body.decode())
+    """A real curl, run without blocking the reactor; a L{Reply}."""
+    got = yield fetch(url, *args)
+    return Reply(got.status, got.headers, got.body.decode())
+
+
+@inlineCallbacks
+def curl_dashboard(events: Any, clock: Clock, *paths: str, **options: Any) -> Any:
+    """Serve the dashboard with C{options}, curl each path in turn, close; the L{Reply}s."""
+    served = serve_dashboard(events, clock, **options)
+    replies = []
+    try:
+        for path in paths:
+            replies.append((yield curl(served.base + path)))
+    finally:
+        yield served.close()
+    return replies
 
 
 class StreamReader(Protocol):
@@ -176,17 +139,11 @@ class FakeClient:
     lines: list[str] = field(default_factory=list)
 
     def send_line(self, text: str) -> None:
+        """Keep a line the hub sends."""
         self.lines.append(text)
 
     def end(self, reason: str) -> None:
-        pass
-
-
-def make_hub(events: Any, clock: Clock) -> ChatHub:
-    return ChatHub(
-        ChatSettings(name="chat"), events, clock, None,
-        verify=lambda p, s: Deferred(), make_hash=lambda p: Deferred(),
-    )
+        """The hub hangs up: nothing to do."""
 
 
 @pytest_twisted.inlineCallbacks
@@ -197,11 +154,7 @@ def test_dashboard_lists_services_addresses_counters(events: Any, clock: Clock) 
     echo = events.counters_for("echo")
     echo.connections_open, echo.connections_total, echo.bytes_in = 2, 17, 4242
     events.counters_for("udp-echo").datagrams_in = 9
-    served = serve(events, clock)
-    try:
-        reply = yield curl(served.url + "/")
-    finally:
-        yield served.close()
+    (reply,) = yield curl_dashboard(events, clock, "/")
     assert reply.status == 200
     assert reply.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src 'self'" in reply.headers["content-security-policy"]
@@ -227,11 +180,7 @@ def test_dashboard_escapes_hostile_strings(events: Any, clock: Clock) -> Any:
         HTTP_REQUEST, "http", "192.0.2.1:5000", method="GET", path="/<b>bold</b>?x=\"'",
         status=404, nbytes=0, duration="0.001",
     )
-    served = serve(events, clock, hub=hub)
-    try:
-        reply = yield curl(served.url + "/")
-    finally:
-        yield served.close()
+    (reply,) = yield curl_dashboard(events, clock, "/", hub=hub)
     assert '<section class="card room" data-room="#lobby">' in reply.body
     assert "<li>alice</li>" in reply.body
     assert "&lt;script&gt;alert(&#x27;topic&#x27;)&lt;/script&gt;" in reply.body
@@ -244,11 +193,7 @@ def test_dashboard_escapes_hostile_strings(events: Any, clock: Clock) -> Any:
 def test_dashboard_hides_payload_samples(events: Any, clock: Clock) -> Any:
     """Other people's payload samples (received/sent events) stay off the public dashboard."""
     events.emit(RECEIVED, "echo", "192.0.2.1:5000", nbytes=6, sample=": secret")
-    served = serve(events, clock)
-    try:
-        reply = yield curl(served.url + "/")
-    finally:
-        yield served.close()
+    (reply,) = yield curl_dashboard(events, clock, "/")
     assert reply.status == 200
     assert "secret" not in reply.body
 
@@ -256,12 +201,9 @@ def test_dashboard_hides_payload_samples(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_dashboard_assets(events: Any, clock: Clock) -> Any:
     """The page's script and style are served with their types; the script never uses innerHTML."""
-    served = serve(events, clock)
-    try:
-        script = yield curl(served.url + "/dashboard/netlab.js")
-        style = yield curl(served.url + "/dashboard/netlab.css")
-    finally:
-        yield served.close()
+    script, style = yield curl_dashboard(
+        events, clock, "/dashboard/netlab.js", "/dashboard/netlab.css",
+    )
     assert script.status == style.status == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert style.headers["content-type"].startswith("text/css")
@@ -286,9 +228,9 @@ def test_dashboard_stream_sends_json_snapshots(events: Any, clock: Clock) -> Any
     events.listening["echo"] = ["tcp 127.0.0.1:7007"]
     echo = events.counters_for("echo")
     echo.connections_total = 1
-    served = serve(events, clock)
+    served = serve_dashboard(events, clock)
     try:
-        response, reader = yield open_stream(served.url + "/dashboard/stream")
+        response, reader = yield open_stream(served.base + "/dashboard/stream")
         try:
             first = list((yield reader.wait(1)))
             clock.advance(1)
@@ -321,11 +263,7 @@ def test_events_page_shows_only_own_events(events: Any, clock: Clock) -> Any:
     events.emit(RECEIVED, "echo", "127.0.0.1:5000", nbytes=9, sample=": hi\\r\\n\\xff\\xfb<i>")
     events.emit(RECEIVED, "echo", "192.0.2.9:4000", nbytes=5, sample=": other")
     events.emit(RECEIVED, "echo", "[2001:db8::1]:4000", nbytes=5, sample=": v6other")
-    served = serve(events, clock)
-    try:
-        reply = yield curl(served.url + "/events")
-    finally:
-        yield served.close()
+    (reply,) = yield curl_dashboard(events, clock, "/events")
     assert reply.status == 200
     assert reply.headers["content-type"] == "text/html; charset=utf-8"
     assert "your address, 127.0.0.1" in reply.body
@@ -338,14 +276,10 @@ def test_events_page_shows_only_own_events(events: Any, clock: Clock) -> Any:
 def test_events_page_everyone_with_token(events: Any, clock: Clock) -> Any:
     """The instructor token shows every client's events; a wrong or empty one is 403."""
     events.emit(RECEIVED, "echo", "192.0.2.9:4000", nbytes=5, sample=": other")
-    served = serve(events, clock)
-    try:
-        everyone = yield curl(served.url + f"/events?token={TOKEN}")
-        wrong = yield curl(served.url + "/events?token=guess")
-        empty = yield curl(served.url + "/events?token=")
-        wrong_stream = yield curl(served.url + "/events/stream?token=guess")
-    finally:
-        yield served.close()
+    everyone, wrong, empty, wrong_stream = yield curl_dashboard(
+        events, clock, f"/events?token={TOKEN}", "/events?token=guess", "/events?token=",
+        "/events/stream?token=guess",
+    )
     assert everyone.status == 200
     assert "received 5 bytes from 192.0.2.9:4000: other" in everyone.body
     assert "instructor view" in everyone.body
@@ -358,16 +292,7 @@ def test_events_page_everyone_with_token(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_events_wrong_token_without_instructor_token(events: Any, clock: Clock) -> Any:
     """With no instructor token configured, no token shows everyone's events."""
-    settings = HttpSettings(name="http")
-    ctx = HttpContext(settings=settings, events=events, reactor=clock)
-    root = Resource()
-    dashboard.install(root, ctx)
-    site = NetlabSite(root, ctx)
-    served = Served(ctx, site, reactor.listenTCP(0, site, interface="127.0.0.1"))
-    try:
-        reply = yield curl(served.url + "/events?token=")
-    finally:
-        yield served.close()
+    (reply,) = yield curl_dashboard(events, clock, "/events?token=", token=None)
     assert reply.status == 403
 
 
@@ -376,9 +301,9 @@ def test_events_stream_replays_and_pushes_own_events(events: Any, clock: Clock) 
     """The stream resets, replays the client's recent events, then pushes new ones, only its own."""
     events.emit(RECEIVED, "echo", "127.0.0.1:5000", nbytes=2, sample=": a")
     events.emit(RECEIVED, "echo", "192.0.2.9:4000", nbytes=2, sample=": b")
-    served = serve(events, clock)
+    served = serve_dashboard(events, clock)
     try:
-        response, reader = yield open_stream(served.url + "/events/stream")
+        response, reader = yield open_stream(served.base + "/events/stream")
         try:
             yield reader.wait(2)
             events.emit(RECEIVED, "echo", "192.0.2.9:4000", nbytes=2, sample=": c")
@@ -406,9 +331,9 @@ def test_events_stream_replays_and_pushes_own_events(events: Any, clock: Clock) 
 @pytest_twisted.inlineCallbacks
 def test_events_stream_everyone_with_token(events: Any, clock: Clock) -> Any:
     """With the token the stream carries every client's events."""
-    served = serve(events, clock)
+    served = serve_dashboard(events, clock)
     try:
-        _, reader = yield open_stream(served.url + f"/events/stream?token={TOKEN}")
+        _, reader = yield open_stream(served.base + f"/events/stream?token={TOKEN}")
         try:
             yield reader.wait(1)
             events.emit(RECEIVED, "echo", "192.0.2.9:4000", nbytes=2, sample=": c")
@@ -430,11 +355,11 @@ def listener(bound: bool) -> Any:
 def test_healthz(events: Any, clock: Clock) -> Any:
     """/healthz is 200 "ok" once every listener is bound, 503 before."""
     service = SimpleNamespace(listeners=[listener(True), listener(False)])
-    served = serve(events, clock, service=service)
+    served = serve_dashboard(events, clock, service=service)
     try:
-        starting = yield curl(served.url + "/healthz")
+        starting = yield curl(served.base + "/healthz")
         service.listeners[1] = listener(True)
-        ready = yield curl(served.url + "/healthz")
+        ready = yield curl(served.base + "/healthz")
     finally:
         yield served.close()
     assert starting.status == 503
@@ -446,11 +371,7 @@ def test_healthz(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_healthz_without_daemon_service(events: Any, clock: Clock) -> Any:
     """Without a daemon service (a bare site) /healthz is 200."""
-    served = serve(events, clock)
-    try:
-        reply = yield curl(served.url + "/healthz")
-    finally:
-        yield served.close()
+    (reply,) = yield curl_dashboard(events, clock, "/healthz")
     assert (reply.status, reply.body) == (200, "ok\n")
 
 
@@ -508,42 +429,20 @@ def test_stream_skips_while_client_not_reading() -> None:
 
 @pytest.fixture
 def live_daemon(tmp_path: Any) -> Iterator[Daemon]:
-    running = run_daemon(tmp_path, """
-udp_echo = []
-
-[chat]
-enabled = false
-
-[http]
-listen = ["tcp:0:interface=127.0.0.1"]
-
-[[echo]]
-name = "echo"
-listen = ["tcp:0:interface=127.0.0.1"]
-""")
-    yield running
-    try:
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()
+    """The real daemon with a TCP echo service and the web site."""
+    with running_daemon(tmp_path, http_config(echo=True)) as running:
+        yield running
 
 
 def test_daemon_dashboard_and_healthz_with_curl(live_daemon: Daemon) -> None:
     """The real daemon's dashboard shows the echo port it bound and its traffic; /healthz is ok."""
-    curl_path = require_tool("curl")
     base = f"http://127.0.0.1:{live_daemon.port('http')}"
     echo_port = live_daemon.port("echo")
     with socket.create_connection(("127.0.0.1", echo_port), timeout=10) as client:
         client.sendall(b"ping\n")
         assert client.recv(100) == b"ping\n"
-    health = subprocess.run(
-        [curl_path, "-s", "--noproxy", "*", "-w", "%{http_code}", base + "/healthz"],
-        capture_output=True, text=True, timeout=30, check=True,
-    )
-    assert health.stdout == "ok\n200"
-    page = subprocess.run(
-        [curl_path, "-s", "--noproxy", "*", base + "/"],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout
+    health = curl_sync("-w", "%{http_code}", base + "/healthz", check=True)
+    assert health.stdout == b"ok\n200"
+    page = curl_sync(base + "/", check=True).stdout.decode()
     assert f"<li>tcp 127.0.0.1:{echo_port}</li>" in page
     assert '<dd data-counter="bytes_in">5</dd>' in page

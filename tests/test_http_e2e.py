@@ -9,23 +9,15 @@ import socket
 import subprocess
 from pathlib import Path
 
-from daemon import run_daemon
+from daemon import running_daemon
 from helpers import require_tool
+from httptest import http_config
 from test_e2e import _self_signed
-
-QUIET = """
-echo = []
-udp_echo = []
-
-[chat]
-enabled = false
-"""
 
 
 def test_raw_requests_typed_by_hand(tmp_path: Path) -> None:
     """GET / HTTP/1.0 with a blank line, and HTTP/1.1 with Host, both get valid responses."""
-    running = run_daemon(tmp_path, QUIET + '[http]\nlisten = ["tcp:0:interface=127.0.0.1"]\n')
-    try:
+    with running_daemon(tmp_path, http_config()) as running:
         port = running.port("http")
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -39,9 +31,6 @@ def test_raw_requests_typed_by_hand(tmp_path: Path) -> None:
         assert b"text/html" in head
         assert b"<html" in body.lower()
         running.wait_for_log(r'http: 127\.0\.0\.1:\d+ "GET /time\.html" 200 \d+ bytes')
-    finally:
-        assert running.stop() == 0, running.log()
-        running.kill()
 
 
 def test_https_with_curl(tmp_path: Path) -> None:
@@ -49,8 +38,7 @@ def test_https_with_curl(tmp_path: Path) -> None:
     curl = require_tool("curl")
     key, cert = _self_signed(tmp_path)
     listen = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-    running = run_daemon(tmp_path, QUIET + f'[http]\nlisten = ["{listen}"]\n')
-    try:
+    with running_daemon(tmp_path, http_config(listen=listen)) as running:
         port = running.port("http")
         result = subprocess.run(
             [curl, "-sS", "--cacert", str(cert), "--resolve", f"localhost:{port}:127.0.0.1",
@@ -66,6 +54,3 @@ def test_https_with_curl(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
         )
         assert plain.returncode != 0, "plain HTTP must not be served on a TLS port"
-    finally:
-        assert running.stop() == 0, running.log()
-        running.kill()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import pytest_twisted
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon import run_daemon
-from helpers import require_tool
+from daemon import running_daemon
+from httptest import curl_sync, http_config
 from netlab.protocols.http.forms import body_as_json
 from netlab.protocols.http.multipart import (
     MultipartParser,
@@ -355,31 +354,15 @@ def test_malformed_multipart_is_400(events: Any, clock: Any) -> Any:
     )
 
 
-E2E_CONFIG = """
-echo = []
-udp_echo = []
-
-[chat]
-enabled = false
-
-[http]
-listen = ["tcp:0:interface=127.0.0.1"]
-"""
-
-
 def test_daemon_upload_with_curl(tmp_path: Path) -> None:
     """The real daemon answers curl -F on /post with the fields and the file's sha256."""
-    program = require_tool("curl")
     upload = tmp_path / "upload.dat"
     upload.write_bytes(SECRET)
-    running = run_daemon(tmp_path, E2E_CONFIG)
-    try:
+    with running_daemon(tmp_path, http_config()) as running:
         port = running.port("http")
-        result = subprocess.run(
-            [program, "-sS", "--noproxy", "*", "-F", "name=x", "-F", "foo=bar",
-             "-F", f"datafile=@{upload}", "-w", "\\n%{http_code} %{content_type}",
-             f"http://127.0.0.1:{port}/post"],
-            capture_output=True, timeout=60,
+        result = curl_sync(
+            "-F", "name=x", "-F", "foo=bar", "-F", f"datafile=@{upload}",
+            "-w", "\\n%{http_code} %{content_type}", f"http://127.0.0.1:{port}/post",
         )
         assert result.returncode == 0, result.stderr
         text, _, status = result.stdout.decode().rpartition("\n")
@@ -392,6 +375,3 @@ def test_daemon_upload_with_curl(tmp_path: Path) -> None:
         assert datafile["sha256"] == hashlib.sha256(SECRET).hexdigest()
         assert SECRET[:30] not in result.stdout
         running.wait_for_log(r'http: 127\.0\.0\.1:\d+ "POST /post" 200 \d+ bytes')
-    finally:
-        assert running.stop() == 0, running.log()
-        running.kill()

@@ -4,78 +4,32 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.test.requesthelper import DummyRequest
 
-from helpers import require_tool
-from netlab.daemon.config import HttpSettings
+from httptest import Served, build_site
 from netlab.protocols.http import forms, inspect
 from netlab.protocols.http.inspect import forwarded_origin, header_pairs, prefers_text
-from netlab.protocols.http.site import HttpContext, NetlabSite, Root
-
-
-class Answer:
-    """What curl got back: status, headers (names lower-cased) and body."""
-
-    def __init__(self, raw: bytes, port: int) -> None:
-        self.port = port
-        head, _, self.body = raw.partition(b"\r\n\r\n")
-        while head.startswith(b"HTTP/1.1 100"):
-            head, _, self.body = self.body.partition(b"\r\n\r\n")
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        self.status = int(status_line.split()[1])
-        self.headers = {
-            name.strip().lower(): value.strip()
-            for name, _, value in (line.partition(":") for line in lines)
-        }
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "")
-
-    def json(self) -> Any:
-        assert self.content_type == "application/json", self.headers
-        return json.loads(self.body)
-
-    def text(self) -> str:
-        assert self.content_type == "text/plain; charset=utf-8", self.headers
-        return self.body.decode("utf-8")
+from netlab.protocols.http.site import NetlabSite, Root
 
 
 def make_site(events: Any, clock: Any, **settings: Any) -> NetlabSite:
     """A site with only the inspection and form resources."""
-    context = HttpContext(
-        settings=HttpSettings(name="http", **settings), events=events, reactor=clock
-    )
-    root = Root()
-    inspect.install(root, context)
-    forms.install(root, context)
-    return NetlabSite(root, context)
+    return build_site(events, clock, inspect.install, forms.install, root=Root(), **settings)
 
 
 @pytest_twisted.inlineCallbacks
 def curl(site: NetlabSite, path: str, *options: str) -> Any:
-    """Run the real curl against C{site} on a loopback port; its L{Answer}."""
-    program = require_tool("curl")
-    port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[arg-type]
-    number = port.getHost().port
-    url = f"http://127.0.0.1:{number}{path}"
+    """Run the real curl against C{site} on a loopback port; its L{Response}."""
+    served = Served(site)
     try:
-        out, err, code = yield getProcessOutputAndValue(
-            program, ["-sS", "-i", "--noproxy", "*", *options, url], env={}
-        )
+        answer = yield served.fetch(path, *options)
     finally:
-        yield site.when_idle()
-        yield port.stopListening()
-    assert code == 0, err
-    answer = Answer(out, number)
+        yield served.close()
     if answer.status < 400:
         assert "text/html" not in answer.content_type
     return answer

@@ -6,7 +6,6 @@ format, scraped with real curl in process and from the real daemon.
 from __future__ import annotations
 
 import socket
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,18 +13,14 @@ import prometheus_client
 import pytest
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.internet.utils import getProcessOutputAndValue
-from twisted.web.resource import Resource
 
-from daemon import Daemon, run_daemon
-from helpers import require_tool
-from netlab.daemon.config import ChatSettings, HttpSettings
-from netlab.protocols.chat.hub import ChatHub
+from daemon import Daemon, running_daemon
+from helpers import make_hub
+from httptest import curl_sync, http_config, run_curl, serve
+from netlab.daemon.config import HttpSettings
 from netlab.protocols.http import metrics
-from netlab.protocols.http.site import HttpContext, NetlabSite
+from netlab.protocols.http.site import HttpContext
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -38,6 +33,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def fill_counters(events: Any) -> None:
+    """Give echo, UDP echo and the chat counters worth scraping."""
     echo = events.counters_for("echo")
     echo.connections_open, echo.connections_total = 1, 5
     echo.bytes_in, echo.bytes_out, echo.errors = 100, 90, 1
@@ -51,29 +47,12 @@ def fill_counters(events: Any) -> None:
 @pytest_twisted.inlineCallbacks
 def test_metrics_scrape_with_curl(events: Any, clock: Clock) -> Any:
     """curl gets /metrics in Prometheus text format with every service's counters."""
-    curl = require_tool("curl")
     fill_counters(events)
-    context = HttpContext(settings=HttpSettings(name="http"), events=events, reactor=clock)
-    root = Resource()
-    metrics.install(root, context)
-    site = NetlabSite(root, context)
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")
-    closed: Deferred[None] = Deferred()
-
-    def disconnected(event: dict[str, Any]) -> None:
-        if event["netlab_event"] == "disconnected" and not closed.called:
-            closed.callback(None)
-
-    unsubscribe = events.subscribe(disconnected)
+    served = serve(events, clock, metrics.install)
     try:
-        out, err, code = yield getProcessOutputAndValue(curl, [
-            "-s", "-S", "--noproxy", "*", "-w", "\n%{content_type}",
-            f"http://127.0.0.1:{port.getHost().port}/metrics",
-        ])
-        yield closed
+        out, err, code = yield run_curl("-w", "\n%{content_type}", served.url("/metrics"))
     finally:
-        unsubscribe()
-        yield port.stopListening()
+        yield served.close()
     assert code == 0, err
     body, _, content_type = out.decode().rpartition("\n")
     assert content_type == prometheus_client.CONTENT_TYPE_LATEST
@@ -111,10 +90,7 @@ def test_registry_is_private_and_live(events: Any, clock: Clock) -> None:
 
 def test_chat_gauges(events: Any, clock: Clock) -> None:
     """With a chat hub, its users and rooms are gauges."""
-    hub = ChatHub(
-        ChatSettings(name="chat"), events, clock, None,
-        verify=lambda p, s: Deferred(), make_hash=lambda p: Deferred(),
-    )
+    hub = make_hub(events, clock)
     hub.room("#second")
     context = HttpContext(
         settings=HttpSettings(name="http"), events=events, reactor=clock, hub=hub
@@ -126,37 +102,18 @@ def test_chat_gauges(events: Any, clock: Clock) -> None:
 
 @pytest.fixture
 def live_daemon(tmp_path: Any) -> Iterator[Daemon]:
-    running = run_daemon(tmp_path, """
-udp_echo = []
-
-[chat]
-enabled = false
-
-[http]
-listen = ["tcp:0:interface=127.0.0.1"]
-
-[[echo]]
-name = "echo"
-listen = ["tcp:0:interface=127.0.0.1"]
-""")
-    yield running
-    try:
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()
+    """The real daemon with a TCP echo service and the web site."""
+    with running_daemon(tmp_path, http_config(echo=True)) as running:
+        yield running
 
 
 def test_daemon_metrics_count_echo_traffic(live_daemon: Daemon) -> None:
     """The real daemon's /metrics, scraped by curl, counts a real echo session."""
-    curl = require_tool("curl")
     with socket.create_connection(("127.0.0.1", live_daemon.port("echo")), timeout=10) as client:
         client.sendall(b"hello\n")
         assert client.recv(100) == b"hello\n"
-        scrape = subprocess.run(
-            [curl, "-s", "-S", "--noproxy", "*",
-             f"http://127.0.0.1:{live_daemon.port('http')}/metrics"],
-            capture_output=True, text=True, timeout=30, check=True,
-        ).stdout
+        url = f"http://127.0.0.1:{live_daemon.port('http')}/metrics"
+        scrape = curl_sync(url, check=True).stdout.decode()
     found = samples(scrape)
     assert found[("netlab_connections_open", (("service", "echo"),))] == 1
     assert found[("netlab_connections_total", (("service", "echo"),))] == 1

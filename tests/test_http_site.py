@@ -11,8 +11,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from helpers import close_all, connect
-from netlab.daemon.config import HttpSettings
-from netlab.protocols.http.site import HttpContext, NetlabSite, Root
+from httptest import build_site
+from netlab.protocols.http.site import NetlabSite, Root
 
 
 class Echoish(Resource):
@@ -31,12 +31,10 @@ class Echoish(Resource):
 
 
 def site(events: Any, clock: Any, **settings: Any) -> NetlabSite:
+    """A site with only L{Echoish} at /thing."""
     root = Root()
     root.putChild(b"thing", Echoish())
-    context = HttpContext(
-        settings=HttpSettings(name="http", **settings), events=events, reactor=clock
-    )
-    return NetlabSite(root, context)
+    return build_site(events, clock, root=root, **settings)
 
 
 @pytest_twisted.inlineCallbacks

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock
-from twisted.internet.utils import getProcessOutputAndValue
 
-from daemon import run_daemon
-from helpers import require_tool
-from netlab.daemon.config import HttpSettings
+from daemon import running_daemon
+from httptest import curl_sync, http_config, parse_response, serve
 from netlab.protocols.http import static
-from netlab.protocols.http.site import HttpContext, NetlabSite, Root
+from netlab.protocols.http.site import Root
 
 HELLO = b"0123456789abcdefghij\n"
 SECRET = b"outside secret\n"
@@ -67,39 +63,16 @@ def fetch(
     listing: bool = False,
 ) -> Any:
     """curl each path on a site with only /static/ installed: (status, headers, body) each."""
-    curl = require_tool("curl")
-    context = HttpContext(
-        settings=HttpSettings(name="http", static_dir=str(folder), static_listing=listing),
-        events=events, reactor=clock,
-    )
-    root = Root()
-    static.install(root, context)
-    site = NetlabSite(root, context)
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")
-    base = f"http://127.0.0.1:{port.getHost().port}"
+    served = serve(events, clock, static.install, root=Root(), static_dir=str(folder),
+                   static_listing=listing)
     answers = []
     try:
         for path in paths:
-            out, err, code = yield getProcessOutputAndValue(
-                curl, ["-s", "-i", "--path-as-is", *options, base + path]
-            )
-            assert code == 0, err
-            answers.append(parse(out))
+            got = yield served.fetch(path, "--path-as-is", *options)
+            answers.append((got.status, got.headers, got.body))
     finally:
-        yield site.when_idle()
-        yield port.stopListening()
+        yield served.close()
     return answers
-
-
-def parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
-    """A raw HTTP response: its status, headers (lower-case names) and body."""
-    head, _, body = response.partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(status.split()[1]), headers, body
 
 
 @pytest_twisted.inlineCallbacks
@@ -214,20 +187,15 @@ def test_no_static_dir_is_404(events: Any, clock: Clock) -> Any:
 
 def test_daemon_serves_static(folder: Path, tmp_path: Path) -> None:
     """The real daemon serves static_dir to curl: content, Range, 304 and no escape."""
-    curl = require_tool("curl")
-    running = run_daemon(
-        tmp_path,
-        'echo = []\nudp_echo = []\n[chat]\nenabled = false\n'
-        f'[http]\nlisten = ["tcp:0:interface=127.0.0.1"]\nstatic_dir = "{folder}"\n',
-    )
+    config = http_config(f'static_dir = "{folder}"')
+    with running_daemon(tmp_path, config) as running:
 
-    def get(path: str, *options: str) -> tuple[int, dict[str, str], bytes]:
-        url = f"http://127.0.0.1:{running.port('http')}{path}"
-        done = subprocess.run([curl, "-s", "-i", "--path-as-is", *options, url],
-                              capture_output=True, check=True, timeout=30)
-        return parse(done.stdout)
+        def get(path: str, *options: str) -> tuple[int, dict[str, str], bytes]:
+            """curl -i C{path} on the daemon: (status, headers, body)."""
+            url = f"http://127.0.0.1:{running.port('http')}{path}"
+            got = parse_response(curl_sync("-i", "--path-as-is", *options, url, check=True).stdout)
+            return got.status, got.headers, got.body
 
-    try:
         status, headers, body = get("/static/hello.txt")
         assert (status, body) == (200, HELLO)
         assert get("/static/hello.txt", "-r", "-3")[::2] == (206, HELLO[-3:])
@@ -236,6 +204,3 @@ def test_daemon_serves_static(folder: Path, tmp_path: Path) -> None:
         assert get("/static/")[0] == 403
         assert get("/static/%2e%2e/outside/secret.txt")[0] == 404
         assert get("/static/link-out.txt")[0] == 404
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()

@@ -8,9 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,70 +18,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.resource import Resource
 
-from daemon import Daemon, run_daemon
-from helpers import close_all, connect, require_tool
-from netlab.daemon.config import HttpSettings
-from netlab.daemon.events import DISCONNECTED, HTTP_REQUEST
+from daemon import Daemon, running_daemon
+from helpers import close_all, connect
+from httptest import Served, curl_sync, fetch, http_config, parse_response, run_curl, serve
+from netlab.daemon.events import HTTP_REQUEST
 from netlab.protocols.http import status
-from netlab.protocols.http.site import HttpContext, NetlabSite
-
-
-@dataclass
-class Fetched:
-    """One curl run: the last response's status, headers and body."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    exit_code: int = 0
-    all_headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-def parse_response(raw: bytes) -> Fetched:
-    """Split curl -i output into the last response's status line, headers and body."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    while body.startswith(b"HTTP/"):  # curl -L: every response's headers, one body
-        head, _, body = body.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    pairs = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
-    all_headers = [(name.lower(), value) for name, value in pairs]
-    return Fetched(int(lines[0].split()[1]), dict(all_headers), body, 0, all_headers)
-
-
-@pytest_twisted.inlineCallbacks
-def run_curl(*args: str) -> Any:
-    """Run real curl without blocking the reactor; its (stdout, stderr, exit code)."""
-    curl = require_tool("curl")
-    # An empty environment: no proxy variables may reroute loopback requests.
-    result = yield getProcessOutputAndValue(curl, ["-sS", "--noproxy", "*", *args], env={})
-    return result
-
-
-@pytest_twisted.inlineCallbacks
-def fetch(url: str, *args: str) -> Any:
-    """GET C{url} with curl -i; a L{Fetched}."""
-    out, err, code = yield run_curl("-i", *args, url)
-    assert code == 0, err
-    return parse_response(out)
-
-
-def when_idle(site: NetlabSite) -> Deferred[None]:
-    """Fires once the site has no open connections (the server side has closed)."""
-    done: Deferred[None] = Deferred()
-    if site.counters.connections_open == 0:
-        done.callback(None)
-        return done
-
-    def seen(event: dict[str, Any]) -> None:
-        if event["netlab_event"] == DISCONNECTED and site.counters.connections_open == 0:
-            unsubscribe()
-            done.callback(None)
-
-    unsubscribe = site.context.events.subscribe(seen)
-    return done
 
 
 class GetStub(Resource):
@@ -92,34 +33,17 @@ class GetStub(Resource):
     isLeaf = True
 
     def render_GET(self, request: Any) -> bytes:
+        """An empty JSON object, as /get's stand-in."""
         return b"{}\n"
 
 
-class Served:
-    """The status resources on a NetlabSite listening on loopback port 0."""
-
-    def __init__(self, events: Any, clock: Any = None, rng: random.Random | None = None,
-                 **settings: Any) -> None:
-        extras = {"status_random": rng} if rng is not None else {}
-        self.context = HttpContext(
-            settings=HttpSettings(name="http", **settings), events=events,
-            reactor=clock or reactor, extras=extras,
-        )
-        root = Resource()
-        root.putChild(b"get", GetStub())
-        status.install(root, self.context)
-        self.site = NetlabSite(root, self.context)
-        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
-        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    @pytest_twisted.inlineCallbacks
-    def close(self) -> Any:
-        """Wait for the server side of every connection to close, then stop listening."""
-        yield when_idle(self.site)
-        yield self.port.stopListening()
+def serve_status(events: Any, clock: Any = None, rng: random.Random | None = None,
+                 **settings: Any) -> Served:
+    """The status resources, and a stand-in /get, on a NetlabSite on loopback port 0."""
+    root = Resource()
+    root.putChild(b"get", GetStub())
+    extras = {"status_random": rng} if rng is not None else {}
+    return serve(events, clock or reactor, status.install, root=root, extras=extras, **settings)
 
 
 class WatchedClock(Clock):
@@ -147,7 +71,7 @@ class WatchedClock(Clock):
 @pytest_twisted.inlineCallbacks
 def test_status_codes_with_and_without_bodies(events: Any) -> Any:
     """Each code comes back as asked; 204 and 304 have neither a body nor a length."""
-    served = Served(events)
+    served = serve_status(events)
     for code in (200, 201, 418, 500, 503):
         got = yield fetch(served.url(f"/status/{code}"))
         assert got.status == code
@@ -170,7 +94,7 @@ def test_status_codes_with_and_without_bodies(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_status_list_picks_with_the_injected_random(events: Any) -> Any:
     """A comma list is chosen from with the seeded Random the context supplies."""
-    served = Served(events, rng=random.Random(1234))
+    served = serve_status(events, rng=random.Random(1234))
     expected = random.Random(1234)
     wanted = [expected.choice([200, 500, 418]) for _ in range(12)]
     got = []
@@ -185,7 +109,7 @@ def test_status_list_picks_with_the_injected_random(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_bad_status_codes_are_400_with_a_clear_line(events: Any) -> Any:
     """Malformed, out-of-range and 1xx codes get a 400 that explains, never echoes."""
-    served = Served(events)
+    served = serve_status(events)
     for path in ("/status/zz%3Cb%3E", "/status/99", "/status/600", "/status/2000",
                  "/status/200,x", "/status/", "/status"):
         got = yield fetch(served.url(path))
@@ -205,7 +129,7 @@ def test_bad_status_codes_are_400_with_a_clear_line(events: Any) -> Any:
 def test_delay_answers_only_when_the_clock_has_advanced(events: Any) -> Any:
     """/delay/2 schedules its answer on the context's clock and sends nothing before."""
     clock = WatchedClock()
-    served = Served(events, clock=clock)
+    served = serve_status(events, clock=clock)
     scheduled = clock.scheduled(2.0)
     answer = run_curl("-i", served.url("/delay/2"))
     call = yield scheduled
@@ -228,7 +152,7 @@ def test_delay_answers_only_when_the_clock_has_advanced(events: Any) -> Any:
 def test_delay_cancelled_when_the_client_disconnects(events: Any) -> Any:
     """A client that hangs up during a delay leaves no DelayedCall behind."""
     clock = WatchedClock()
-    served = Served(events, clock=clock)
+    served = serve_status(events, clock=clock)
     scheduled = clock.scheduled(5.0)
     client = yield connect(served.port)
     client.send(b"GET /delay/5 HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -244,7 +168,7 @@ def test_delay_cancelled_when_the_client_disconnects(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_delay_limits(events: Any) -> Any:
     """A delay over max_delay or not a plain number is a 400 that names the problem."""
-    served = Served(events, max_delay=3.0)
+    served = serve_status(events, max_delay=3.0)
     over = yield fetch(served.url("/delay/3.5"))
     assert over.status == 400
     assert b"max_delay is 3" in over.body
@@ -258,7 +182,7 @@ def test_delay_limits(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_bytes_length_seed_and_cap(events: Any) -> Any:
     """/bytes/N sends N octets; a seed repeats them; over max_bytes is 400."""
-    served = Served(events, max_bytes=5000)
+    served = serve_status(events, max_bytes=5000)
     got = yield fetch(served.url("/bytes/5000"))
     assert got.status == 200
     assert len(got.body) == 5000
@@ -296,7 +220,7 @@ def dechunk(raw: bytes) -> list[bytes]:
 @pytest_twisted.inlineCallbacks
 def test_stream_lines_and_chunked_framing(events: Any) -> Any:
     """/stream/N sends N JSON lines in well-formed chunks; over max_stream is 400."""
-    served = Served(events, max_stream=20)
+    served = serve_status(events, max_stream=20)
     raw = yield fetch(served.url("/stream/7"), "--raw")
     assert raw.headers["transfer-encoding"] == "chunked"
     assert "content-length" not in raw.headers
@@ -315,7 +239,7 @@ def test_stream_lines_and_chunked_framing(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_redirect_chain_followed_by_curl(events: Any) -> Any:
     """curl -L follows /redirect/N and /relative-redirect/N through N hops to /get."""
-    served = Served(events, max_redirects=5)
+    served = serve_status(events, max_redirects=5)
     for name in ("redirect", "relative-redirect"):
         out, err, code = yield run_curl(
             "-L", "-o", "/dev/null", "-w", "%{num_redirects} %{url_effective} %{http_code}",
@@ -359,7 +283,7 @@ def test_redirect_targets_refused(url: str) -> None:
 @pytest_twisted.inlineCallbacks
 def test_redirect_to_relative_ok_external_refused(events: Any) -> Any:
     """/redirect-to sends a client to a path or a listed host, never elsewhere."""
-    served = Served(events, redirect_hosts=("lab.example",))
+    served = serve_status(events, redirect_hosts=("lab.example",))
     got = yield fetch(served.url("/redirect-to?url=/get%3Fa%3D1&status_code=307"))
     assert got.status == 307
     assert got.headers["location"] == "/get?a=1"
@@ -379,7 +303,7 @@ def test_redirect_to_relative_ok_external_refused(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_cookies_set_read_delete_with_a_cookie_jar(events: Any, tmp_path: Path) -> Any:
     """curl's cookie jar keeps what /cookies/set sets and loses what /cookies/delete expires."""
-    served = Served(events)
+    served = serve_status(events)
     jar = str(tmp_path / "jar.txt")
     with_jar = ("-L", "-b", jar, "-c", jar)
     set_ = yield fetch(served.url("/cookies/set?flavour=oatmeal&count=3"), *with_jar)
@@ -409,7 +333,7 @@ def test_cookies_set_read_delete_with_a_cookie_jar(events: Any, tmp_path: Path) 
 @pytest_twisted.inlineCallbacks
 def test_basic_auth_right_wrong_and_missing(events: Any) -> Any:
     """Only the credentials in the URL get 200; wrong or none get 401 with a challenge."""
-    served = Served(events)
+    served = serve_status(events)
     url = served.url("/basic-auth/ada/s%3Acret")
     right = yield fetch(url, "-u", "ada:s:cret")
     assert right.status == 200
@@ -434,7 +358,7 @@ def test_same_secret_compares_whole_values() -> None:
 @pytest_twisted.inlineCallbacks
 def test_gzip_body_is_really_gzip(events: Any) -> Any:
     """/gzip is gzip on the wire (1f8b) and JSON once curl --compressed unpacks it."""
-    served = Served(events)
+    served = serve_status(events)
     raw = yield fetch(served.url("/gzip"))
     assert raw.headers["content-encoding"] == "gzip"
     assert raw.body[:2] == b"\x1f\x8b"
@@ -448,7 +372,7 @@ def test_gzip_body_is_really_gzip(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_cache_conditional_requests_get_304(events: Any) -> Any:
     """/cache is 200 with validators, then 304 without a body when they match."""
-    served = Served(events)
+    served = serve_status(events)
     first = yield fetch(served.url("/cache"))
     assert first.status == 200
     etag = first.headers["etag"]
@@ -475,7 +399,7 @@ def test_cache_conditional_requests_get_304(events: Any) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_head_works_where_get_does(events: Any) -> Any:
     """HEAD gets the GET status and headers and no body, even where GET streams or errs."""
-    served = Served(events)
+    served = serve_status(events)
     for path, code in (("/status/418", 418), ("/status/204", 204), ("/stream/3", 200),
                        ("/bytes/10", 200), ("/gzip", 200), ("/cache", 200),
                        ("/redirect/2", 302), ("/redirect-to?url=//x", 400),
@@ -491,7 +415,7 @@ def test_head_works_where_get_does(events: Any) -> Any:
 def test_head_during_delay(events: Any) -> Any:
     """HEAD /delay/N also waits, then answers headers only."""
     clock = WatchedClock()
-    served = Served(events, clock=clock)
+    served = serve_status(events, clock=clock)
     scheduled = clock.scheduled(1.0)
     answer = run_curl("-I", served.url("/delay/1"))
     yield scheduled
@@ -504,36 +428,12 @@ def test_head_during_delay(events: Any) -> Any:
     yield served.close()
 
 
-E2E_CONFIG = """
-echo = []
-udp_echo = []
-
-[chat]
-enabled = false
-
-[http]
-listen = ["tcp:0:interface=127.0.0.1"]
-max_redirects = 4
-"""
-
-
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One real daemon for the end-to-end curl tests of this module."""
-    running = run_daemon(tmp_path_factory.mktemp("http-status"), E2E_CONFIG)
-    yield running
-    try:
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()
-
-
-def curl_sync(*args: str) -> subprocess.CompletedProcess[bytes]:
-    """Real curl, blocking: the daemon runs in another process."""
-    curl = require_tool("curl")
-    return subprocess.run(
-        [curl, "-sS", "--noproxy", "*", *args], capture_output=True, timeout=30, env={},
-    )
+    config = http_config("max_redirects = 4")
+    with running_daemon(tmp_path_factory.mktemp("http-status"), config) as running:
+        yield running
 
 
 def test_e2e_status_codes(daemon: Daemon) -> None:

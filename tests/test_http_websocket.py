@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.websocket import WebSocketClientEndpoint, WebSocketTransport
 
-from helpers import Collector, close_all, connect, listen
-from netlab.daemon.config import ChatSettings, HttpSettings
+from helpers import Collector, chat_user, close_all, connect, listen, make_hub
+from httptest import build_site
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.line import ChatFactory
 from netlab.protocols.http import websocket
-from netlab.protocols.http.site import HttpContext, NetlabSite, Root
+from netlab.protocols.http.site import NetlabSite, Root
 from netlab.protocols.http.websocket import origin_allowed
 
 UPGRADE = (
@@ -104,19 +104,13 @@ def open_socket(port: IListeningPort, path: str) -> Deferred[WebSocketUser]:
 def web_site(
     events: Any, hub: ChatHub | None = None, clock: Any = reactor, **settings: Any
 ) -> NetlabSite:
-    root = Root()
-    context = HttpContext(
-        settings=HttpSettings(name="http", **settings), events=events, reactor=clock, hub=hub,
-    )
-    websocket.install(root, context)
-    return NetlabSite(root, context)
+    """A site with only the WebSocket endpoints and the chat page."""
+    return build_site(events, clock, websocket.install, root=Root(), hub=hub, **settings)
 
 
 def chat_hub(events: Any, clock: Any = reactor, **settings: Any) -> ChatHub:
-    return ChatHub(
-        ChatSettings(name="chat", **settings), events, clock, None,
-        verify=lambda p, s: succeed(False), make_hash=lambda p: succeed("x"),
-    )
+    """A chat hub on the real reactor unless given a clock."""
+    return make_hub(events, clock, **settings)
 
 
 def ws_disconnected(events: Any, kind: str = "disconnected") -> Deferred[dict[str, Any]]:
@@ -277,15 +271,6 @@ def test_chat_page_is_static_html_with_csp(events: Any) -> Any:
 
 
 @pytest_twisted.inlineCallbacks
-def telnet_user(port: IListeningPort, nick: str) -> Any:
-    client = yield connect(port)
-    yield client.wait_text(b"Choose a nick")
-    client.send(nick.encode() + b"\r\n")
-    yield client.wait_text(b"You are now in #lobby")
-    return client
-
-
-@pytest_twisted.inlineCallbacks
 def test_browser_and_telnet_users_share_the_room(events: Any) -> Any:
     """A WebSocket user and a telnet user talk; hostile text is cleaned; long lines refused."""
     hub = chat_hub(events, max_line=64)
@@ -298,7 +283,7 @@ def test_browser_and_telnet_users_share_the_room(events: Any) -> Any:
     yield web.wait_text("Choose a nick")
     web.say("webby")
     yield web.wait_text("You are now in #lobby")
-    tcp = yield telnet_user(chat_port, "tcpuser")
+    tcp = yield chat_user(chat_port, "tcpuser")
     yield web.wait_text("* tcpuser has joined #lobby")
 
     web.say("hello from the web")
@@ -394,8 +379,8 @@ def test_browser_that_stops_reading_is_dropped(events: Any) -> Any:
     yield stuck.wait_text(b"You are now in #lobby")
     assert stuck.transport is not None
     stuck.transport.pauseProducing()  # type: ignore[attr-defined]
-    talker = yield telnet_user(chat_port, "talker")
-    listener = yield telnet_user(chat_port, "listener")
+    talker = yield chat_user(chat_port, "talker")
+    listener = yield chat_user(chat_port, "listener")
     dropped = ws_disconnected(events, "dropped")
     # Bounded: 20,000 lines (18 MB), far more than loopback buffers hold.
     talker.send(b"".join(b"%05d %s\r\n" % (i, b"x" * 900) for i in range(20_000)))

@@ -9,17 +9,14 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
-from twisted.web.resource import Resource
 
-from daemon import run_daemon
+from daemon import running_daemon
 from helpers import close_all, connect
-from netlab.daemon.config import HttpSettings
+from httptest import Served, build_site, http_config
 from netlab.protocols.http import xmlrpc as rpc
-from netlab.protocols.http.site import HttpContext, NetlabSite
 
 EXPANDED = "EXPANDED-ENTITY-TEXT"
 
@@ -43,30 +40,21 @@ EXTERNAL_ENTITY = """<?xml version="1.0"?>
 """
 
 
-class RpcServer:
+class RpcServer(Served):
     """The /RPC2 resource alone on a real loopback socket, with a Clock for its time."""
 
     def __init__(self, events: Any, clock: Clock) -> None:
-        root = Resource()
-        context = HttpContext(settings=HttpSettings(name="http"), events=events, reactor=clock)
-        rpc.install(root, context)
-        self.site = NetlabSite(root, context)
-        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
-        self.url = f"http://127.0.0.1:{self.port.getHost().port}/RPC2"
+        super().__init__(build_site(events, clock, rpc.install))
+        self.rpc_url = self.url("/RPC2")
 
     def call(self, method: str, *args: Any) -> Deferred[Any]:
         """Call C{method} with a real blocking ServerProxy, in a thread."""
 
         def blocking() -> Any:
-            with xmlrpc.client.ServerProxy(self.url, allow_none=True) as proxy:
+            with xmlrpc.client.ServerProxy(self.rpc_url, allow_none=True) as proxy:
                 return getattr(proxy, method)(*args)
 
         return deferToThread(blocking)
-
-    @inlineCallbacks
-    def close(self) -> Any:
-        yield self.site.when_idle()
-        yield self.port.stopListening()
 
 
 @inlineCallbacks
@@ -255,12 +243,7 @@ def test_malformed_xml_is_a_fault(events: Any, clock: Clock) -> Any:
 
 def test_daemon_serves_xmlrpc(tmp_path: Path) -> None:
     """The real daemon answers a plain xmlrpc.client at /RPC2, and refuses a DTD."""
-    running = run_daemon(
-        tmp_path,
-        'echo = []\nudp_echo = []\n[chat]\nenabled = false\n'
-        '[http]\nlisten = ["tcp:0:interface=127.0.0.1"]\n',
-    )
-    try:
+    with running_daemon(tmp_path, http_config()) as running:
         url = f"http://127.0.0.1:{running.port('http')}/RPC2"
         with xmlrpc.client.ServerProxy(url) as proxy:
             assert proxy.is_even(3) is False
@@ -274,6 +257,3 @@ def test_daemon_serves_xmlrpc(tmp_path: Path) -> None:
             transport.request(f"127.0.0.1:{running.port('http')}", "/RPC2",
                               BILLION_LAUGHS.encode())
         transport.close()
-        assert running.stop() == 0, running.log()
-    finally:
-        running.kill()

@@ -86,3 +86,27 @@ def test_udp_ports_shared_with_guards() -> Any:
     udp_port = bound_port(service.listeners[1])
     assert service.udp_ports == {udp_port}
     yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_open_file_limit_raised_and_logged() -> Any:
+    """At start the soft open-files limit is raised to the hard limit, and logged."""
+    import resource
+    import subprocess
+    import sys
+
+    # In a child first, from a low soft limit, so this process keeps its own.
+    code = (
+        "import resource; from netlab.daemon.service import raise_open_file_limit as r;"
+        "h = resource.getrlimit(resource.RLIMIT_NOFILE)[1];"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, h));"
+        "s, hh = r(); print(s == hh == h)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "True", result.stderr
+    service, recorded = build()
+    service.privilegedStartService()
+    service.startService()
+    (limit,) = recorded.kinds("file_limit")
+    assert (limit["soft"], limit["hard"]) == resource.getrlimit(resource.RLIMIT_NOFILE)
+    yield service.stopService()

@@ -26,7 +26,7 @@ ECHO_MODES = ("plain", "upper", "ok")
 FRAMINGS = ("int32", "netstring")
 
 STREAM_TYPES = ("tcp", "tcp6", "ssl", "tls", "unix", "systemd")
-DATAGRAM_TYPES = ("udp",)
+DATAGRAM_TYPES = ("udp", "systemd-udp")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 NICK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
@@ -320,6 +320,36 @@ def _check_address(value: str) -> str | None:
     return None
 
 
+def parse_systemd_udp(description: str, environment: bool = True) -> int | None:
+    """
+    Parse C{systemd-udp:name=NAME} (or C{index=N}): a datagram socket systemd
+    passed in.  With C{environment}, the file descriptor it names; else None.
+
+    @raise ValueError: with the reason.
+    """
+    kind, args, kwargs = split_endpoint(description)
+    if kind != "systemd-udp" or args or set(kwargs) - {"name", "index"} or len(kwargs) != 1:
+        raise ValueError("systemd-udp needs exactly one of name=NAME or index=N")
+    if "index" in kwargs and not kwargs["index"].isdigit():
+        raise ValueError(f"index {kwargs['index']!r} is not a number")
+    if not environment:
+        return None
+    # Twisted reads (and then clears) $LISTEN_FDS once, for its systemd:
+    # endpoint parser; the datagram sockets are in that same inventory.
+    from twisted.internet.endpoints import _SystemdParser
+
+    fds = _SystemdParser._sddaemon
+    if "name" in kwargs:
+        named = fds.inheritedNamedDescriptors()
+        if kwargs["name"] not in named:
+            raise ValueError(f"no inherited socket named {kwargs['name']!r}")
+        return named[kwargs["name"]]
+    inherited = fds.inheritedDescriptors()
+    if int(kwargs["index"]) >= len(inherited):
+        raise ValueError("no inherited socket at that index")
+    return inherited[int(kwargs["index"])]
+
+
 def parse_udp(description: str) -> tuple[int, str]:
     """
     Parse C{udp:PORT[:interface=ADDR]} into a port and an interface.
@@ -498,11 +528,14 @@ class _Loader:
                 raise self.fail(
                     key, value,
                     f"{item!r} is a {kind} endpoint; this service needs "
-                    + ("udp:PORT[:interface=ADDR]" if wanted == "datagram"
+                    + ("udp:PORT[:interface=ADDR] or systemd-udp:name=NAME"
+                       if wanted == "datagram"
                        else "a stream endpoint such as tcp:PORT"),
                 )
             try:
-                if kind == "datagram":
+                if item.startswith("systemd-udp:"):
+                    parse_systemd_udp(item, self.environment)
+                elif kind == "datagram":
                     parse_udp(item)
                 else:
                     check_stream(item, self.environment)

@@ -42,6 +42,7 @@ CANNOT_LISTEN = "cannot_listen"
 READY = "ready"
 CHAT = "chat"
 HTTP_REQUEST = "http_request"
+FILE_LIMIT = "file_limit"
 CONNECTED = "connected"
 RECEIVED = "received"
 SENT = "sent"
@@ -59,6 +60,7 @@ FORMATS: dict[str, str] = {
     READY: "netlab ready: {count} listeners",
     CHAT: "{service}: {nick} ({peer}) {what}",
     HTTP_REQUEST: '{service}: {peer} "{method} {path}" {status} {nbytes} bytes {duration}s',
+    FILE_LIMIT: "open files limit: {soft} (hard limit {hard})",
     CONNECTED: "{service}: {peer} connected ({open} open)",
     RECEIVED: "{service}: received {nbytes} bytes from {peer}{sample}",
     SENT: "{service}: sent {nbytes} bytes to {peer}{sample}",

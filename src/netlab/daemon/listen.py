@@ -10,6 +10,8 @@ same behaviour.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from twisted.application import strports
@@ -18,7 +20,7 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 
-from netlab.daemon.config import parse_udp
+from netlab.daemon.config import parse_systemd_udp, parse_udp
 from netlab.daemon.events import LISTENING, EventLog, describe_address
 
 
@@ -64,7 +66,11 @@ class DatagramListener(Service):
         service: str, reactor: Any, max_packet: int = 65_535,
     ) -> None:
         self.description = description
-        self.port_number, self.interface = parse_udp(description)
+        self.systemd = description.startswith("systemd-udp:")
+        if self.systemd:
+            self.port_number, self.interface = 0, ""
+        else:
+            self.port_number, self.interface = parse_udp(description)
         self.protocol = protocol
         self.events = events
         self.service = service
@@ -84,14 +90,32 @@ class DatagramListener(Service):
             self._listen()
 
     def _listen(self) -> None:
-        self.port = self.reactor.listenUDP(
-            self.port_number, self.protocol, interface=self.interface,
-            maxPacketSize=self.max_packet,
-        )
+        if self.systemd:
+            self.port = self._adopt()
+        else:
+            self.port = self.reactor.listenUDP(
+                self.port_number, self.protocol, interface=self.interface,
+                maxPacketSize=self.max_packet,
+            )
         address = describe_address(self.port.getHost())
         address = f"udp {address}"
         self.events.listening.setdefault(self.service, []).append(address)
         self.events.emit(LISTENING, self.service, address=address)
+
+    def _adopt(self) -> IListeningPort:
+        """Take over the datagram socket systemd passed in under this name."""
+        fd = parse_systemd_udp(self.description)
+        assert fd is not None
+        probe = socket.socket(fileno=os.dup(fd))
+        family = probe.family
+        probe.close()
+        # systemd may pass a blocking socket, and Twisted's UDP adoption keeps
+        # it so: one read would then block the whole reactor.
+        os.set_blocking(fd, False)
+        port: IListeningPort = self.reactor.adoptDatagramPort(
+            fd, family, self.protocol, maxPacketSize=self.max_packet
+        )
+        return port
 
     def stopService(self) -> Any:
         super().stopService()

@@ -5,6 +5,9 @@ service per endpoint string of every enabled service in the config.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Mapping
 from functools import partial
 from signal import SIGINT, SIGTERM
 from typing import Any, NoReturn
@@ -21,12 +24,14 @@ from netlab.daemon.events import (
     DAEMON_START,
     DAEMON_STOP,
     ERROR,
+    FILE_LIMIT,
     READY,
     EventLog,
 )
 from netlab.daemon.limits import DatagramGuard
 from netlab.daemon.listen import DatagramListener, bound_port, listener
 from netlab.daemon.passwords import hash_later, verify_later
+from netlab.daemon.systemd import Notifier
 from netlab.protocols import classic
 from netlab.protocols.base import StreamFactory
 from netlab.protocols.chat.hub import ChatHub
@@ -39,6 +44,23 @@ from netlab.protocols.http.site import HttpContext, NetlabSite, make_site
 from netlab.protocols.udp import GuardedDatagramProtocol, UdpEcho
 
 
+def raise_open_file_limit() -> tuple[int, int]:
+    """
+    Raise the soft limit on open files to the hard one: every connection is
+    a file descriptor, and the usual soft default (1024) is far too low for
+    a class.  The limits now in force.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        # An infinite hard limit cannot be a soft one on some kernels: keep what is.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard
+
+
 class NetlabService(MultiService):
     """
     Everything one netlab daemon runs.
@@ -48,8 +70,15 @@ class NetlabService(MultiService):
     @ivar listeners: the listener services, in config order.
     """
 
-    def __init__(self, config: Config, reactor: Any, events: EventLog | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        events: EventLog | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
+        self.notifier = Notifier(reactor, os.environ if environ is None else environ)
         self.config = config
         self.reactor = reactor
         self.events = events if events is not None else EventLog(config.log)
@@ -148,6 +177,8 @@ class NetlabService(MultiService):
         """
         self.events.privilegedStartService()
         self.events.emit(DAEMON_START, "netlab", version=__version__, config=self.config.source)
+        soft, hard = raise_open_file_limit()
+        self.events.emit(FILE_LIMIT, "netlab", soft=soft, hard=hard)
         Service.privilegedStartService(self)
         if self.chat_store is not None:
             try:
@@ -177,6 +208,11 @@ class NetlabService(MultiService):
     def _ready(self) -> None:
         if self.running:
             self.events.emit(READY, "netlab", count=len(self.listeners))
+            listening = "; ".join(
+                f"{service} {', '.join(addresses)}"
+                for service, addresses in self.events.listening.items()
+            )
+            self.notifier.ready(f"listening: {listening}")
 
     def _cannot_listen(self, listener_service: Service, error: Exception) -> NoReturn:
         if isinstance(error, CannotListenError) and error.socketError is not None:
@@ -201,6 +237,7 @@ class NetlabService(MultiService):
         stop and close the log.
         """
         Service.stopService(self)
+        self.notifier.stopping()
         stopping = [maybeDeferred(s.stopService) for s in reversed(self.listeners)]
         d = DeferredList(stopping, consumeErrors=True)
         d.addCallback(lambda _: DeferredList(

@@ -1,0 +1,79 @@
+"""
+The C{netlab} command, for operators:
+
+    netlab check-config FILE   validate a config and print the effective one
+    netlab hash-password       make a hash for [chat] oper_password_hash
+    netlab version             print netlab's and Twisted's versions
+
+The daemon itself runs under twistd (C{twistd -n netlab}); this command
+never starts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from netlab import __version__
+
+
+def check_config(path: str) -> int:
+    """Validate C{path}; print the effective config as JSON (0) or the error (1)."""
+    from netlab.daemon.config import ConfigError, load
+
+    try:
+        # systemd: names only resolve under systemd, so they are checked for
+        # form here, not looked up.
+        config = load(path, environment=False)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(json.dumps(dataclasses.asdict(config), indent=2))
+    print(f"{path}: OK", file=sys.stderr)
+    return 0
+
+
+def hash_password() -> int:
+    """Ask for a password (twice at a terminal) and print its scrypt hash."""
+    from netlab.daemon.passwords import main
+
+    return main([])
+
+
+def version() -> int:
+    """Print the versions that matter for a bug report."""
+    import platform
+
+    import twisted
+
+    print(f"netlab {__version__}")
+    print(f"Twisted {twisted.__version__}")
+    print(f"Python {platform.python_version()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one C{netlab} subcommand; its exit status."""
+    parser = argparse.ArgumentParser(
+        prog="netlab",
+        description="Operator tools for the netlab daemon (run it with: twistd -n netlab).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check-config", help="validate a config file and print it")
+    check.add_argument("file", help="the TOML config file")
+    commands.add_parser(
+        "hash-password", help="hash a password for [chat] oper_password_hash"
+    )
+    commands.add_parser("version", help="print the versions of netlab, Twisted and Python")
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file)
+    if args.command == "hash-password":
+        return hash_password()
+    return version()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,4 +49,4 @@ def makeService(options: Options) -> IService:
     """The daemon for C{options}."""
     from twisted.internet import reactor
 
-    return NetlabService(options.netlab_config, reactor)
+    return NetlabService(options.netlab_config, reactor, config_path=options["config"])

@@ -43,6 +43,7 @@ READY = "ready"
 CHAT = "chat"
 HTTP_REQUEST = "http_request"
 FILE_LIMIT = "file_limit"
+RELOAD = "reload"
 CONNECTED = "connected"
 RECEIVED = "received"
 SENT = "sent"
@@ -61,6 +62,7 @@ FORMATS: dict[str, str] = {
     CHAT: "{service}: {nick} ({peer}) {what}",
     HTTP_REQUEST: '{service}: {peer} "{method} {path}" {status} {nbytes} bytes {duration}s',
     FILE_LIMIT: "open files limit: {soft} (hard limit {hard})",
+    RELOAD: "reload: {outcome}",
     CONNECTED: "{service}: {peer} connected ({open} open)",
     RECEIVED: "{service}: received {nbytes} bytes from {peer}{sample}",
     SENT: "{service}: sent {nbytes} bytes to {peer}{sample}",
@@ -175,6 +177,19 @@ class EventLog(Service):
             self._file.close()
             self._file = None
             self._observer = None
+
+    def reopen(self) -> None:
+        """Reopen the log file (after logrotate moved it); nothing to do for the console."""
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        self._observer = self._open()
+
+    def set_level(self, level: str) -> None:
+        """Change the lowest level recorded (a reload may do this)."""
+        self.level = LEVELS[level]
+        self.debug_enabled = self.level <= LogLevel.debug
 
     def _open(self) -> ILogObserver:
         """The observer the settings ask for: twistd's log, or a file of our own."""

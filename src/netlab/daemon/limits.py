@@ -154,6 +154,16 @@ def _never_answer(host: str) -> str | None:
     return None
 
 
+def retune(guard: DatagramGuard, settings: DatagramGuardSettings) -> None:
+    """Apply new guard settings (a reload) without forgetting per-source state."""
+    guard.settings = settings
+    guard.rates.rate = settings.rate
+    guard.rates.burst = float(settings.burst)
+    guard.rates.max_sources = settings.max_sources
+    guard._exempt = [ipaddress.ip_network(n, strict=False) for n in settings.rate_exempt]
+    guard._hosts.clear()
+
+
 class DatagramGuard:
     """
     The reflection guards of a UDP service, checked for every datagram:

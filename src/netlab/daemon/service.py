@@ -76,6 +76,7 @@ class NetlabService(MultiService):
         reactor: Any,
         events: EventLog | None = None,
         environ: Mapping[str, str] | None = None,
+        config_path: str | None = None,
     ) -> None:
         super().__init__()
         self.notifier = Notifier(reactor, os.environ if environ is None else environ)
@@ -85,6 +86,9 @@ class NetlabService(MultiService):
         self.events.setServiceParent(self)
         self.factories: list[StreamFactory] = []
         self.udp_ports: set[int] = set()
+        self.guards: list[DatagramGuard] = []
+        self.config_path: str | None = config_path
+        self._previous_hup: Any = None
         self.chat_store: ChatStore | None = None
         self.chat_hub: ChatHub | None = None
         self.http_site: NetlabSite | None = None
@@ -102,6 +106,7 @@ class NetlabService(MultiService):
         guard = DatagramGuard(
             settings, self.events, name, self.reactor.seconds, self.udp_ports
         )
+        self.guards.append(guard)
         for description in listen:
             protocol: GuardedDatagramProtocol = make(guard)
             self._add(listener(description, protocol, self.events, name, self.reactor))
@@ -207,12 +212,24 @@ class NetlabService(MultiService):
 
     def _ready(self) -> None:
         if self.running:
+            self._handle_sighup()
             self.events.emit(READY, "netlab", count=len(self.listeners))
             listening = "; ".join(
                 f"{service} {', '.join(addresses)}"
                 for service, addresses in self.events.listening.items()
             )
             self.notifier.ready(f"listening: {listening}")
+
+    def _handle_sighup(self) -> None:
+        """SIGHUP (systemctl reload, logrotate) reloads; twistd leaves it unhandled."""
+        import signal
+
+        from netlab.daemon.reload import reload
+
+        def hup(signum: int, frame: object) -> None:
+            self.reactor.callFromThread(reload, self)
+
+        self._previous_hup = signal.signal(signal.SIGHUP, hup)
 
     def _cannot_listen(self, listener_service: Service, error: Exception) -> NoReturn:
         if isinstance(error, CannotListenError) and error.socketError is not None:
@@ -238,6 +255,11 @@ class NetlabService(MultiService):
         """
         Service.stopService(self)
         self.notifier.stopping()
+        if self._previous_hup is not None:
+            import signal
+
+            signal.signal(signal.SIGHUP, self._previous_hup)
+            self._previous_hup = None
         stopping = [maybeDeferred(s.stopService) for s in reversed(self.listeners)]
         d = DeferredList(stopping, consumeErrors=True)
         d.addCallback(lambda _: DeferredList(

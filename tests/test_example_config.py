@@ -28,6 +28,7 @@ SECTIONS: dict[type[Any], tuple[str, ...]] = {
     config.ChatSettings: ("chat",),
     config.UdpChatSettings: ("udp_chat",),
     config.HttpSettings: ("http",),
+    config.AccessSettings: ("access",),
 }
 
 

@@ -87,6 +87,8 @@ class StreamSettings:
     idle_timeout: float = setting(300.0, lo=0, hi=86_400)
     max_connections: int = setting(1000, lo=1, hi=1_000_000)
     max_connections_per_peer: int = setting(50, lo=1, hi=1_000_000)
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +120,8 @@ class DatagramGuardSettings:
     burst: int = setting(200, lo=1, hi=10_000_000)
     rate_exempt: tuple[str, ...] = setting((), cidrs=True)
     max_sources: int = setting(65_536, lo=16, hi=10_000_000)
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,11 +209,20 @@ class UdpChatSettings(DatagramGuardSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AccessSettings:
+    """C{[access]}: address lists every service applies, besides its own."""
+
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole daemon's configuration."""
 
     source: str = "<built-in defaults>"
     log: LogSettings = LogSettings()
+    access: AccessSettings = AccessSettings()
     echo: tuple[EchoSettings, ...] = ()
     udp_echo: tuple[UdpEchoSettings, ...] = ()
     framed_echo: tuple[FramedEchoSettings, ...] = ()
@@ -268,7 +281,7 @@ _LIST_SECTIONS: dict[str, type[StreamSettings] | type[UdpEchoSettings]] = {
     "framed_echo": FramedEchoSettings,
 }
 _TABLE_SECTIONS = (
-    "log", "chat", "udp_chat", "http", "discard", "daytime", "time", "chargen", "qotd",
+    "log", "access", "chat", "udp_chat", "http", "discard", "daytime", "time", "chargen", "qotd",
 )
 
 
@@ -600,6 +613,8 @@ def parse(
             values[section] = tuple(items)
         elif section == "log":
             values["log"] = loader.section(LogSettings, table, "log")
+        elif section == "access":
+            values["access"] = loader.section(AccessSettings, table, "access")
         elif section == "chat":
             chat = loader.section(ChatSettings, table, "chat")
             values["chat"] = loader.named(chat, "chat", "chat", "chat")
@@ -621,7 +636,39 @@ def parse(
             )
     config = Config(**values)
     _check_whole(config, loader)
-    return config
+    return _merge_access(config)
+
+
+def _merge_access(config: Config) -> Config:
+    """
+    Fold C{[access]} into every service: a service's own C{allow} list, if it
+    has one, replaces the global one; C{deny} lists add up.
+    """
+    access = config.access
+    if not access.allow and not access.deny:
+        return config
+
+    def merged(settings: Any) -> Any:
+        return dataclasses.replace(
+            settings,
+            allow=settings.allow or access.allow,
+            deny=(*access.deny, *settings.deny),
+        )
+
+    return dataclasses.replace(
+        config,
+        echo=tuple(merged(s) for s in config.echo),
+        udp_echo=tuple(merged(s) for s in config.udp_echo),
+        framed_echo=tuple(merged(s) for s in config.framed_echo),
+        discard=merged(config.discard),
+        daytime=merged(config.daytime),
+        time=merged(config.time),
+        chargen=merged(config.chargen),
+        qotd=merged(config.qotd),
+        chat=merged(config.chat),
+        udp_chat=merged(config.udp_chat),
+        http=merged(config.http),
+    )
 
 
 def _check_whole(config: Config, loader: _Loader) -> None:

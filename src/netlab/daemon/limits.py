@@ -9,7 +9,7 @@ L{twisted.internet.task.Clock} and no sockets.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from twisted.logger import LogLevel
 
@@ -51,6 +51,52 @@ class ConnectionLimits:
             self.by_peer[host] = count
         else:
             del self.by_peer[host]
+
+
+class AccessList:
+    """
+    Who may use a service: refused if the address is in a C{deny} network,
+    or if there is an C{allow} list and the address is in none of it.
+    """
+
+    def __init__(self, allow: Sequence[str], deny: Sequence[str]) -> None:
+        self.allow = [ipaddress.ip_network(n, strict=False) for n in allow]
+        self.deny = [ipaddress.ip_network(n, strict=False) for n in deny]
+        self._verdicts: dict[str, str | None] = {}
+
+    def refusal(self, host: str) -> str | None:
+        """Why C{host} may not connect or send, or C{None} if it may."""
+        if not self.allow and not self.deny:
+            return None
+        verdict = self._verdicts.get(host, "")
+        if verdict != "":
+            return verdict
+        verdict = self._judge(host)
+        if len(self._verdicts) >= 65_536:
+            self._verdicts.clear()
+        self._verdicts[host] = verdict
+        return verdict
+
+    def _judge(self, host: str) -> str | None:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            # Unix-socket peers have no address; only an allow list can refuse them.
+            return "not in the allow list" if self.allow else None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if any(address.version == n.version and address in n for n in self.deny):
+            return f"address {address} is denied"
+        if self.allow and not any(
+            address.version == n.version and address in n for n in self.allow
+        ):
+            return f"address {address} is not in the allow list"
+        return None
+
+
+def access_for(settings: object) -> AccessList:
+    """The access list of a service's settings (cached on nothing: call once per settings)."""
+    return AccessList(getattr(settings, "allow", ()), getattr(settings, "deny", ()))
 
 
 class RateLimiter:
@@ -162,6 +208,7 @@ def retune(guard: DatagramGuard, settings: DatagramGuardSettings) -> None:
     guard.rates.max_sources = settings.max_sources
     guard._exempt = [ipaddress.ip_network(n, strict=False) for n in settings.rate_exempt]
     guard._hosts.clear()
+    guard.access = access_for(settings)
 
 
 class DatagramGuard:
@@ -189,6 +236,7 @@ class DatagramGuard:
         self.settings = settings
         self.counters = events.counters_for(service)
         self.rates = RateLimiter(settings.rate, settings.burst, settings.max_sources, now)
+        self.access = access_for(settings)
         self.reporter = DropReporter(events, service, now)
         self._exempt = [ipaddress.ip_network(n, strict=False) for n in settings.rate_exempt]
         # Verdicts on source hosts, which never change; bounded like the buckets.
@@ -222,6 +270,9 @@ class DatagramGuard:
             reason = f"larger than max_datagram ({self.settings.max_datagram})"
         elif never is not None:
             reason = never
+        elif (refusal := self.access.refusal(host)) is not None:
+            self.counters.refused += 1
+            reason = refusal
         elif port < self.settings.min_source_port:
             reason = f"source port {port} below min_source_port"
         elif port in self.service_ports:

@@ -38,7 +38,7 @@ from netlab.daemon.events import (
     EventLog,
     describe_address,
 )
-from netlab.daemon.limits import ConnectionLimits
+from netlab.daemon.limits import AccessList, ConnectionLimits, access_for
 
 
 @dataclass
@@ -224,16 +224,18 @@ class NetlabChannel(http.HTTPChannel):
 class RefusedHTTP(http.HTTPChannel):
     """Tells a refused client why, as an HTTP 503, then hangs up."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, forbidden: bool = False) -> None:
         super().__init__()
         self.why = why
+        self.status = "403 Forbidden" if forbidden else "503 Service Unavailable"
 
     def connectionMade(self) -> None:
         assert self.transport is not None
-        body = f"503 Service Unavailable: {self.why}\n".encode()
+        body = f"{self.status}: {self.why}\n".encode()
         self.transport.write(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (self.status.encode(), len(body), body)
         )
         self.transport.loseConnection()
 
@@ -257,7 +259,17 @@ class NetlabSite(server.Site):
         self.counters = context.events.counters_for(self.name)
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_peer)
         self.channels: set[NetlabChannel] = set()
+        self._access_settings: object = None
+        self._access = access_for(settings)
         self._idle: list[Deferred[None]] = []
+
+    def access(self) -> AccessList:
+        """The site's allow/deny lists, rebuilt when a reload changed them."""
+        settings = self.context.settings
+        if self._access_settings is not settings:
+            self._access = access_for(settings)
+            self._access_settings = settings
+        return self._access
 
     def forget(self, channel: NetlabChannel) -> None:
         """A channel has closed; fire L{when_idle} waiters once none are left."""
@@ -278,11 +290,12 @@ class NetlabSite(server.Site):
     def buildProtocol(self, addr: IAddress | None) -> Any:
         host = getattr(addr, "host", None) or "local"
         peer = describe_address(addr)
-        refusal = self.limits.acquire(host)
+        denied = self.access().refusal(host)
+        refusal = denied or self.limits.acquire(host)
         if refusal is not None:
             self.counters.refused += 1
             self.context.events.emit(REFUSED, self.name, peer, LogLevel.warn, limit=refusal)
-            refused = RefusedHTTP(refusal)
+            refused = RefusedHTTP(refusal, forbidden=denied is not None)
             refused.factory = self
             return refused
         channel = super().buildProtocol(addr)

@@ -14,7 +14,7 @@ import ipaddress
 import re
 import tomllib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -655,19 +655,25 @@ def _merge_access(config: Config) -> Config:
             deny=(*access.deny, *settings.deny),
         )
 
+    return map_services(config, merged)
+
+
+def map_services(config: Config, change: Callable[[Any], Any], **other: Any) -> Config:
+    """A copy of C{config} with C{change} applied to every service's settings."""
     return dataclasses.replace(
         config,
-        echo=tuple(merged(s) for s in config.echo),
-        udp_echo=tuple(merged(s) for s in config.udp_echo),
-        framed_echo=tuple(merged(s) for s in config.framed_echo),
-        discard=merged(config.discard),
-        daytime=merged(config.daytime),
-        time=merged(config.time),
-        chargen=merged(config.chargen),
-        qotd=merged(config.qotd),
-        chat=merged(config.chat),
-        udp_chat=merged(config.udp_chat),
-        http=merged(config.http),
+        echo=tuple(change(s) for s in config.echo),
+        udp_echo=tuple(change(s) for s in config.udp_echo),
+        framed_echo=tuple(change(s) for s in config.framed_echo),
+        discard=change(config.discard),
+        daytime=change(config.daytime),
+        time=change(config.time),
+        chargen=change(config.chargen),
+        qotd=change(config.qotd),
+        chat=change(config.chat),
+        udp_chat=change(config.udp_chat),
+        http=change(config.http),
+        **other,
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import LogLevel
 
-from netlab.daemon.config import Config, ConfigError, load
+from netlab.daemon.config import Config, ConfigError, load, map_services
 from netlab.daemon.events import RELOAD
 from netlab.daemon.limits import DatagramGuard, retune
 
@@ -133,18 +133,4 @@ def _rebuilt(old: Config, running: dict[str, Any], new: Config) -> Config:
     def pick(settings: Any) -> Any:
         return running.get(settings.name, settings)
 
-    return dataclasses.replace(
-        old,
-        log=dataclasses.replace(old.log, level=new.log.level),
-        echo=tuple(pick(s) for s in old.echo),
-        udp_echo=tuple(pick(s) for s in old.udp_echo),
-        framed_echo=tuple(pick(s) for s in old.framed_echo),
-        discard=pick(old.discard),
-        daytime=pick(old.daytime),
-        time=pick(old.time),
-        chargen=pick(old.chargen),
-        qotd=pick(old.qotd),
-        chat=pick(old.chat),
-        udp_chat=pick(old.udp_chat),
-        http=pick(old.http),
-    )
+    return map_services(old, pick, log=dataclasses.replace(old.log, level=new.log.level))

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.application.service import Service
 from twisted.logger import (
@@ -53,6 +53,9 @@ DROPPED = "dropped"
 ERROR = "error"
 SHUTDOWN = "shutdown"
 DAEMON_STOP = "daemon_stop"
+
+# What twisted.internet.tcp logs when it closes a client it could not keep.
+EMFILE_CLOSED = "EMFILE recovery: Closed socket from {address}"
 
 FORMATS: dict[str, str] = {
     DAEMON_START: "netlab {version} starting with {config}",
@@ -164,7 +167,22 @@ class EventLog(Service):
         # Open the log before any listener binds, so "listening" is recorded.
         if self._observer is None:
             self._observer = self._open()
+        globalLogPublisher.addObserver(cast(ILogObserver, self._watch_twisted))
         super().privilegedStartService()
+
+    def _watch_twisted(self, event: dict[str, Any]) -> None:
+        """
+        Turn Twisted's own word that it ran out of file descriptors (it then
+        accepts and closes waiting clients, and recovers when descriptors
+        free up) into a counted, warning-level refusal of ours.
+        """
+        if event.get("log_format") != EMFILE_CLOSED:
+            return
+        address = event.get("address")
+        peer = format_peer(*address[:2]) if isinstance(address, tuple) else str(address)
+        self.counters_for("netlab").refused += 1
+        self.emit(REFUSED, "netlab", peer, LogLevel.warn,
+                  limit="out of file descriptors (open files limit reached)")
 
     def startService(self) -> None:
         if self._observer is None:
@@ -173,6 +191,7 @@ class EventLog(Service):
 
     def stopService(self) -> None:
         super().stopService()
+        globalLogPublisher.removeObserver(cast(ILogObserver, self._watch_twisted))
         if self._file is not None:
             self._file.close()
             self._file = None

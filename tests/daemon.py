@@ -138,3 +138,12 @@ def running_daemon(tmp_path: Path, config: str | None) -> Any:
 
 def signal_name(sig: int) -> str:
     return signal.Signals(sig).name
+
+
+def echo_only(*lines: str, listen: str = "tcp:0:interface=127.0.0.1") -> str:
+    """A config running one TCP echo (plus C{lines} in its section) and nothing else."""
+    extra = "".join(line + "\n" for line in lines)
+    return (
+        f'udp_echo = []\n[[echo]]\nlisten = ["{listen}"]\n{extra}'
+        "[chat]\nenabled = false\n[http]\nenabled = false\n"
+    )

@@ -12,7 +12,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from daemon import TWISTD
+from daemon import TWISTD, echo_only
 
 LIMIT = 48
 
@@ -25,10 +25,7 @@ def low_limit() -> None:
 def test_out_of_file_descriptors_refused_then_recovers(tmp_path: Path) -> None:
     """Past the open-files limit clients are closed and logged; after they go, service resumes."""
     config = tmp_path / "netlab.toml"
-    config.write_text(
-        'udp_echo = []\n[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
-        "max_connections_per_peer = 1000\n[chat]\nenabled = false\n[http]\nenabled = false\n"
-    )
+    config.write_text(echo_only("max_connections_per_peer = 1000"))
     process = subprocess.Popen(
         [TWISTD, "-n", "--pidfile=", "netlab", "--config", str(config)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -70,11 +67,13 @@ def test_out_of_file_descriptors_refused_then_recovers(tmp_path: Path) -> None:
         held.clear()
         # Recovered: a new client is served once descriptors are free again.
         for _ in range(100):
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-                with contextlib.suppress(OSError):
-                    client.sendall(b"back")
-                    if client.recv(10) == b"back":
-                        break
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=10) as client,
+                contextlib.suppress(OSError),
+            ):
+                client.sendall(b"back")
+                if client.recv(10) == b"back":
+                    break
         else:
             raise AssertionError("the daemon never recovered")
         process.terminate()

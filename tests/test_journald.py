@@ -10,7 +10,7 @@ from pathlib import Path
 
 from twisted.logger import LogLevel
 
-from daemon import TWISTD
+from daemon import TWISTD, echo_only
 from netlab.daemon.journald import journal_line, observer
 
 
@@ -43,10 +43,7 @@ def test_terminal_keeps_timestamps() -> None:
 def test_daemon_under_journal(tmp_path: Path) -> None:
     """With JOURNAL_STREAM set, the daemon's warnings carry <4> and its info <6>."""
     config = tmp_path / "netlab.toml"
-    config.write_text(
-        'udp_echo = []\n[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
-        "max_connections_per_peer = 1\n[chat]\nenabled = false\n[http]\nenabled = false\n"
-    )
+    config.write_text(echo_only("max_connections_per_peer = 1"))
     process = subprocess.Popen(
         [TWISTD, "-n", "--pidfile=", "--logger=netlab.daemon.journald.observer",
          "netlab", "--config", str(config)],

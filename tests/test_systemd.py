@@ -15,7 +15,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 
-from daemon import TWISTD
+from daemon import TWISTD, echo_only
 from netlab.daemon.config import parse
 from netlab.daemon.listen import bound_port
 from netlab.daemon.service import NetlabService
@@ -113,10 +113,7 @@ def test_daemon_notifies_systemd(notify_socket: tuple[socket.socket, str], tmp_p
     """The real daemon sends READY=1 after binding and STOPPING=1 on SIGTERM, then exits 0."""
     sock, path = notify_socket
     config = tmp_path / "netlab.toml"
-    config.write_text(
-        'udp_echo = []\n[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
-        "[chat]\nenabled = false\n[http]\nenabled = false\n"
-    )
+    config.write_text(echo_only())
     process = subprocess.Popen(
         [TWISTD, "-n", "--pidfile=", "netlab", "--config", str(config)],
         cwd=tmp_path, env={**os.environ, "NOTIFY_SOCKET": path},

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from twisted.logger import LogLevel
 
@@ -114,8 +115,6 @@ def _apply(service: NetlabService, name: str, settings: Any) -> None:
     if hub is not None and hub.name == name:
         hub.settings = settings
         hub.reserved = {n.lower() for n in settings.reserved_nicks}
-        from zoneinfo import ZoneInfo
-
         hub.zone = ZoneInfo(settings.timezone)
     site = service.http_site
     if site is not None and site.name == name:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Mapping
 from functools import partial
 from signal import SIGINT, SIGTERM
@@ -31,6 +32,7 @@ from netlab.daemon.events import (
 from netlab.daemon.limits import DatagramGuard
 from netlab.daemon.listen import DatagramListener, bound_port, listener
 from netlab.daemon.passwords import hash_later, verify_later
+from netlab.daemon.reload import reload
 from netlab.daemon.systemd import Notifier
 from netlab.protocols import classic
 from netlab.protocols.base import StreamFactory
@@ -222,9 +224,6 @@ class NetlabService(MultiService):
 
     def _handle_sighup(self) -> None:
         """SIGHUP (systemctl reload, logrotate) reloads; twistd leaves it unhandled."""
-        import signal
-
-        from netlab.daemon.reload import reload
 
         def hup(signum: int, frame: object) -> None:
             self.reactor.callFromThread(reload, self)
@@ -256,8 +255,6 @@ class NetlabService(MultiService):
         Service.stopService(self)
         self.notifier.stopping()
         if self._previous_hup is not None:
-            import signal
-
             signal.signal(signal.SIGHUP, self._previous_hup)
             self._previous_hup = None
         stopping = [maybeDeferred(s.stopService) for s in reversed(self.listeners)]

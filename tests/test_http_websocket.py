@@ -300,6 +300,8 @@ def test_browser_and_telnet_users_share_the_room(events: Any) -> Any:
     web.say("y" * 65)
     web.say("short one")
     yield tcp.wait_text(b"<webby> short one")
+    # The error goes to another socket than the line: wait for it too.
+    yield web.wait_text("ERROR line longer")
     errors = [m for m in web.messages[before:] if "ERROR" in m]
     assert errors == ["ERROR line longer than 64 bytes, dropped"]
     assert b"yyy" not in tcp.data

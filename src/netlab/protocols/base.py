@@ -38,6 +38,7 @@ from netlab.daemon.events import (
     describe_address,
     sample,
 )
+from netlab.daemon.fastwrite import write_now
 from netlab.daemon.limits import AccessList, ConnectionLimits, access_for
 
 SHUTDOWN_MESSAGE = "Server shutting down."
@@ -131,7 +132,7 @@ class StreamProtocol(Protocol, TimeoutMixin):
         size = len(data)
         self.bytes_out += size
         self.counters.bytes_out += size
-        self.transport.write(data)  # type: ignore[union-attr]
+        write_now(self.transport, data)
         if self.events.debug_enabled:
             self.events.emit(
                 SENT, self.factory.name, self.peer, LogLevel.debug,

@@ -89,3 +89,9 @@ def test_fresh_venv_install(tmp_path: Path, editable: bool) -> None:
         capture_output=True, text=True, check=True, cwd=tmp_path,
     ).stdout
     assert (str(project) in where) == editable
+    assets = subprocess.run(
+        [python, "-c", "import importlib.resources as r; "
+         "print(r.files('netlab.protocols.http').joinpath('assets/netlab.js').is_file())"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout.strip()
+    assert assets == "True", "the dashboard's script must be installed with the package"

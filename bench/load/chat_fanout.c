@@ -1,0 +1,171 @@
+/* Chat fan-out: MEMBERS connections join a line chat (each sends a nick
+   line "mNNNNN" first), then the first SENDERS of them send lines
+   "BENCH <send time in ns> <pad>" and every member that receives one counts
+   it and its delivery latency (receive time minus the embedded send time;
+   one clock, one host). Senders keep at most WINDOW lines in flight, a line
+   being in flight until the last member (the probe, never a sender) has
+   received it, so a slow server slows the senders instead of piling up.
+   Lines that do not carry "BENCH " (welcome text, join notices) are skipped.
+   Usage: chat_fanout HOST PORT MEMBERS SECONDS [SENDERS=4] [WINDOW=8] [WARMUP_S]
+   Prints one JSON object: deliveries/s (lines received, summed over all
+   members), lines sent/s, p50/p99 delivery latency in microseconds, all
+   counted after the warm-up. */
+#include "common.h"
+#include <sys/epoll.h>
+#include <sys/resource.h>
+
+#define HIST_US 2000000 /* 1 us buckets up to 2 s */
+#define RBUF 65536
+
+typedef struct {
+    int fd;
+    int idx;
+    size_t have;
+    char buf[RBUF];
+} conn_t;
+
+static uint32_t hist[HIST_US + 1];
+static uint64_t delivered, lat_count, probe_got, sent_total;
+static int counting;
+
+static double percentile(double p) {
+    uint64_t want = (uint64_t)((double)lat_count * p), seen = 0;
+    for (int i = 0; i <= HIST_US; i++) {
+        seen += hist[i];
+        if (seen > want) return (double)i;
+    }
+    return (double)HIST_US;
+}
+
+/* One complete line: count it if it is a bench line sent after warm-up. */
+static void on_line(conn_t *c, char *line, int nconn, uint64_t now) {
+    char *mark = strstr(line, "BENCH ");
+    if (!mark) return;
+    uint64_t ts = strtoull(mark + 6, NULL, 10);
+    if (c->idx == nconn - 1) probe_got++;
+    if (!counting || ts == 0) return;
+    if (ts & 1) { /* odd stamps were sent during warm-up */
+        return;
+    }
+    delivered++;
+    uint64_t us = now > ts ? (now - ts) / 1000 : 0;
+    hist[us > HIST_US ? HIST_US : us]++;
+    lat_count++;
+}
+
+/* Read what is there; return -1 if the server closed the connection. */
+static int drain(conn_t *c, int nconn, int parse) {
+    for (;;) {
+        ssize_t n = read(c->fd, c->buf + c->have, RBUF - 1 - c->have);
+        if (n == 0) return -1;
+        if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        if (!parse) continue;
+        uint64_t now = now_ns();
+        c->have += (size_t)n;
+        c->buf[c->have] = 0;
+        char *start = c->buf, *nl;
+        while ((nl = memchr(start, '\n', c->have - (size_t)(start - c->buf)))) {
+            *nl = 0;
+            on_line(c, start, nconn, now);
+            start = nl + 1;
+        }
+        size_t rest = c->have - (size_t)(start - c->buf);
+        if (rest == RBUF - 1) rest = 0; /* an absurd line: drop it */
+        memmove(c->buf, start, rest);
+        c->have = rest;
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s HOST PORT MEMBERS SECONDS [SENDERS] [WINDOW] [WARMUP_S]\n",
+                argv[0]);
+        return 2;
+    }
+    struct sockaddr_in sa = make_addr(argv[1], atoi(argv[2]));
+    int nconn = atoi(argv[3]);
+    double secs = atof(argv[4]);
+    int senders = argc > 5 ? atoi(argv[5]) : 4;
+    int window = argc > 6 ? atoi(argv[6]) : 8;
+    double warmup = argc > 7 ? atof(argv[7]) : secs / 5;
+    if (senders < 1 || senders >= nconn) senders = nconn > 1 ? 1 : 0;
+    if (nconn < 2 || senders < 1) {
+        fprintf(stderr, "error: need at least 2 members and 1 sender\n");
+        return 2;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    int ep = epoll_create1(0);
+    conn_t *conns = calloc((size_t)nconn, sizeof *conns);
+    if (!conns) die("calloc");
+    char nick[32];
+    for (int i = 0; i < nconn; i++) {
+        conns[i].fd = tcp_connect(&sa);
+        conns[i].idx = i;
+        int len = snprintf(nick, sizeof nick, "m%05d\r\n", i);
+        if (write(conns[i].fd, nick, (size_t)len) != len) die("write nick");
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) < 0) die("epoll_ctl");
+    }
+
+    struct epoll_event evs[512];
+    /* Settle: discard welcome text and join notices until 300 ms of quiet
+       (at most 30 s: joins are O(members^2) lines). */
+    double settle_end = now_s() + 30, quiet_since = now_s();
+    while (now_s() < settle_end && now_s() - quiet_since < 0.3) {
+        int n = epoll_wait(ep, evs, 512, 50);
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            if (drain(c, nconn, 0) < 0) {
+                fprintf(stderr, "error: server closed member %d while joining\n", c->idx);
+                return 1;
+            }
+        }
+        if (n > 0) quiet_since = now_s();
+    }
+
+    char line[128];
+    char pad[41];
+    memset(pad, 'x', 40);
+    pad[40] = 0;
+    double t0 = now_s(), t_count = t0 + warmup, t_end = t_count + secs;
+    uint64_t sent_counted = 0, probe_at_count = 0;
+    int next_sender = 0;
+    counting = 0;
+    for (;;) {
+        double t = now_s();
+        if (t >= t_end) break;
+        if (!counting && t >= t_count) {
+            counting = 1;
+            probe_at_count = probe_got;
+        }
+        while (sent_total - probe_got < (uint64_t)window) {
+            uint64_t ts = now_ns();
+            ts = counting ? (ts & ~1ull) : (ts | 1ull);
+            int len = snprintf(line, sizeof line, "BENCH %llu %s\r\n", (unsigned long long)ts, pad);
+            conn_t *s = &conns[next_sender];
+            next_sender = (next_sender + 1) % senders;
+            if (write(s->fd, line, (size_t)len) != len) die("write line");
+            sent_total++;
+            if (counting) sent_counted++;
+        }
+        int n = epoll_wait(ep, evs, 512, 20);
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            if (drain(c, nconn, 1) < 0) {
+                fprintf(stderr, "error: server closed member %d\n", c->idx);
+                return 1;
+            }
+        }
+    }
+    (void)probe_at_count;
+    printf("{\"deliveries_per_s\": %.1f, \"lines_per_s\": %.1f, \"p50_us\": %.1f, "
+           "\"p99_us\": %.1f, \"members\": %d, \"senders\": %d, \"window\": %d}\n",
+           (double)delivered / secs, (double)sent_counted / secs, percentile(0.50),
+           percentile(0.99), nconn, senders, window);
+    return 0;
+}

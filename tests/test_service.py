@@ -110,3 +110,15 @@ def test_open_file_limit_raised_and_logged() -> Any:
     (limit,) = recorded.kinds("file_limit")
     assert (limit["soft"], limit["hard"]) == resource.getrlimit(resource.RLIMIT_NOFILE)
     yield service.stopService()
+
+
+def test_listen_backlog_raised() -> None:
+    """Stream listeners get a backlog of 1024 unless the endpoint string names one."""
+    from netlab.daemon.listen import with_backlog
+
+    assert with_backlog("tcp:7007:interface=127.0.0.1") == (
+        "tcp:7007:interface=127.0.0.1:backlog=1024"
+    )
+    assert with_backlog("tcp:7007:backlog=10") == "tcp:7007:backlog=10"
+    assert with_backlog("unix:/run/x.sock") == "unix:/run/x.sock:backlog=1024"
+    assert with_backlog("systemd:domain=INET:name=echo") == "systemd:domain=INET:name=echo"

@@ -20,8 +20,21 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 
-from netlab.daemon.config import parse_systemd_udp, parse_udp
+from netlab.daemon.config import parse_systemd_udp, parse_udp, split_endpoint
 from netlab.daemon.events import LISTENING, EventLog, describe_address
+
+# Twisted listens with a backlog of 50 unless told otherwise; a class whose
+# clients all connect at once would overflow it, and each overflowing client
+# waits a second for its SYN to be retried.
+DEFAULT_BACKLOG = 1024
+
+
+def with_backlog(description: str) -> str:
+    """C{description} with a larger listen backlog, unless it names its own."""
+    kind, _, kwargs = split_endpoint(description)
+    if kind in ("tcp", "tcp6", "ssl", "tls", "unix") and "backlog" not in kwargs:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
 
 
 class StreamListener(StreamServerEndpointService):
@@ -31,7 +44,7 @@ class StreamListener(StreamServerEndpointService):
         self, description: str, factory: IProtocolFactory, events: EventLog,
         service: str, reactor: Any,
     ) -> None:
-        template = strports.service(description, factory, reactor=reactor)
+        template = strports.service(with_backlog(description), factory, reactor=reactor)
         super().__init__(template.endpoint, factory)
         self._raiseSynchronously = True
         self.description = description

@@ -11,7 +11,7 @@ reading cannot hold the server's memory or slow everyone else.
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime, ITCPTransport
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -41,6 +41,10 @@ class ChatLine(StreamProtocol):
         self.unsent_over_buffer = 0
         self.idle_warned = False
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        # Chat lines are small and many: Nagle's algorithm would hold each
+        # behind the previous one's ACK, adding tens of milliseconds.
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
         self._arm_idle()
         self.session: Session = self.factory.hub.connect(self)
 

@@ -95,8 +95,26 @@ class AccessList:
 
 
 def access_for(settings: object) -> AccessList:
-    """The access list of a service's settings (cached on nothing: call once per settings)."""
+    """A new access list from a service's C{allow} and C{deny} settings."""
     return AccessList(getattr(settings, "allow", ()), getattr(settings, "deny", ()))
+
+
+class SettingsAccess:
+    """
+    A service's access list, rebuilt only when a reload has handed the
+    service new settings (settings are frozen, so identity says it all).
+    """
+
+    def __init__(self) -> None:
+        self._settings: object = None
+        self._list = AccessList((), ())
+
+    def refusal(self, settings: object, host: str) -> str | None:
+        """Why C{host} may not use the service configured by C{settings}, or C{None}."""
+        if settings is not self._settings:
+            self._list = access_for(settings)
+            self._settings = settings
+        return self._list.refusal(host)
 
 
 class RateLimiter:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from twisted.logger import LogLevel
 
@@ -113,9 +112,7 @@ def _apply(service: NetlabService, name: str, settings: Any) -> None:
             factory.limits.max_per_peer = settings.max_connections_per_peer
     hub = service.chat_hub
     if hub is not None and hub.name == name:
-        hub.settings = settings
-        hub.reserved = {n.lower() for n in settings.reserved_nicks}
-        hub.zone = ZoneInfo(settings.timezone)
+        hub.configure(settings)
     site = service.http_site
     if site is not None and site.name == name:
         site.context.settings = settings

@@ -39,7 +39,7 @@ from netlab.daemon.events import (
     sample,
 )
 from netlab.daemon.fastwrite import write_now
-from netlab.daemon.limits import AccessList, ConnectionLimits, access_for
+from netlab.daemon.limits import ConnectionLimits, SettingsAccess
 
 SHUTDOWN_MESSAGE = "Server shutting down."
 
@@ -208,14 +208,13 @@ class StreamFactory(ServerFactory):
             settings.max_connections, settings.max_connections_per_peer
         )
         self.open_protocols: set[StreamProtocol] = set()
-        self._access_settings: object = None
-        self._access = access_for(settings)
+        self.access = SettingsAccess()
         self._drained: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         host = getattr(addr, "host", None) or "local"
         peer = describe_address(addr)
-        refusal = self.access().refusal(host) or self.limits.acquire(host)
+        refusal = self.access.refusal(self.settings, host) or self.limits.acquire(host)
         if refusal is not None:
             self.counters.refused += 1
             self.events.emit(REFUSED, self.name, peer, LogLevel.warn, limit=refusal)
@@ -225,13 +224,6 @@ class StreamFactory(ServerFactory):
         protocol.peer_host = host
         protocol.peer = peer
         return protocol
-
-    def access(self) -> AccessList:
-        """This service's allow/deny lists, rebuilt when a reload changed them."""
-        if self._access_settings is not self.settings:
-            self._access = access_for(self.settings)
-            self._access_settings = self.settings
-        return self._access
 
     def connected(self, protocol: StreamProtocol) -> None:
         self.open_protocols.add(protocol)

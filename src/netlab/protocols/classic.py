@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import struct
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import ClassVar, cast
 
 from twisted.internet.interfaces import IConsumer, IPullProducer, IReactorTime
@@ -331,15 +332,8 @@ class ChargenDatagram(ClassicDatagram):
     going on where the previous one stopped.
     """
 
-    def __init__(
-        self,
-        settings: ClassicSettings,
-        guard: DatagramGuard,
-        events: EventLog,
-        clock: IReactorTime,
-    ) -> None:
-        super().__init__(settings, guard, events, clock)
-        self.next_line = 0
+    # Where the next reply starts; each instance moves its own on.
+    next_line = 0
 
     def answer(self, data: bytes) -> bytes:
         first = self.next_line
@@ -350,15 +344,10 @@ class ChargenDatagram(ClassicDatagram):
 class QotdDatagram(ClassicDatagram):
     """RFC 865 over UDP: the next quote as the reply."""
 
-    def __init__(
-        self,
-        settings: ClassicSettings,
-        guard: DatagramGuard,
-        events: EventLog,
-        clock: IReactorTime,
-    ) -> None:
-        super().__init__(settings, guard, events, clock)
-        self.quotes = QuoteBook(settings.quotes)
+    @cached_property
+    def quotes(self) -> QuoteBook:
+        """This listener's own turn of the quotes."""
+        return QuoteBook(self.settings.quotes)
 
     def answer(self, data: bytes) -> bytes:
         return self.quotes.next_reply()

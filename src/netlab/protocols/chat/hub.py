@@ -125,7 +125,6 @@ class ChatHub:
         verify: Callable[[str, str], Deferred[bool]],
         make_hash: Callable[[str], Deferred[str]],
     ) -> None:
-        self.settings = settings
         self.events = events
         self.clock = clock
         self.store = store
@@ -133,8 +132,7 @@ class ChatHub:
         self.make_hash = make_hash
         self.name = settings.name
         self.counters = events.counters_for(self.name)
-        self.zone = ZoneInfo(settings.timezone)
-        self.reserved = {n.lower() for n in settings.reserved_nicks}
+        self.configure(settings)
         self.sessions: dict[Session, None] = {}
         self.nicks: dict[str, Session] = {}
         self.rooms: dict[str, Room] = {}
@@ -142,6 +140,12 @@ class ChatHub:
         self.commands = COMMANDS
         self.shutting_down = False
         self.room(settings.default_room)
+
+    def configure(self, settings: ChatSettings) -> None:
+        """Take C{settings}, at start or from a reload, with what derives from them."""
+        self.settings = settings
+        self.zone = ZoneInfo(settings.timezone)
+        self.reserved = {n.lower() for n in settings.reserved_nicks}
 
     # -- bookkeeping ---------------------------------------------------------
 

@@ -38,7 +38,7 @@ from netlab.daemon.events import (
     EventLog,
     describe_address,
 )
-from netlab.daemon.limits import AccessList, ConnectionLimits, access_for
+from netlab.daemon.limits import ConnectionLimits, SettingsAccess
 
 
 @dataclass
@@ -259,17 +259,8 @@ class NetlabSite(server.Site):
         self.counters = context.events.counters_for(self.name)
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_peer)
         self.channels: set[NetlabChannel] = set()
-        self._access_settings: object = None
-        self._access = access_for(settings)
+        self.access = SettingsAccess()
         self._idle: list[Deferred[None]] = []
-
-    def access(self) -> AccessList:
-        """The site's allow/deny lists, rebuilt when a reload changed them."""
-        settings = self.context.settings
-        if self._access_settings is not settings:
-            self._access = access_for(settings)
-            self._access_settings = settings
-        return self._access
 
     def forget(self, channel: NetlabChannel) -> None:
         """A channel has closed; fire L{when_idle} waiters once none are left."""
@@ -290,7 +281,7 @@ class NetlabSite(server.Site):
     def buildProtocol(self, addr: IAddress | None) -> Any:
         host = getattr(addr, "host", None) or "local"
         peer = describe_address(addr)
-        denied = self.access().refusal(host)
+        denied = self.access.refusal(self.context.settings, host)
         refusal = denied or self.limits.acquire(host)
         if refusal is not None:
             self.counters.refused += 1

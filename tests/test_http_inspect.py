@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.web.test.requesthelper import DummyRequest
 
 from httptest import Served, build_site
@@ -241,3 +244,16 @@ def test_header_names_as_sent_when_the_channel_keeps_them() -> None:
     assert header_pairs(request) == [("X-Lower", "1")]
     request.raw_headers = [(b"x-lower", b"1"), (b"X-UPPER", b"caf\xc3\xa9"), (b"X-Old", b"\xe9")]
     assert header_pairs(request) == [("x-lower", "1"), ("X-UPPER", "café"), ("X-Old", "é")]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+
+
+@given(json_values)
+def test_pretty_json_is_json_dumps(value: Any) -> None:
+    """pretty_json writes exactly what json.dumps(indent=2, ensure_ascii=False) writes."""
+    assert inspect.pretty_json(value) == json.dumps(value, indent=2, ensure_ascii=False)

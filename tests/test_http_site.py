@@ -6,13 +6,41 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from helpers import close_all, connect
 from httptest import build_site
 from netlab.protocols.http.site import NetlabSite, Root
+
+
+class Later(Resource):
+    """A streamed answer: headers at once, then the test writes and finishes it."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Request] = []
+
+    def render_GET(self, request: Request) -> int:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.write(b"")
+        self.requests.append(request)
+        return NOT_DONE_YET
+
+
+class Big(Resource):
+    """A 4 MiB body of a checkable pattern, more than the kernel takes in one send."""
+
+    isLeaf = True
+    body = bytes(range(256)) * 16384
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        return self.body
 
 
 class Echoish(Resource):
@@ -182,3 +210,92 @@ def test_access_event(events: Any, clock: Clock) -> Any:
     )
     assert first["peer"].startswith("127.0.0.1:")
     assert second["status"] == 404
+
+
+def with_child(events: Any, clock: Any, name: bytes, child: Resource) -> NetlabSite:
+    """A site with only C{child} at C{/name}."""
+    root = Root()
+    root.putChild(name, child)
+    return build_site(events, clock, root=root)
+
+
+@pytest_twisted.inlineCallbacks
+def hang_up(client: Any, factory: NetlabSite, port: Any) -> Any:
+    """Close C{client}, wait until the site has no connection, stop listening."""
+    yield close_all(client)
+    yield factory.when_idle()
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_response_sent_during_the_request(events: Any, clock: Clock) -> Any:
+    """A small response is in the kernel by the time it is logged, nothing left for a later pass."""
+    factory = site(events, clock)
+    queued: list[tuple[int, bool]] = []
+
+    def look(event: dict[str, Any]) -> None:
+        if event.get("netlab_event") == "http_request":
+            (channel,) = factory.channels
+            transport = channel.transport
+            queued.append((transport._tempDataLen, transport in reactor.getWriters()))
+
+    unsubscribe = events.subscribe(look)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = yield connect(port)
+    client.transport.write(b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n")
+    yield client.wait_text(b"\r\n\r\nok\n")
+    client.transport.write(b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = yield client.wait_for(lambda data: data.count(b"\r\n\r\nok\n") == 2)
+    unsubscribe()
+    assert queued == [(0, False), (0, False)]
+    first, second = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert b"Content-Length: 3\r\n" in first and first.endswith(b"\r\n\r\nok\n")
+    assert second.endswith(b"\r\n\r\nok\n")
+    yield hang_up(client, factory, port)
+
+
+@pytest_twisted.inlineCallbacks
+def test_streamed_response_headers_go_out_first(events: Any, clock: Clock) -> Any:
+    """Headers written with no body yet reach the client; the chunks follow in order."""
+    later = Later()
+    factory = with_child(events, clock, b"later", later)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = yield connect(port)
+    client.transport.write(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = yield client.wait_text(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Transfer-Encoding: chunked\r\n" in head
+    (request,) = later.requests
+    request.write(b"one\n")
+    request.write(b"two\n")
+    request.finish()
+    data = yield client.wait_text(b"0\r\n\r\n")
+    assert data[len(head):] == b"4\r\none\n\r\n4\r\ntwo\n\r\n0\r\n\r\n"
+    yield hang_up(client, factory, port)
+
+
+@pytest_twisted.inlineCallbacks
+def test_big_response_to_a_paused_reader(events: Any, clock: Clock) -> Any:
+    """A body larger than the kernel takes waits in Twisted's buffer and arrives intact."""
+    factory = with_child(events, clock, b"big", Big())
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = yield connect(port)
+    client.transport.pauseProducing()
+    logged: Deferred[int] = Deferred()
+
+    def look(event: dict[str, Any]) -> None:
+        if event.get("netlab_event") == "http_request":
+            (channel,) = factory.channels
+            logged.callback(channel.transport._tempDataLen)
+
+    unsubscribe = events.subscribe(look)
+    client.transport.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    waiting = yield logged
+    unsubscribe()
+    assert waiting > 0, "the kernel cannot have taken 4 MiB at once"
+    client.transport.resumeProducing()
+    data = yield client.wait_for(lambda data: data.endswith(Big.body[-1000:]))
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % len(Big.body) in head.split(b"\r\n")
+    assert body == Big.body
+    yield hang_up(client, factory, port)

@@ -9,6 +9,7 @@ from twisted.python import usage
 
 from netlab.daemon.config import LOG_LEVELS, Config, ConfigError, load, overrides
 from netlab.daemon.service import NetlabService
+from netlab.daemon.textlog import console_observer
 
 
 class Options(usage.Options):
@@ -43,6 +44,20 @@ class Options(usage.Options):
             )
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        self._choose_console_log()
+
+    def _choose_console_log(self) -> None:
+        """
+        Log to the terminal through netlab's faster formatter (the same
+        lines as twistd's) when twistd would log to standard output and no
+        other C{--logger} or C{--syslog} was asked for.
+        """
+        twistd = self.parent
+        if twistd is None or twistd.get("logger") or twistd.get("syslog"):
+            return
+        if twistd.get("nodaemon") and twistd.get("logfile") in (None, "", "-"):
+            # A name, as if given as --logger: twistd imports it after us.
+            twistd["logger"] = f"{console_observer.__module__}.{console_observer.__name__}"
 
 
 def makeService(options: Options) -> IService:

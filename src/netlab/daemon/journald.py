@@ -22,8 +22,9 @@ from twisted.logger import (
     ILogObserver,
     LogLevel,
     formatEvent,
-    textFileLogObserver,
 )
+
+from netlab.daemon.textlog import text_observer
 
 PRIORITIES = {
     LogLevel.debug: 7,
@@ -53,5 +54,5 @@ def observer(
     stream = sys.stdout if out is None else out
     if environ.get("JOURNAL_STREAM"):
         return FileLogObserver(stream, journal_line)
-    return textFileLogObserver(stream)
+    return text_observer(stream)
 

@@ -183,6 +183,8 @@ class Inspector:
         peer = getattr(request.getClientAddress(), "host", None)
         if peer is None:
             return "local"
+        if not self.trusted:
+            return peer  # nobody's X-Forwarded-For counts: no address to parse
         forwarded = [
             header_text(value)
             for value in request.requestHeaders.getRawHeaders(b"x-forwarded-for", [])
@@ -284,10 +286,73 @@ def _common_headers(request: server.Request, content_type: bytes) -> None:
     request.setHeader(b"Vary", b"Accept")
 
 
+def pretty_json(value: JSONValue) -> str:
+    """
+    C{json.dumps(value, indent=2, ensure_ascii=False)}, the same text, built
+    faster: with an indent, C{json} falls back to its pure-Python encoder,
+    which took a tenth of the time of every C{/get}.
+    """
+    out: list[str] = []
+    _pretty(value, "\n", out)
+    return "".join(out)
+
+
+def _pretty(value: JSONValue, newline: str, out: list[str]) -> None:
+    kind = type(value)
+    if kind is str:
+        out.append(_encode_string(value))
+    elif kind is dict and value:
+        inner = newline + "  "
+        separator = "{" + inner
+        for key, item in value.items():
+            out.append(separator)
+            out.append(_encode_string(key) if type(key) is str else _key_text(key))
+            out.append(": ")
+            _pretty(item, inner, out)
+            separator = "," + inner
+        out.append(newline + "}")
+    elif (kind is list or kind is tuple) and value:
+        inner = newline + "  "
+        separator = "[" + inner
+        for item in value:
+            out.append(separator)
+            _pretty(item, inner, out)
+            separator = "," + inner
+        out.append(newline + "]")
+    elif kind is int:
+        out.append(int.__repr__(value))
+    elif kind is dict:
+        out.append("{}")
+    elif kind is list or kind is tuple:
+        out.append("[]")
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, dict):
+        _pretty(dict(value), newline, out)
+    elif isinstance(value, (list, tuple)):
+        _pretty(list(value), newline, out)
+    else:
+        out.append(_encode_other(value))
+
+
+_encode_string = json.encoder.encode_basestring  # C, as json.dumps(ensure_ascii=False) uses
+_encode_other = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _key_text(key: object) -> str:
+    """A non-string key as C{json} writes it (C{"true"}, C{"1.5"}, C{"null"})."""
+    text = _encode_other({key: None})
+    return text[1:text.rindex(":")]
+
+
 def send_json(request: server.Request, value: JSONValue) -> bytes:
     """Set JSON headers and return C{value} pretty-printed, as httpbin does."""
     _common_headers(request, JSON_TYPE)
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return (pretty_json(value) + "\n").encode("utf-8")
 
 
 def send_text(request: server.Request, text: str) -> bytes:

@@ -28,6 +28,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http, pages, resource, server
+from twisted.web.http_headers import Headers
 
 from netlab.daemon.config import HttpSettings
 from netlab.daemon.events import (
@@ -38,6 +39,7 @@ from netlab.daemon.events import (
     EventLog,
     describe_address,
 )
+from netlab.daemon.fastwrite import write_now
 from netlab.daemon.limits import ConnectionLimits, SettingsAccess
 
 
@@ -77,6 +79,23 @@ class NetlabRequest(server.Request):
         # Header names as the client spelled them, for the inspection pages.
         self.raw_headers: list[tuple[bytes, bytes]] = []
 
+    def write(self, data: bytes) -> None:
+        """
+        The first write sends the status line, the headers and C{data} in one
+        go (see L{NetlabChannel.writeHeaders}); later writes go straight on.
+        """
+        channel = self.channel
+        if self.startedWriting or channel is None:
+            super().write(data)
+            return
+        channel.response_head = []
+        try:
+            super().write(data)
+        finally:
+            head, channel.response_head = channel.response_head, None
+            if head:
+                channel.send(b"".join(head))
+
     def handleContentChunk(self, data: bytes) -> None:
         self.body_received += len(data)
         if self.body_received > self.channel.site.context.settings.max_body:
@@ -109,8 +128,17 @@ class NetlabChannel(http.HTTPChannel):
     peer = "-"
     refused = False
 
+    # What the first Request.write of a response has produced so far, to be
+    # sent as one piece (or None when no first write is under way).
+    response_head: list[bytes] | None = None
+
     def connectionMade(self) -> None:
         super().connectionMade()
+        # Twisted asks for these on every request: a getsockname() system
+        # call and an interface adaptation each time, for what cannot change.
+        assert self.transport is not None
+        self._host = self.transport.getHost()
+        self._secure = super().isSecure()
         self.started = self.site.context.reactor.seconds()
         self.bytes_in = 0
         self.bytes_out = 0
@@ -137,6 +165,44 @@ class NetlabChannel(http.HTTPChannel):
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         self._refuse(408, "Request Timeout", "headers not complete in time (header_timeout)")
+
+    def getHost(self) -> IAddress:
+        return self._host
+
+    def isSecure(self) -> bool:
+        return self._secure
+
+    def send(self, data: bytes) -> None:
+        """
+        Write C{data} now, skipping Twisted's write-on-the-next-pass buffer
+        when it is empty (two C{epoll_ctl} calls fewer per response).
+        """
+        if self.transport is not None:
+            write_now(self.transport, data)
+
+    def writeHeaders(
+        self, version: bytes, code: bytes, reason: bytes, headers: Headers
+    ) -> None:
+        # Twisted's own, but through send(); it always passes Headers, whose
+        # setters have already refused CR and LF in names and values.
+        head = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                head += (name, b": ", value, b"\r\n")
+        head.append(b"\r\n")
+        self.writeSequence(head)
+
+    def write(self, data: bytes) -> None:
+        if self.response_head is not None:
+            self.response_head.append(data)
+        else:
+            self.send(data)
+
+    def writeSequence(self, iovec: list[bytes]) -> None:
+        if self.response_head is not None:
+            self.response_head += iovec
+        else:
+            self.send(b"".join(iovec))
 
     def dataReceived(self, data: bytes) -> None:
         self.bytes_in += len(data)
@@ -307,10 +373,11 @@ class NetlabSite(server.Site):
         channel = request.channel
         if isinstance(channel, NetlabChannel) and hasattr(channel, "bytes_out"):
             channel.bytes_out += sent
-        client = request.getClientAddress()
+        peer = channel.peer if isinstance(channel, NetlabChannel) else describe_address(
+            request.getClientAddress())
         self.context.events.emit(
             HTTP_REQUEST, self.name,
-            describe_address(client),
+            peer,
             method=request.method.decode("ascii", "replace"),
             path=request.uri.decode("utf-8", "replace")[:300],
             status=request.code,

@@ -121,6 +121,11 @@ CHAT_METRICS = (
 )
 CHAT_WORKLOADS: tuple[Workload, ...] = (
     Workload(
+        "chat-fanout-50", "tcp", "chat_fanout", ("50", "5", "8"), CHAT_METRICS,
+        "line chat, 50 members in one room, 5 of them sending, 8 lines in flight",
+        kind="chat", servers=("netlab", "twisted"),
+    ),
+    Workload(
         "chat-fanout-100", "tcp", "chat_fanout", ("100", "4", "8"), CHAT_METRICS,
         "line chat, 100 members in one room, 4 of them sending, 8 lines in flight",
         kind="chat", servers=("netlab", "twisted"),
@@ -263,15 +268,15 @@ def netlab_config(workload: Workload, port: int) -> tuple[str, list[str]]:
     ]
     if workload.kind == "chat":
         lines += ["echo = []", "udp_echo = []", "[http]", "enabled = false", "[chat]"]
-        lines += [f'listen = ["tcp:{port}:interface={HOST}"]', 'database = ":memory:"']
+        # History on, in the default SQLite file (in the run's work dir).
+        lines += [f'listen = ["tcp:{port}:interface={HOST}"]']
         members = int(workload.args[0])
         lines += ["flood_lines = 10000",
                   f"max_connections = {members + 100}",
                   f"max_connections_per_peer = {members + 100}"]
         lifted += ["flood_lines = 10000 (default 5 per 5 s)",
                    f"max_connections and max_connections_per_peer = {members + 100} "
-                   "(defaults 1000 and 50)",
-                   'database = ":memory:" (default a SQLite file)']
+                   "(defaults 1000 and 50)"]
     elif workload.proto == "tcp":
         lines += ["udp_echo = []", "[chat]", "enabled = false", "[http]", "enabled = false"]
         lines += ["[[echo]]", f'listen = ["tcp:{port}:interface={HOST}"]']
@@ -861,6 +866,11 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("tcp-bulk", "mb_per_s", "c-epoll", 0.6),
     ("udp-echo", "dgrams_per_s", "twisted", 0.95),
     ("udp-echo", "dgrams_per_s", "xinetd", 10.0),
+    ("chat-fanout-50", "deliveries_per_s", "twisted", 1.0),
+    ("chat-fanout-100", "deliveries_per_s", "twisted", 1.0),
+    ("chat-fanout-1000", "deliveries_per_s", "twisted", 1.0),
+    ("http-get", "req_per_s", "twisted", 1.0),
+    ("http-get", "req_per_s", "httpbin", 4.0),
 )
 
 
@@ -868,6 +878,7 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
 LIMITS: tuple[tuple[str, str, float, str], ...] = (
     ("start-ready", "start_s", 1.0, "s"),
     ("idle-10k", "bytes_per_conn", 2560.0, "bytes (2.5 KB)"),
+    ("chat-fanout-50", "p99_us", 10000.0, "µs p99 delivery (10 ms)"),
 )
 
 

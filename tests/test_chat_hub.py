@@ -161,6 +161,16 @@ def test_timezone_configurable(events: Any, clock: Clock, store: ChatStore) -> N
     assert bob.last() == "[05:30] <alice> hi"
 
 
+def test_timestamp_follows_the_clock_minute_by_minute(hub: ChatHub, clock: Clock) -> None:
+    """The stamp changes when the minute does, and only then, across hours and days."""
+    alice, bob = joined(hub, "alice"), joined(hub, "bob")
+    for when, stamp in ((59.9, "00:00"), (60.0, "00:01"), (3599.99, "00:59"),
+                        (3600.0, "01:00"), (86399.5, "23:59"), (86400.0, "00:00")):
+        clock.advance(when - clock.seconds())
+        alice.say(f"at {when}")
+        assert bob.last() == f"[{stamp}] <alice> at {when}"
+
+
 def test_rooms_are_separate(hub: ChatHub) -> None:
     """Messages stay in their room."""
     alice, bob = joined(hub, "alice"), joined(hub, "bob")

@@ -18,12 +18,19 @@ def chat_factory(events: Any, clock: Clock, **settings: Any) -> ChatFactory:
 
 
 @pytest_twisted.inlineCallbacks
-def test_crlf_output_and_telnet_input(events: Any, clock: Clock) -> Any:
-    """Output lines end in CRLF; telnet negotiation in input never reaches anyone."""
-    factory = chat_factory(events, clock)
+def alice_and_bob(events: Any, clock: Clock, **settings: Any) -> Any:
+    """A chat front-end listening, with alice then bob joined: (factory, port, alice, bob)."""
+    factory = chat_factory(events, clock, **settings)
     port = listen(factory)
     alice = yield chat_user(port, "alice")
     bob = yield chat_user(port, "bob")
+    return factory, port, alice, bob
+
+
+@pytest_twisted.inlineCallbacks
+def test_crlf_output_and_telnet_input(events: Any, clock: Clock) -> Any:
+    """Output lines end in CRLF; telnet negotiation in input never reaches anyone."""
+    factory, port, alice, bob = yield alice_and_bob(events, clock)
     assert alice.data.startswith(b"Welcome to the netlab chat. Type /help for the commands.\r\n")
     alice.send(b"\xff\xfb\x18hel\xff\xfd\x01lo\xff\xff there\n")
     data = yield bob.wait_text(b"there\r\n")
@@ -35,10 +42,7 @@ def test_crlf_output_and_telnet_input(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_long_line_dropped_user_stays(events: Any, clock: Clock) -> Any:
     """A line over max_line gets one error line and is dropped; the user stays."""
-    factory = chat_factory(events, clock, max_line=32)
-    port = listen(factory)
-    alice = yield chat_user(port, "alice")
-    bob = yield chat_user(port, "bob")
+    factory, port, alice, bob = yield alice_and_bob(events, clock, max_line=32)
     alice.send(b"y" * 100 + b"\nshort one\n")
     yield alice.wait_text(b"ERROR line longer than 32 bytes, dropped\r\n")
     data = yield bob.wait_text(b"short one\r\n")
@@ -49,10 +53,9 @@ def test_long_line_dropped_user_stays(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_idle_warning_then_disconnect(events: Any, clock: Clock) -> Any:
     """An idle user is warned first, then disconnected; the room hears why."""
-    factory = chat_factory(events, clock, idle_timeout=100, idle_warning=10)
-    port = listen(factory)
-    alice = yield chat_user(port, "alice")
-    bob = yield chat_user(port, "bob")
+    factory, port, alice, bob = yield alice_and_bob(
+        events, clock, idle_timeout=100, idle_warning=10
+    )
     clock.advance(90)
     yield alice.wait_text(b"type something within 10 seconds")
     bob.send(b"still here\n")
@@ -90,3 +93,42 @@ def test_factory_shutdown_notice(events: Any, clock: Clock) -> Any:
     yield factory.shutdown()
     yield alice.closed
     assert alice.data.endswith(b"* server shutting down\r\n")
+
+
+def server_side(factory: ChatFactory, nick: str) -> Any:
+    """The server's connection of the user called C{nick}."""
+    (line,) = [p for p in factory.open_protocols if p.session.nick == nick]
+    return line
+
+
+@pytest_twisted.inlineCallbacks
+def test_lines_of_one_pass_go_out_in_one_send(events: Any, clock: Clock) -> Any:
+    """Lines the room says in one reactor pass reach a member in one send, in order."""
+    factory, port, alice, bob = yield alice_and_bob(events, clock)
+    transport = server_side(factory, "bob").transport
+    sends: list[bytes] = []
+    real_send = transport.writeSomeData
+
+    def counted(data: bytes) -> Any:
+        sends.append(bytes(data))
+        return real_send(data)
+
+    transport.writeSomeData = counted
+    alice.send(b"one\ntwo\nthree\n")
+    data = yield bob.wait_text(b"<alice> three\r\n")
+    assert data.index(b"<alice> one") < data.index(b"<alice> two") < data.index(b"<alice> three")
+    assert len(sends) == 1 and sends[0].count(b"<alice>") == 3
+    del transport.writeSomeData
+    yield shut_down(factory, port, alice, bob)
+
+
+@pytest_twisted.inlineCallbacks
+def test_lines_before_a_close_precede_the_goodbye(events: Any, clock: Clock) -> Any:
+    """A line gathered for a member who is then closed arrives before the goodbye."""
+    factory, port, alice, bob = yield alice_and_bob(events, clock)
+    bob_line = server_side(factory, "bob")
+    bob_line.send_line("* a notice gathered for later")
+    bob_line.close("test", "Goodbye from the test.")
+    yield bob.closed
+    assert bob.data.endswith(b"* a notice gathered for later\r\nGoodbye from the test.\r\n")
+    yield shut_down(factory, port, alice)

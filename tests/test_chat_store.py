@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
 from netlab.protocols.chat.store import ChatStore, ChatStoreError, HistoryLine
 
@@ -178,11 +179,13 @@ def test_append_does_not_wait_for_the_writer(tmp_path: Path, make_store: Any) ->
 
     store.before_statement = block_first_insert
     store.append(line("#lobby", 0))
+    first = store.flush()  # the writer takes it now, not after COMMIT_DELAY
     assert started.wait(timeout=30)
     for n in range(1, 101):
         store.append(line("#lobby", n))
     assert store.recent("#lobby") == [line("#lobby", n) for n in range(81, 101)]
     release.set()
+    yield first
     yield store.flush()
     assert count_rows(path) == 101
     yield store.close()
@@ -329,3 +332,20 @@ def test_unclosed_store_does_not_block_exit(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest_twisted.inlineCallbacks
+def test_lines_reach_the_database_without_a_flush(tmp_path: Path, make_store: Any) -> Any:
+    """Appended lines are committed by themselves, one transaction after COMMIT_DELAY."""
+    path = tmp_path / "chat.db"
+    store = make_store(path, cls=TracingStore)
+    statements: list[str] = []
+    store.before_statement = statements.append
+    for n in range(50):
+        store.append(line("#lobby", n))
+    deadline = reactor.seconds() + 10
+    while count_rows(path) < 50 and reactor.seconds() < deadline:
+        yield deferLater(reactor, store.COMMIT_DELAY, lambda: None)
+    assert count_rows(path) == 50
+    assert statements.count("BEGIN") == 1
+    yield store.close()

@@ -145,6 +145,7 @@ class ChatHub:
         """Take C{settings}, at start or from a reload, with what derives from them."""
         self.settings = settings
         self.zone = ZoneInfo(settings.timezone)
+        self._stamp_minute: int | None = None
         self.reserved = {n.lower() for n in settings.reserved_nicks}
 
     # -- bookkeeping ---------------------------------------------------------
@@ -173,7 +174,15 @@ class ChatHub:
 
     def stamp(self) -> str:
         """C{HH:MM} now, in the configured zone."""
-        return datetime.fromtimestamp(self.clock.seconds(), self.zone).strftime("%H:%M")
+        now = self.clock.seconds()
+        # Every zone's offset is whole minutes, so HH:MM changes only when
+        # the minute since the epoch does: format it once a minute, not once
+        # a message.
+        minute = int(now // 60)
+        if minute != self._stamp_minute:
+            self._stamp = datetime.fromtimestamp(now, self.zone).strftime("%H:%M")
+            self._stamp_minute = minute
+        return self._stamp
 
     def room(self, name: str) -> Room:
         """The room called C{name}, created if new."""

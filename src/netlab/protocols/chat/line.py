@@ -2,6 +2,11 @@
 The chat's telnet/netcat front-end: bytes to sanitised lines for the
 L{ChatHub}, and the hub's lines back out with C{\\r\\n}.
 
+Lines to a user are gathered while the reactor handles one batch of reads
+and written as one piece after it (L{ChatFactory.send_soon}): with many
+senders, a room member gets one C{send} system call per reactor pass, not
+one per line, and nobody waits longer than that pass.
+
 Output is watched through the producer interface: while the transport says
 its buffer is full, every byte written on top is counted, and a client whose
 unsent output passes C{max_output} is dropped, so one reader that stopped
@@ -11,7 +16,7 @@ reading cannot hold the server's memory or slow everyone else.
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ITCPTransport
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -22,6 +27,9 @@ from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.chat.hub import ChatHub, Session
 from netlab.protocols.chat.text import decode
 from netlab.protocols.lines import LineSplitter, TelnetFilter
+
+_last_text: str | None = None
+_last_line = b""
 
 
 @implementer(IPushProducer)
@@ -40,6 +48,9 @@ class ChatLine(StreamProtocol):
         self.output_paused = False
         self.unsent_over_buffer = 0
         self.idle_warned = False
+        # Lines waiting for the end of this reactor pass; None once closing,
+        # when lines go out at once so they precede the close.
+        self.pending: list[bytes] | None = []
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         # Chat lines are small and many: Nagle's algorithm would hold each
         # behind the previous one's ACK, adding tens of milliseconds.
@@ -83,10 +94,34 @@ class ChatLine(StreamProtocol):
     # -- output ------------------------------------------------------------
 
     def send_line(self, text: str) -> None:
-        """One line to this user; drops the user if their backlog grows too big."""
+        """One line to this user, after this reactor pass's other lines."""
         if self.close_reason is not None or self.transport is None:
             return
-        data = text.encode("utf-8") + b"\r\n"
+        global _last_text, _last_line
+        # A room line is the same str object for every member: encode it once.
+        if text is _last_text:
+            data = _last_line
+        else:
+            data = _last_line = text.encode("utf-8") + b"\r\n"
+            _last_text = text
+        pending = self.pending
+        if pending is None:
+            self._write(data)
+            return
+        pending.append(data)
+        if len(pending) == 1:
+            self.factory.send_soon(self)
+
+    def flush(self) -> None:
+        """Write the lines gathered so far as one piece."""
+        pending = self.pending
+        if pending:
+            self.pending = []
+            if self.close_reason is None and self.transport is not None:
+                self._write(b"".join(pending))
+
+    def _write(self, data: bytes) -> None:
+        """Write C{data}; drops the user if their backlog grows too big."""
         self.send(data)
         if self.output_paused:
             self.unsent_over_buffer += len(data)
@@ -132,6 +167,12 @@ class ChatLine(StreamProtocol):
 
     # -- lifecycle ---------------------------------------------------------
 
+    def close(self, reason: str, message: str | None = None) -> None:
+        # What was said before the close goes out before its goodbye.
+        self.flush()
+        self.pending = None
+        super().close(reason, message)
+
     def shutdown(self, reason: str) -> None:
         # The hub has already said "* server shutting down".
         self.close(reason)
@@ -153,6 +194,28 @@ class ChatFactory(StreamFactory):
     ) -> None:
         super().__init__(settings, events, clock)
         self.hub = hub
+        self._outbox: list[ChatLine] = []
+        self._flushing: IDelayedCall | None = None
+
+    def send_soon(self, line: ChatLine) -> None:
+        """
+        Write C{line}'s gathered lines once the reactor has handled the reads
+        of this pass: C{callLater(0)} on the reactor that owns the socket
+        (not C{self.clock}, which tests replace) runs right after them.
+        """
+        self._outbox.append(line)
+        if self._flushing is None:
+            reactor = getattr(line.transport, "reactor", None)
+            if reactor is None:  # a transport without a reactor: no pass to wait for
+                self._flush_outbox()
+                return
+            self._flushing = reactor.callLater(0, self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
+        self._flushing = None
+        outbox, self._outbox = self._outbox, []
+        for line in outbox:
+            line.flush()
 
     def shutdown(self, reason: str = "server shutdown") -> Deferred[None]:
         """Everyone hears "* server shutting down" before their connection closes."""

@@ -104,6 +104,8 @@ class ChatStore:
 
     # Prune after this many inserts, keeping at least this many rows a room.
     PRUNE_EVERY = 500
+    # How long a write may wait in memory for others to share its commit.
+    COMMIT_DELAY = 0.05
     KEEP_AT_LEAST = 1000
 
     def __init__(
@@ -130,6 +132,7 @@ class ChatStore:
         self._lock = threading.Lock()
         self._pending: list[_Write] = []
         self._drain_queued = False
+        self._drain_later: Any = None
         self._inserts_since_prune = 0
         self._rooms_since_prune: set[str] = set()
 
@@ -242,6 +245,7 @@ class ChatStore:
             return self.close()
         if self._state != "open":
             return succeed(None)
+        self._cancel_drain_later()
         return self._submit(self._drain)
 
     def close(self) -> Deferred[None]:
@@ -257,6 +261,7 @@ class ChatStore:
         self._close_waiters.append(waiter)
         if self._state == "open":
             self._state = "closing"
+            self._cancel_drain_later()
             self._submit(self._final).addBoth(self._closed)
         return waiter
 
@@ -281,7 +286,23 @@ class ChatStore:
             if self._drain_queued:
                 return
             self._drain_queued = True
-        self._submit(self._drain)
+        # Gather COMMIT_DELAY seconds of writes into one job and transaction:
+        # a busy room would otherwise cost a thread hand-off and a commit for
+        # almost every line.
+        if self._drain_later is None:
+            self._drain_later = self._reactor.callLater(self.COMMIT_DELAY, self._drain_soon)
+
+    def _drain_soon(self) -> None:
+        self._drain_later = None
+        if self._state == "open":
+            self._submit(self._drain)
+
+    def _cancel_drain_later(self) -> None:
+        """The writer is about to drain anyway: no separate job is needed."""
+        if self._drain_later is not None:
+            if self._drain_later.active():
+                self._drain_later.cancel()
+            self._drain_later = None
 
     def _submit(self, job: Callable[[], None]) -> Deferred[None]:
         """Run C{job} in the writer; failures go to C{on_error}, not the caller."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.error import InvalidAddressError
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.task import deferLater
 
 from helpers import close_all, connect
-from netlab.daemon.fastwrite import write_now
+from netlab.daemon.fastwrite import send_datagram, write_now
 
 
 class Server(Protocol):
@@ -51,4 +55,46 @@ def test_direct_then_buffered_in_order() -> Any:
     assert data == b"first" + big + b"last"
     yield close_all(client)
     yield server.gone
+    yield port.stopListening()
+
+
+class Datagrams(DatagramProtocol):
+    """Keeps what arrives, and fires C{arrived} with the first."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, Any]] = []
+        self.arrived: Deferred[None] = Deferred()
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.received.append((data, addr))
+        if not self.arrived.called:
+            self.arrived.callback(None)
+
+
+@pytest_twisted.inlineCallbacks
+def test_send_datagram_straight_and_after_a_refusal() -> Any:
+    """A datagram goes out from the port; an ICMP refusal surfacing on send raises nothing."""
+    sender, receiver = Datagrams(), Datagrams()
+    sending = reactor.listenUDP(0, sender, interface="127.0.0.1")
+    receiving = reactor.listenUDP(0, receiver, interface="127.0.0.1")
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    nobody = closed.getsockname()
+    closed.close()
+    for _ in range(3):  # the port unreachable answer surfaces on a later send
+        send_datagram(sending, b"anyone?", nobody)
+        yield deferLater(reactor, 0.01, lambda: None)
+    send_datagram(sending, b"hello", ("127.0.0.1", receiving.getHost().port))
+    yield receiver.arrived
+    assert receiver.received == [(b"hello", ("127.0.0.1", sending.getHost().port))]
+    yield sending.stopListening()
+    yield receiving.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_send_datagram_keeps_twisteds_address_checks() -> Any:
+    """A host name is refused with Twisted's own error, as transport.write refuses it."""
+    port = reactor.listenUDP(0, Datagrams(), interface="127.0.0.1")
+    with pytest.raises(InvalidAddressError):
+        send_datagram(port, b"x", ("localhost", 9))
     yield port.stopListening()

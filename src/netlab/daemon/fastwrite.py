@@ -9,13 +9,19 @@ what the kernel did not take; anything unusual (TLS, a closing connection,
 data already queued, a pull producer, a socket error) goes through
 Twisted's own C{write},
 so ordering, producers, half-close and error handling stay Twisted's.
+
+L{send_datagram} does the same for UDP replies: Twisted's C{Port.write}
+checks that the address is an IP address of the port's family before each
+C{sendto} in Python, a tenth of the time of a UDP echo; one C{inet_pton}
+does that here.
 """
 
 from __future__ import annotations
 
+from socket import inet_pton
 from typing import Any
 
-from twisted.internet import tcp
+from twisted.internet import tcp, udp
 
 
 def write_now(transport: Any, data: bytes) -> None:
@@ -39,3 +45,21 @@ def write_now(transport: Any, data: bytes) -> None:
             data = data[sent:]
         # A lost connection: let Twisted's write and doWrite notice it.
     transport.write(data)
+
+
+def send_datagram(transport: Any, data: bytes, addr: Any) -> None:
+    """
+    Send C{data} to C{addr}, which came from C{recvfrom} on this same port;
+    on any error, Twisted's own C{write} tries again and retries, raises or
+    ignores as it always does.
+    """
+    if isinstance(transport, udp.Port) and transport._connectedAddr is None:
+        try:
+            # An address of the port's family, never a name: sendto would
+            # look a name up, blocking. One C call, unlike Twisted's check.
+            inet_pton(transport.addressFamily, addr[0])
+            transport.socket.sendto(data, addr)
+            return
+        except Exception:  # Twisted's write says what was wrong
+            pass
+    transport.write(data, addr)

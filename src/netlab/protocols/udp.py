@@ -15,6 +15,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import LogLevel
 
 from netlab.daemon.events import ERROR, RECEIVED, SENT, EventLog, format_peer, sample
+from netlab.daemon.fastwrite import send_datagram
 from netlab.daemon.limits import DatagramGuard
 
 
@@ -52,7 +53,7 @@ class GuardedDatagramProtocol(DatagramProtocol):
         if reply is None:
             return
         try:
-            self.transport.write(reply, addr)  # type: ignore[union-attr]
+            send_datagram(self.transport, reply, addr)
         except OSError as e:
             # An ICMP error from an earlier send can surface here; the
             # service must keep answering everyone else.

@@ -496,6 +496,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+SETTLE_S = 0.5
+
+
 def load_once(ctx: Context, workload: Workload, port: int) -> dict[str, float]:
     """One bounded run of the load generator on the load core; its JSON line."""
     argv = workload.loader_argv(ctx.bin_dir / workload.loader, port, ctx.seconds, ctx.warmup)
@@ -523,7 +526,12 @@ def measure(ctx: Context, server: Server, workload: Workload) -> list[dict[str, 
         launch = Launch([], lifted=lifted)
     else:
         with running(ctx, server, workload) as (port, launch):
-            runs = [load_once(ctx, workload, port) for _ in range(ctx.repeats)]
+            runs = []
+            for _ in range(ctx.repeats):
+                # Let the server see the last run's connections close first:
+                # new connects racing old ones would meet the per-peer cap.
+                time.sleep(SETTLE_S if runs else 0)
+                runs.append(load_once(ctx, workload, port))
     rows = []
     for metric in workload.metrics:
         values = [float(run[metric.key]) for run in runs]

@@ -95,6 +95,22 @@ def test_factory_shutdown_notice(events: Any, clock: Clock) -> Any:
     assert alice.data.endswith(b"* server shutting down\r\n")
 
 
+class CountingSocket:
+    """A socket that keeps a copy of each send; everything else is the real socket's."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.sends: list[bytes] = []
+
+    def send(self, data: bytes) -> int:
+        self.sends.append(bytes(data))
+        sent: int = self.real.send(data)
+        return sent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
 def server_side(factory: ChatFactory, nick: str) -> Any:
     """The server's connection of the user called C{nick}."""
     (line,) = [p for p in factory.open_protocols if p.session.nick == nick]
@@ -106,19 +122,12 @@ def test_lines_of_one_pass_go_out_in_one_send(events: Any, clock: Clock) -> Any:
     """Lines the room says in one reactor pass reach a member in one send, in order."""
     factory, port, alice, bob = yield alice_and_bob(events, clock)
     transport = server_side(factory, "bob").transport
-    sends: list[bytes] = []
-    real_send = transport.writeSomeData
-
-    def counted(data: bytes) -> Any:
-        sends.append(bytes(data))
-        return real_send(data)
-
-    transport.writeSomeData = counted
+    counting = transport.socket = CountingSocket(transport.socket)
     alice.send(b"one\ntwo\nthree\n")
     data = yield bob.wait_text(b"<alice> three\r\n")
+    transport.socket = counting.real
     assert data.index(b"<alice> one") < data.index(b"<alice> two") < data.index(b"<alice> three")
-    assert len(sends) == 1 and sends[0].count(b"<alice>") == 3
-    del transport.writeSomeData
+    assert len(counting.sends) == 1 and counting.sends[0].count(b"<alice>") == 3
     yield shut_down(factory, port, alice, bob)
 
 

@@ -378,3 +378,22 @@ def _first_protocol(factory: EchoFactory) -> Any:
             return next(iter(factory.open_protocols))
         yield _turn()
     raise AssertionError("no connection arrived")
+
+
+@pytest_twisted.inlineCallbacks
+def test_streaming_client_gets_bigger_reads(events: Any, clock: Clock) -> Any:
+    """A client whose data fills 64 KiB reads is read 256 KiB at a time; a chatty one is not."""
+    factory = echo_factory(events, clock)
+    port = listen(factory)
+    chatty = yield connect(port)
+    chatty.send(b"hello\n")
+    yield chatty.wait_text(b"hello\n")
+    streamer = yield connect(port)
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    for _ in range(8):
+        streamer.send(chunk)
+    data = yield streamer.wait_bytes(8 * len(chunk))
+    assert data == chunk * 8
+    sizes = sorted(p.transport.bufferSize for p in factory.open_protocols)
+    assert sizes == [64 * 1024, 256 * 1024]
+    yield shut_down(factory, port, chatty, streamer)

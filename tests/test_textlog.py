@@ -51,6 +51,16 @@ def test_classic_text_is_twistds_line() -> None:
          "log_level": LogLevel.error, "log_namespace": "netlab"},
         {"log_format": "", "log_time": now},
         {"log_text": "{not a field}", "log_format": "{log_text}", "log_time": None},
+        {"log_text": "made by EventLog", "log_format": "{log_text}", "log_time": now,
+         "log_namespace": "netlab.http", "log_level": LogLevel.info},
+        {"log_text": "two\nlines", "log_format": "{log_text}", "log_time": now + 0.25,
+         "log_namespace": "netlab"},
+        {"log_text": "no namespace", "log_format": "{log_text}", "log_time": now,
+         "log_level": LogLevel.warn},
+        {"log_text": "", "log_format": "{log_text}", "log_time": now},
+        {"log_text": "legacy", "log_format": "{log_text}", "log_time": now, "log_system": "-"},
+        {"log_text": "flat", "log_format": "{log_text}", "log_time": now,
+         "log_flattened": {"log_text!:": "flattened"}},
     ]
     text = ClassicText()
     for event in events:

@@ -124,6 +124,8 @@ class NetlabChannel(http.HTTPChannel):
 
     site: NetlabSite
     _header_deadline: IDelayedCall | None = None
+    # When the wait for a request's headers began; None when none is owed.
+    _headers_since: float | None = None
     peer_host = "local"
     peer = "-"
     refused = False
@@ -152,18 +154,37 @@ class NetlabChannel(http.HTTPChannel):
         self._arm_header_deadline()
 
     def _arm_header_deadline(self) -> None:
-        self._cancel_header_deadline()
-        self._header_deadline = self.callLater(
-            self.site.context.settings.header_timeout, self._headers_too_slow
-        )
+        """The client owes us a request's headers from now on."""
+        self._headers_since = self.site.context.reactor.seconds()
+        if self._header_deadline is None:
+            self._header_deadline = self.callLater(
+                self.site.context.settings.header_timeout, self._check_header_deadline
+            )
 
     def _cancel_header_deadline(self) -> None:
+        """
+        The headers are in.  The timer is left to run (one per connection,
+        not a new one for every keep-alive request): when it fires with
+        nothing owed, it stops.
+        """
+        self._headers_since = None
+
+    def _stop_header_deadline(self) -> None:
+        self._headers_since = None
         if self._header_deadline is not None and self._header_deadline.active():
             self._header_deadline.cancel()
         self._header_deadline = None
 
-    def _headers_too_slow(self) -> None:
+    def _check_header_deadline(self) -> None:
         self._header_deadline = None
+        since = self._headers_since
+        if since is None:
+            return
+        timeout = self.site.context.settings.header_timeout
+        left = since + timeout - self.site.context.reactor.seconds()
+        if left > 0:
+            self._header_deadline = self.callLater(left, self._check_header_deadline)
+            return
         self._refuse(408, "Request Timeout", "headers not complete in time (header_timeout)")
 
     def getHost(self) -> IAddress:
@@ -258,7 +279,7 @@ class NetlabChannel(http.HTTPChannel):
         channel's C{connectionLost}; keep the accounting (connection counts,
         the per-peer slot) running when the WebSocket closes.
         """
-        self._cancel_header_deadline()
+        self._stop_header_deadline()
         super()._protocolUpgradeForWebsockets(protocol)
         websocket_lost = self.connectionLost
 
@@ -269,7 +290,7 @@ class NetlabChannel(http.HTTPChannel):
         self.connectionLost = lost  # type: ignore[method-assign]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._cancel_header_deadline()
+        self._stop_header_deadline()
         super().connectionLost(reason)
         self._account_lost()
 

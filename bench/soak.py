@@ -16,13 +16,15 @@ close, over and over, until the time is up:
 * chat: connect, a nick, one line, /quit, close;
 * http: connect, two keep-alive GET /get, close.
 
-Every --interval seconds the daemon's VmRSS (/proc/PID/status) and open
-file descriptors (/proc/PID/fd) are sampled. The first 10 % of the run is
-warm-up (arenas, caches and the event ring fill up) and is not judged; the
-rest is cut in thirds, and the run FAILS (exit status 1) if the last
-third's average RSS exceeds the first third's by more than --rss-margin
-percent, or its average fd count by more than --fd-margin descriptors, or
-the daemon exits. Exit status 0 otherwise. Standard library only; the
+Every --interval seconds the daemon's VmRSS (/proc/PID/status), its open
+file descriptors (/proc/PID/fd) and the timed calls waiting in its reactor
+(DelayedCalls: the netlab_reactor_delayed_calls gauge of its /metrics) are
+sampled. The first 10 % of the run is warm-up (arenas, caches and the
+event ring fill up) and is not judged; the rest is cut in thirds, and the
+run FAILS (exit status 1) if the last third's average RSS exceeds the
+first third's by more than --rss-margin percent, its average fd count by
+more than --fd-margin descriptors, or its average DelayedCall count by
+more than --calls-margin, or the daemon exits. Exit status 0 otherwise. Standard library only; the
 daemon runs under a Python with Twisted and netlab (found like run.py's).
 """
 
@@ -167,8 +169,25 @@ def sample(pid: int) -> tuple[float, int]:
     return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def judge(samples: list[tuple[float, float, int]], seconds: float, rss_margin: float,
-          fd_margin: float) -> tuple[bool, list[str]]:
+def delayed_calls(port: int) -> int:
+    """The daemon's netlab_reactor_delayed_calls gauge, from one /metrics scrape."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for line in text.splitlines():
+        if line.startswith("netlab_reactor_delayed_calls "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("no netlab_reactor_delayed_calls in /metrics")
+
+
+Sample = tuple[float, float, int, int]  # seconds, RSS MB, fds, DelayedCalls
+
+
+def judge(samples: list[Sample], seconds: float, rss_margin: float,
+          fd_margin: float, calls_margin: float) -> tuple[bool, list[str]]:
     judged = [s for s in samples if s[0] >= seconds * 0.1]
     if len(judged) < 3:
         return False, ["too few samples to judge (run longer or sample more often)"]
@@ -176,16 +195,20 @@ def judge(samples: list[tuple[float, float, int]], seconds: float, rss_margin: f
     first, last = judged[:third], judged[-third:]
     rss0, rss1 = statistics.mean(s[1] for s in first), statistics.mean(s[1] for s in last)
     fd0, fd1 = statistics.mean(s[2] for s in first), statistics.mean(s[2] for s in last)
+    dc0, dc1 = statistics.mean(s[3] for s in first), statistics.mean(s[3] for s in last)
     rss_ok = rss1 <= rss0 * (1 + rss_margin / 100)
     fd_ok = fd1 <= fd0 + fd_margin
+    calls_ok = dc1 <= dc0 + calls_margin
     lines = [
         f"RSS  first third {rss0:8.1f} MB, last third {rss1:8.1f} MB "
         f"({(rss1 / rss0 - 1) * 100:+.1f} %, limit +{rss_margin:g} %): "
         + ("ok" if rss_ok else "GROWING"),
         f"fds  first third {fd0:8.1f},    last third {fd1:8.1f}    "
         f"({fd1 - fd0:+.1f}, limit +{fd_margin:g}): " + ("ok" if fd_ok else "GROWING"),
+        f"DelayedCalls first third {dc0:5.1f}, last third {dc1:5.1f} "
+        f"({dc1 - dc0:+.1f}, limit +{calls_margin:g}): " + ("ok" if calls_ok else "GROWING"),
     ]
-    return rss_ok and fd_ok, lines
+    return rss_ok and fd_ok and calls_ok, lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="threads per protocol")
     parser.add_argument("--rss-margin", type=float, default=10.0, help="percent")
     parser.add_argument("--fd-margin", type=float, default=20.0, help="descriptors")
+    parser.add_argument("--calls-margin", type=float, default=50.0, help="DelayedCalls")
     parser.add_argument("--python", help="a Python with twisted and netlab (default: found)")
     args = parser.parse_args(argv)
     seconds = max(10.0, args.minutes * 60)
@@ -244,9 +268,9 @@ def soak(proc: subprocess.Popen[bytes], ports: dict[str, int], seconds: float,
         t.start()
     print(f"soak: netlab pid {proc.pid}, {seconds:.0f} s, {args.workers} workers per protocol, "
           f"sample every {args.interval:g} s")
-    print(f"{'t (s)':>7} {'RSS MB':>8} {'fds':>5} " + " ".join(f"{p + '/s':>8}" for p in PROTOCOLS)
-          + f" {'errors':>7}")
-    samples: list[tuple[float, float, int]] = []
+    print(f"{'t (s)':>7} {'RSS MB':>8} {'fds':>5} {'calls':>5} "
+          + " ".join(f"{p + '/s':>8}" for p in PROTOCOLS) + f" {'errors':>7}")
+    samples: list[Sample] = []
     died = False
     last_ok = dict(counters.ok)
     last_t = start
@@ -258,13 +282,14 @@ def soak(proc: subprocess.Popen[bytes], ports: dict[str, int], seconds: float,
                 break
             now = time.monotonic()
             rss, fds = sample(proc.pid)
-            samples.append((now - start, rss, fds))
+            calls = delayed_calls(ports["http"])
+            samples.append((now - start, rss, fds, calls))
             with counters.lock:
                 ok = dict(counters.ok)
                 errors = sum(counters.errors.values())
             rates = [(ok[p] - last_ok[p]) / max(1e-9, now - last_t) for p in PROTOCOLS]
             last_ok, last_t = ok, now
-            print(f"{now - start:7.1f} {rss:8.1f} {fds:5d} "
+            print(f"{now - start:7.1f} {rss:8.1f} {fds:5d} {calls:5d} "
                   + " ".join(f"{r:8.0f}" for r in rates) + f" {errors:7d}", flush=True)
     except KeyboardInterrupt:
         print("interrupted")
@@ -283,10 +308,10 @@ def soak(proc: subprocess.Popen[bytes], ports: dict[str, int], seconds: float,
     if died:
         print(f"FAIL: the daemon exited with status {proc.returncode}")
         return 1
-    passed, lines = judge(samples, seconds, args.rss_margin, args.fd_margin)
+    passed, lines = judge(samples, seconds, args.rss_margin, args.fd_margin, args.calls_margin)
     for line in lines:
         print(line)
-    print("PASS" if passed else "FAIL: RSS or file descriptors keep growing")
+    print("PASS" if passed else "FAIL: RSS, file descriptors or DelayedCalls keep growing")
     return 0 if passed else 1
 
 

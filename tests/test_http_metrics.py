@@ -100,6 +100,19 @@ def test_chat_gauges(events: Any, clock: Clock) -> None:
     assert registry.get_sample_value("netlab_chat_users", {"service": "chat"}) == 0
 
 
+def test_delayed_calls_gauge(events: Any, clock: Clock) -> None:
+    """The reactor's waiting timed calls are a gauge, read at scrape time."""
+    context = HttpContext(settings=HttpSettings(name="http"), events=events, reactor=clock)
+    registry = metrics.make_registry(context)
+    assert registry.get_sample_value("netlab_reactor_delayed_calls") == 0
+    calls = [clock.callLater(seconds, lambda: None) for seconds in (1, 2, 3)]
+    assert registry.get_sample_value("netlab_reactor_delayed_calls") == 3
+    calls[0].cancel()
+    clock.advance(2)
+    assert registry.get_sample_value("netlab_reactor_delayed_calls") == 1
+    clock.advance(1)
+
+
 @pytest.fixture
 def live_daemon(tmp_path: Any) -> Iterator[Daemon]:
     """The real daemon with a TCP echo service and the web site."""
@@ -120,3 +133,5 @@ def test_daemon_metrics_count_echo_traffic(live_daemon: Daemon) -> None:
     assert found[("netlab_bytes_received_total", (("service", "echo"),))] == 6
     assert found[("netlab_bytes_sent_total", (("service", "echo"),))] == 6
     assert ("process_resident_memory_bytes", ()) in found
+    # The echo connection's idle timer, at least.
+    assert found[("netlab_reactor_delayed_calls", ())] >= 1

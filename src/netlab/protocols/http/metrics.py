@@ -39,9 +39,10 @@ COUNTERS: dict[str, tuple[str, str]] = {
 class NetlabCollector(Collector):
     """Reads every service's L{ServiceCounters} (and the chat hub) at scrape time."""
 
-    def __init__(self, events: EventLog, hub: Any = None) -> None:
+    def __init__(self, events: EventLog, hub: Any = None, reactor: Any = None) -> None:
         self.events = events
         self.hub = hub
+        self.reactor = reactor
 
     def describe(self) -> Iterable[Metric]:
         # Registering must not depend on which services have counted yet.
@@ -69,6 +70,15 @@ class NetlabCollector(Collector):
         yield from totals.values()
         yield chat
         yield from self._chat_gauges()
+        if self.reactor is not None:
+            # Idle timers, deadlines, retries: one or two per open connection.
+            # A count that grows while connections do not is a leak, which
+            # is what bench/soak.py watches for.
+            calls = GaugeMetricFamily(
+                "netlab_reactor_delayed_calls", "Timed calls waiting in the reactor."
+            )
+            calls.add_metric([], len(self.reactor.getDelayedCalls()))
+            yield calls
 
     def _chat_gauges(self) -> Iterable[Metric]:
         hub = self.hub
@@ -87,7 +97,7 @@ class NetlabCollector(Collector):
 def make_registry(context: HttpContext) -> CollectorRegistry:
     """A private registry with netlab's collector and the process's own metrics."""
     registry = CollectorRegistry()
-    registry.register(NetlabCollector(context.events, context.hub))
+    registry.register(NetlabCollector(context.events, context.hub, context.reactor))
     ProcessCollector(registry=registry)
     return registry
 

@@ -6,6 +6,7 @@ socket behind in the reactor.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,12 @@ from twisted.internet.task import Clock
 
 from netlab.daemon.config import LogSettings
 from netlab.daemon.events import EventLog
+
+# A shell that starts the suite in the background (cmd &) ignores SIGINT for
+# it, and the daemons the tests start would inherit that: twistd then leaves
+# SIGINT ignored, and the tests that stop a daemon with it would hang.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class RecordedEvents(EventLog):

@@ -98,3 +98,21 @@ def test_send_datagram_keeps_twisteds_address_checks() -> Any:
     with pytest.raises(InvalidAddressError):
         send_datagram(port, b"x", ("localhost", 9))
     yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_write_after_the_peer_reset_loses_the_connection() -> Any:
+    """A send the kernel refuses (the peer reset) raises nothing; the connection is lost."""
+    ready: Deferred[Any] = Deferred()
+    port = reactor.listenTCP(0, Factory.forProtocol(lambda: Server(ready)), interface="127.0.0.1")
+    client = socket.create_connection(("127.0.0.1", port.getHost().port))
+    server = yield ready
+    # SO_LINGER 0: close() sends RST, so the server's next sends fail.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    client.close()
+    # Before the reactor has read the reset: the send itself must fail.
+    assert server.transport.connected
+    for _ in range(3):
+        write_now(server.transport, b"anyone there?")
+    yield server.gone
+    yield port.stopListening()

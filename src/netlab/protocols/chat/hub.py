@@ -145,6 +145,8 @@ class ChatHub:
         """Take C{settings}, at start or from a reload, with what derives from them."""
         self.settings = settings
         self.zone = ZoneInfo(settings.timezone)
+        # The last HH:MM made, and the minute since the epoch it is for.
+        self._stamp = ""
         self._stamp_minute: int | None = None
         self.reserved = {n.lower() for n in settings.reserved_nicks}
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -132,7 +133,7 @@ class ChatStore:
         self._lock = threading.Lock()
         self._pending: list[_Write] = []
         self._drain_queued = False
-        self._drain_later: Any = None
+        self._drain_later: IDelayedCall | None = None
         self._inserts_since_prune = 0
         self._rooms_since_prune: set[str] = set()
 

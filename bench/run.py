@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -519,28 +519,70 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"median": median, "spread_pct": spread, "min": min(values), "max": max(values)}
 
 
-def measure(ctx: Context, server: Server, workload: Workload) -> list[dict[str, Any]]:
-    """All repeats of one workload against one server, one row per metric."""
-    if workload.runner is not None:
-        runs, lifted = workload.runner(ctx, server.name)
-        launch = Launch([], lifted=lifted)
-    else:
-        with running(ctx, server, workload) as (port, launch):
-            runs = []
-            for _ in range(ctx.repeats):
-                # Let the server see the last run's connections close first:
-                # new connects racing old ones would meet the per-peer cap.
-                time.sleep(SETTLE_S if runs else 0)
-                runs.append(load_once(ctx, workload, port))
+def rows_for(workload: Workload, server: str, runs: list[dict[str, float]],
+             lifted: list[str]) -> list[dict[str, Any]]:
+    """One row per metric of C{workload}: median, spread and every run."""
     rows = []
     for metric in workload.metrics:
         values = [float(run[metric.key]) for run in runs]
         rows.append({
-            "workload": workload.name, "server": server.name, "metric": metric.key,
+            "workload": workload.name, "server": server, "metric": metric.key,
             "label": metric.label, "higher_is_better": metric.higher_is_better,
-            **summarise(values), "runs": values, "lifted": launch.lifted,
+            **summarise(values), "runs": values, "lifted": lifted,
         })
     return rows
+
+
+def measure(ctx: Context, server: Server, workload: Workload) -> list[dict[str, Any]]:
+    """All repeats of a custom workload against one server, one row per metric."""
+    assert workload.runner is not None
+    runs, lifted = workload.runner(ctx, server.name)
+    return rows_for(workload, server.name, runs, lifted)
+
+
+def measure_interleaved(
+    ctx: Context, servers: list[Server], workload: Workload
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """
+    A load-generator workload against every server, the repeats interleaved
+    (run 1 on each server, then run 2 on each...): all servers are started
+    first and idle while another is measured, so a machine that drifts
+    (other tenants, clock changes) shifts every server's runs alike instead
+    of one server's. Returns the rows, and the servers that failed and why.
+    """
+    runs: dict[str, list[dict[str, float]]] = {}
+    lifted: dict[str, list[str]] = {}
+    failed: list[dict[str, str]] = []
+    with ExitStack() as stack:
+        ports: dict[str, int] = {}
+        for server in servers:
+            try:
+                port, launch = stack.enter_context(running(ctx, server, workload))
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError, OSError) as error:
+                failed.append({"workload": workload.name, "server": server.name,
+                               "reason": f"failed: {error}"})
+                continue
+            ports[server.name] = port
+            lifted[server.name] = launch.lifted
+            runs[server.name] = []
+        previous = None
+        for _ in range(ctx.repeats):
+            for name in list(ports):
+                # Let a server see its last run's connections close first
+                # (only one server left in the rotation): new connects racing
+                # old ones would meet the per-peer cap.
+                time.sleep(SETTLE_S if previous == name else 0)
+                previous = name
+                try:
+                    runs[name].append(load_once(ctx, workload, ports[name]))
+                except (RuntimeError, subprocess.TimeoutExpired, ValueError, OSError) as error:
+                    failed.append({"workload": workload.name, "server": name,
+                                   "reason": f"failed: {error}"})
+                    del ports[name], runs[name]
+    rows: list[dict[str, Any]] = []
+    for name, server_runs in runs.items():
+        rows += rows_for(workload, name, server_runs, lifted[name])
+    return rows, failed
 
 
 def skip_reason(ctx: Context, server: Server, workload: Workload) -> str | None:
@@ -564,22 +606,42 @@ def run_all(
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for workload in workloads:
+        taking_part = []
         for server in servers:
             if not takes_part(server, workload):
                 continue
             reason = skip_reason(ctx, server, workload)
-            if reason is None:
-                print(f"  {workload.name:18} {server.name:8} ...", end=" ", flush=True)
-                try:
-                    got = measure(ctx, server, workload)
-                except (RuntimeError, subprocess.TimeoutExpired, ValueError, OSError) as error:
-                    reason = f"failed: {error}"
-                else:
-                    rows += got
-                    print(f"{got[0]['median']:.1f} {got[0]['label']}")
-                    continue
+            if reason is not None:
+                print(f"  {workload.name:18} {server.name:8} ... {reason}")
+                skipped.append({"workload": workload.name, "server": server.name,
+                                "reason": reason})
+            else:
+                taking_part.append(server)
+        if workload.runner is None:
+            print(f"  {workload.name:18} {', '.join(s.name for s in taking_part)} "
+                  "(interleaved) ...", flush=True)
+            got, failed = measure_interleaved(ctx, taking_part, workload)
+            rows += got
+            skipped += failed
+            for row in got:
+                if row["metric"] == workload.metrics[0].key:
+                    print(f"  {workload.name:18} {row['server']:8} ... "
+                          f"{row['median']:.1f} {row['label']}")
+            for failure in failed:
+                print(f"  {workload.name:18} {failure['server']:8} ... {failure['reason']}")
+            continue
+        for server in taking_part:
+            print(f"  {workload.name:18} {server.name:8} ...", end=" ", flush=True)
+            try:
+                got = measure(ctx, server, workload)
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError, OSError) as error:
+                reason = f"failed: {error}"
                 print(reason)
-            skipped.append({"workload": workload.name, "server": server.name, "reason": reason})
+                skipped.append({"workload": workload.name, "server": server.name,
+                                "reason": reason})
+            else:
+                rows += got
+                print(f"{got[0]['median']:.1f} {got[0]['label']}")
     add_ratios(rows)
     return rows, skipped
 

@@ -79,6 +79,9 @@ class Workload:
     # matching bare-Twisted reference (chat server, twisted.web Site).
     servers: tuple[str, ...] | None = None
     runner: Callable[[Context, str], tuple[list[dict[str, float]], list[str]]] | None = None
+    # A load measured from Python instead of a C load generator: one run
+    # against the server on PORT, its metrics.
+    load: Callable[[Context, int], dict[str, float]] | None = None
 
     def loader_argv(self, binary: Path, port: int, seconds: float, warmup: float) -> list[str]:
         """The load generator's command line (argument order is the C programs')."""
@@ -266,9 +269,13 @@ def netlab_config(workload: Workload, port: int) -> tuple[str, list[str]]:
     lifted: list[str] = []
     lines = [
         "# Written by bench/run.py: defaults, one listener on the bench port,",
-        "# chat and web off (not on the measured path; they would take fixed ports).",
+        "# every other service off (not on the measured path; they would take fixed ports).",
     ]
-    if workload.kind == "chat":
+    if workload.kind == "http":
+        lines += ["echo = []", "udp_echo = []", "[chat]", "enabled = false", "[http]"]
+        lines += [f'listen = ["tcp:{port}:interface={HOST}"]']
+        lifted += ["access_log = true (default); echo, udp_echo, chat off"]
+    elif workload.kind == "chat":
         lines += ["echo = []", "udp_echo = []", "[http]", "enabled = false", "[chat]"]
         # History on, in the default SQLite file (in the run's work dir).
         lines += [f'listen = ["tcp:{port}:interface={HOST}"]']
@@ -314,6 +321,8 @@ def ports_for(workload: Workload, port: int) -> list[str]:
 def launch_twisted(ctx: Context, workload: Workload, port: int) -> Launch:
     if workload.kind == "chat":
         return Launch([ctx.python, str(BENCH / "servers" / "twisted_chat.py"), "--tcp", str(port)])
+    if workload.kind == "http":
+        return Launch([ctx.python, str(BENCH / "servers" / "twisted_web.py"), "--tcp", str(port)])
     script = str(BENCH / "servers" / "twisted_echo.py")
     return Launch([ctx.python, script, *ports_for(workload, port)])
 
@@ -380,6 +389,14 @@ def launch_ncat(ctx: Context, workload: Workload, port: int) -> Launch:
     return Launch(argv, {}, [f"--max-conns {members + 100} (default 100)"])
 
 
+def launch_httpbin(ctx: Context, workload: Workload, port: int) -> Launch:
+    """httpbin on one gunicorn sync worker, its access log to stdout."""
+    gunicorn = find_gunicorn(ctx)
+    assert gunicorn is not None
+    argv = [gunicorn, "-w", "1", "-b", f"{HOST}:{port}", "--access-logfile", "-", "httpbin:app"]
+    return Launch(argv, {}, ["gunicorn -w 1 (sync worker), access log to stdout"])
+
+
 def needs_program(name: str, package: str) -> Callable[[Context], str | None]:
     """A `missing` check for a Debian peer that the suite skips when absent."""
     def check(ctx: Context) -> str | None:
@@ -421,7 +438,7 @@ SERVERS: tuple[Server, ...] = (
         missing=needs_program("ncat", "ncat"),
     ),
     Server(
-        "httpbin", "httpbin on one gunicorn sync worker (http-get only)", lambda c, w, p: None,
+        "httpbin", "httpbin on one gunicorn sync worker (http-get only)", launch_httpbin,
         missing=lambda ctx: None if find_gunicorn(ctx) else
         "httpbin/gunicorn not installed (pip install httpbin gunicorn)",
     ),
@@ -501,6 +518,8 @@ SETTLE_S = 0.5
 
 def load_once(ctx: Context, workload: Workload, port: int) -> dict[str, float]:
     """One bounded run of the load generator on the load core; its JSON line."""
+    if workload.load is not None:
+        return workload.load(ctx, port)
     argv = workload.loader_argv(ctx.bin_dir / workload.loader, port, ctx.seconds, ctx.warmup)
     result = subprocess.run(
         argv, capture_output=True, text=True, preexec_fn=pinned(ctx.load_cpu),
@@ -881,34 +900,10 @@ def wrk_once(ctx: Context, port: int, seconds: float) -> dict[str, float]:
     return {"req_per_s": rate, "p99_us": float(m.group(1)) * scale}
 
 
-def run_http(ctx: Context, server: str) -> tuple[list[dict[str, float]], list[str]]:
-    work = ctx.run_dir / f"http-{server}"
-    work.mkdir(parents=True, exist_ok=True)
-    port = free_port(socket.SOCK_STREAM)
-    lifted: list[str] = []
-    if server == "netlab":
-        (work / "netlab.toml").write_text(
-            "echo = []\nudp_echo = []\n[chat]\nenabled = false\n"
-            f'[http]\nlisten = ["tcp:{port}:interface={HOST}"]\n')
-        argv = twistd_argv(ctx, "netlab.toml")
-        lifted = ["access_log = true (default); echo, udp_echo, chat off"]
-    elif server == "twisted":
-        argv = [ctx.python, str(BENCH / "servers" / "twisted_web.py"), "--tcp", str(port)]
-    else:
-        gunicorn = find_gunicorn(ctx)
-        assert gunicorn is not None
-        argv = [gunicorn, "-w", "1", "-b", f"{HOST}:{port}", "--access-logfile", "-",
-                "httpbin:app"]
-        lifted = ["gunicorn -w 1 (sync worker), access log to stdout"]
-    proc, log = spawn(ctx, argv, work)
-    try:
-        wait_ready(proc, "tcp", port)
-        wrk_once(ctx, port, 1)  # warm-up, not counted
-        runs = [wrk_once(ctx, port, ctx.seconds) for _ in range(ctx.repeats)]
-    finally:
-        stop(proc)
-        log.close()
-    return runs, lifted
+def wrk_load(ctx: Context, port: int) -> dict[str, float]:
+    """One http-get run: a 1 s wrk warm-up (not counted), then the measured wrk."""
+    wrk_once(ctx, port, 1)
+    return wrk_once(ctx, port, ctx.seconds)
 
 
 CUSTOM_WORKLOADS: tuple[Workload, ...] = (
@@ -926,11 +921,11 @@ CUSTOM_WORKLOADS: tuple[Workload, ...] = (
         kind="custom", servers=("netlab", "twisted"), runner=run_idle,
     ),
     Workload(
-        "http-get", "custom", "", (), (
+        "http-get", "tcp", "", (), (
             Metric("req_per_s", "requests/s"),
             Metric("p99_us", "p99 latency (µs)", False)),
         "HTTP GET /get, keep-alive, wrk -t1 -c10",
-        kind="custom", servers=("netlab", "twisted", "httpbin"), runner=run_http,
+        kind="http", servers=("netlab", "twisted", "httpbin"), load=wrk_load,
     ),
 )
 

@@ -78,13 +78,10 @@ class AccessList:
         return verdict
 
     def _judge(self, host: str) -> str | None:
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+        address = peer_address(host)
+        if address is None:
             # Unix-socket peers have no address; only an allow list can refuse them.
             return "not in the allow list" if self.allow else None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
         if any(address.version == n.version and address in n for n in self.deny):
             return f"address {address} is denied"
         if self.allow and not any(
@@ -92,6 +89,21 @@ class AccessList:
         ):
             return f"address {address} is not in the allow list"
         return None
+
+
+def peer_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """
+    The address of a peer's C{host}, its zone id dropped and an IPv4-mapped
+    IPv6 address folded to IPv4, so one client is one address; C{None} when
+    C{host} is no address (a Unix-socket peer).
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
 
 
 def access_for(settings: object) -> AccessList:

@@ -24,6 +24,7 @@ from twisted.logger import LogLevel
 
 from netlab.daemon.config import NICK_NAME, ChatSettings
 from netlab.daemon.events import CHAT, EventLog
+from netlab.daemon.limits import peer_address
 from netlab.protocols.chat.commands import COMMANDS
 from netlab.protocols.chat.store import ChatStore, HistoryLine
 from netlab.protocols.chat.text import clean
@@ -236,12 +237,9 @@ class ChatHub:
         """The ban that covers C{host} now, if any (expired bans are forgotten)."""
         now = self.clock.seconds()
         self.bans = [b for b in self.bans if b.until > now]
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+        address = peer_address(host)
+        if address is None:
             return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
         for ban in self.bans:
             if address.version == ban.network.version and address in ban.network:
                 return ban

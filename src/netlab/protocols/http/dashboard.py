@@ -16,7 +16,6 @@ events of their own address only; the instructor token shows everyone's.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.daemon.events import RECEIVED, SENT
+from netlab.daemon.limits import peer_address
 from netlab.protocols.http.site import HttpContext
 from netlab.protocols.http.sse import EventStream
 
@@ -156,13 +156,8 @@ def peer_host(peer: str) -> str | None:
 
 def normal_host(host: str) -> str:
     """C{host} with IPv4-mapped IPv6 and zone ids folded, so one client is one host."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return str(address)
+    address = peer_address(host)
+    return host if address is None else str(address)
 
 
 # -- HTML ----------------------------------------------------------------------

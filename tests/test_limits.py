@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from netlab.daemon.limits import ConnectionLimits, RateLimiter
+from netlab.daemon.limits import ConnectionLimits, OpenConnections, RateLimiter
 
 
 def test_connection_limits_per_peer_and_total() -> None:
@@ -42,3 +42,16 @@ def test_token_buckets_independent() -> None:
     assert rates.allow("a")
     assert not rates.allow("a")
     assert rates.allow("b")
+
+
+def test_open_connections_fire_waiters_when_the_last_closes() -> None:
+    """when_empty fires at once with none open, else when the last one is discarded."""
+    open_now: OpenConnections[str] = OpenConnections()
+    assert open_now.when_empty().called
+    open_now.add("a")
+    open_now.add("b")
+    waiting = open_now.when_empty()
+    open_now.discard("a")
+    assert not waiting.called and "b" in open_now and len(open_now) == 1
+    open_now.discard("b")
+    assert waiting.called and list(open_now) == []

@@ -9,12 +9,55 @@ L{twisted.internet.task.Clock} and no sockets.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Generic, TypeVar
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogLevel
 
 from netlab.daemon.config import DatagramGuardSettings
 from netlab.daemon.events import DROPPED, EventLog, format_peer
+
+T = TypeVar("T")
+
+
+class OpenConnections(Generic[T]):
+    """
+    The connections a listener has open, and whoever waits for the last one
+    to close (a shutdown, a test): a set that fires L{when_empty} waiters.
+    """
+
+    def __init__(self) -> None:
+        self._open: set[T] = set()
+        self._waiting: list[Deferred[None]] = []
+
+    def add(self, connection: T) -> None:
+        self._open.add(connection)
+
+    def discard(self, connection: T) -> None:
+        """Forget C{connection}; if it was the last, fire the waiters."""
+        self._open.discard(connection)
+        if not self._open:
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(None)
+
+    def when_empty(self) -> Deferred[None]:
+        """Fires once no connection is open (at once if none is)."""
+        if not self._open:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __contains__(self, connection: object) -> bool:
+        return connection in self._open
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._open)
 
 
 class ConnectionLimits:

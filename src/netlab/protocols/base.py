@@ -39,7 +39,7 @@ from netlab.daemon.events import (
     sample,
 )
 from netlab.daemon.fastwrite import write_now
-from netlab.daemon.limits import ConnectionLimits, SettingsAccess
+from netlab.daemon.limits import ConnectionLimits, OpenConnections, SettingsAccess
 
 SHUTDOWN_MESSAGE = "Server shutting down."
 
@@ -256,9 +256,8 @@ class StreamFactory(ServerFactory):
         self.limits = ConnectionLimits(
             settings.max_connections, settings.max_connections_per_peer
         )
-        self.open_protocols: set[StreamProtocol] = set()
+        self.open_protocols: OpenConnections[StreamProtocol] = OpenConnections()
         self.access = SettingsAccess()
-        self._drained: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         host = getattr(addr, "host", None) or "local"
@@ -282,7 +281,6 @@ class StreamFactory(ServerFactory):
         self.events.emit(CONNECTED, self.name, protocol.peer, open=counters.connections_open)
 
     def disconnected(self, protocol: StreamProtocol, reason: Failure) -> None:
-        self.open_protocols.discard(protocol)
         self.limits.release(protocol.peer_host)
         self.counters.connections_open -= 1
         why = protocol.close_reason
@@ -298,10 +296,8 @@ class StreamFactory(ServerFactory):
             bytes_in=protocol.bytes_in,
             bytes_out=protocol.bytes_out,
         )
-        if not self.open_protocols:
-            drained, self._drained = self._drained, []
-            for d in drained:
-                d.callback(None)
+        # Last, so that whoever waits for the close sees it narrated.
+        self.open_protocols.discard(protocol)
 
     def shutdown(self, reason: str = "server shutdown") -> Deferred[None]:
         """
@@ -321,11 +317,7 @@ class StreamFactory(ServerFactory):
 
     def when_idle(self) -> Deferred[None]:
         """Fires once no connection of this factory is open."""
-        if not self.open_protocols:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._drained.append(d)
-        return d
+        return self.open_protocols.when_empty()
 
     def _abort_all(self) -> None:
         for protocol in list(self.open_protocols):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import LogLevel
@@ -40,7 +40,7 @@ from netlab.daemon.events import (
     describe_address,
 )
 from netlab.daemon.fastwrite import write_now
-from netlab.daemon.limits import ConnectionLimits, SettingsAccess
+from netlab.daemon.limits import ConnectionLimits, OpenConnections, SettingsAccess
 
 
 @dataclass
@@ -345,25 +345,16 @@ class NetlabSite(server.Site):
         self.name = settings.name
         self.counters = context.events.counters_for(self.name)
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_peer)
-        self.channels: set[NetlabChannel] = set()
+        self.channels: OpenConnections[NetlabChannel] = OpenConnections()
         self.access = SettingsAccess()
-        self._idle: list[Deferred[None]] = []
 
     def forget(self, channel: NetlabChannel) -> None:
         """A channel has closed; fire L{when_idle} waiters once none are left."""
         self.channels.discard(channel)
-        if not self.channels:
-            waiting, self._idle = self._idle, []
-            for d in waiting:
-                d.callback(None)
 
     def when_idle(self) -> Deferred[None]:
         """Fires once no connection to this site is open."""
-        if not self.channels:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._idle.append(d)
-        return d
+        return self.channels.when_empty()
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         host = getattr(addr, "host", None) or "local"

@@ -107,6 +107,11 @@ class IdleTimeout:
         """The period passed without input."""
 
 
+def idle_goodbye(timeout: float) -> str:
+    """What a client idle for C{timeout} seconds is told as it is closed."""
+    return f"Idle for {timeout:g} seconds, closing. Bye."
+
+
 @implementer(IHalfCloseableProtocol)
 class StreamProtocol(Protocol, IdleTimeout):
     """
@@ -226,7 +231,7 @@ class StreamProtocol(Protocol, IdleTimeout):
 
     def timeoutConnection(self) -> None:
         timeout = self.factory.settings.idle_timeout
-        self.close("idle timeout", f"Idle for {timeout:g} seconds, closing. Bye.")
+        self.close("idle timeout", idle_goodbye(timeout))
         # A client that stopped reading never lets the goodbye drain: drop
         # it after a grace period so its connection slot comes back.
         self._linger = self.callLater(SHUTDOWN_GRACE, self.abort)

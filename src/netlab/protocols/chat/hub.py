@@ -108,6 +108,14 @@ class Session:
         self.hub.remove(self, reason)
 
 
+def idle_warning(settings: ChatSettings) -> str:
+    """What a chat user is told C{idle_warning} seconds before the idle timeout."""
+    return (
+        f"* You have been idle a while: type something within "
+        f"{settings.idle_warning:g} seconds or be disconnected."
+    )
+
+
 class ChatHub:
     """
     All rooms and sessions of one chat, shared by every front-end.

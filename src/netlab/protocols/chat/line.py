@@ -24,7 +24,7 @@ from zope.interface import implementer
 from netlab.daemon.config import ChatSettings
 from netlab.daemon.events import EventLog
 from netlab.protocols.base import StreamFactory, StreamProtocol
-from netlab.protocols.chat.hub import ChatHub, Session
+from netlab.protocols.chat.hub import ChatHub, Session, idle_warning
 from netlab.protocols.chat.text import decode
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 
@@ -157,10 +157,7 @@ class ChatLine(StreamProtocol):
         settings = self.factory.settings
         if settings.idle_warning and not self.idle_warned:
             self.idle_warned = True
-            self.send_line(
-                f"* You have been idle a while: type something within "
-                f"{settings.idle_warning:g} seconds or be disconnected."
-            )
+            self.send_line(idle_warning(settings))
             self.setTimeout(settings.idle_warning)
             return
         super().timeoutConnection()

@@ -46,8 +46,8 @@ from netlab.daemon.events import (
     ServiceCounters,
     describe_address,
 )
-from netlab.protocols.base import SHUTDOWN_GRACE
-from netlab.protocols.chat.hub import ChatHub, Session
+from netlab.protocols.base import SHUTDOWN_GRACE, idle_goodbye
+from netlab.protocols.chat.hub import ChatHub, Session, idle_warning
 from netlab.protocols.http import chatpage
 from netlab.protocols.http.site import HttpContext, Root
 
@@ -427,13 +427,10 @@ class ChatSocket(MeteredSocket):
         settings = self.hub.settings
         if settings.idle_warning and not self.idle_warned:
             self.idle_warned = True
-            self.send_line(
-                f"* You have been idle a while: type something within "
-                f"{settings.idle_warning:g} seconds or be disconnected."
-            )
+            self.send_line(idle_warning(settings))
             super().arm_idle(settings.idle_warning)
             return
-        self.send_line(f"Idle for {settings.idle_timeout:g} seconds, closing. Bye.")
+        self.send_line(idle_goodbye(settings.idle_timeout))
         self.end("idle timeout")
 
     def closed(self) -> None:

@@ -158,16 +158,23 @@ def test_events_and_counters(events: Any, clock: Clock) -> Any:
 
 
 @pytest_twisted.inlineCallbacks
-def test_per_peer_limit(events: Any, clock: Clock) -> Any:
-    """A peer over max_connections_per_peer gets one line and is closed; others stay."""
-    factory = echo_factory(events, clock, max_connections_per_peer=1)
+def one_served_one_refused(factory: Any) -> Any:
+    """Listen; a first client is echoed, a second is closed: (port, first, what second got)."""
     port = listen(factory)
     first = yield connect(port)
     first.send(b"a")
     yield first.wait_bytes(1)
     second = yield connect(port)
     yield second.closed
-    assert second.data == b"ERROR too many connections from 127.0.0.1 (limit 1)\r\n"
+    return port, first, second.data
+
+
+@pytest_twisted.inlineCallbacks
+def test_per_peer_limit(events: Any, clock: Clock) -> Any:
+    """A peer over max_connections_per_peer gets one line and is closed; others stay."""
+    factory = echo_factory(events, clock, max_connections_per_peer=1)
+    port, first, refused = yield one_served_one_refused(factory)
+    assert refused == b"ERROR too many connections from 127.0.0.1 (limit 1)\r\n"
     first.send(b"b")
     yield first.wait_text(b"ab")
     assert factory.counters.refused == 1
@@ -184,13 +191,8 @@ def test_per_peer_limit(events: Any, clock: Clock) -> Any:
 def test_total_limit(events: Any, clock: Clock) -> Any:
     """Past max_connections, new clients are refused with one line."""
     factory = echo_factory(events, clock, max_connections=1)
-    port = listen(factory)
-    first = yield connect(port)
-    first.send(b"a")
-    yield first.wait_bytes(1)
-    second = yield connect(port)
-    yield second.closed
-    assert second.data == b"ERROR too many connections (limit 1)\r\n"
+    port, first, refused = yield one_served_one_refused(factory)
+    assert refused == b"ERROR too many connections (limit 1)\r\n"
     yield shut_down(factory, port, first)
 
 

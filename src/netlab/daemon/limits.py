@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogLevel
 
-from netlab.daemon.config import DatagramGuardSettings
+from netlab.daemon.config import DatagramGuardSettings, StreamSettings
 from netlab.daemon.events import DROPPED, EventLog, format_peer
 
 T = TypeVar("T")
@@ -74,6 +74,16 @@ class ConnectionLimits:
         self.max_per_peer = max_per_peer
         self.open = 0
         self.by_peer: dict[str, int] = {}
+
+    @classmethod
+    def for_settings(cls, settings: StreamSettings) -> ConnectionLimits:
+        """The caps a stream service's settings ask for."""
+        return cls(settings.max_connections, settings.max_connections_per_peer)
+
+    def configure(self, settings: StreamSettings) -> None:
+        """Take new caps (a reload); connections already open keep their slots."""
+        self.max_connections = settings.max_connections
+        self.max_per_peer = settings.max_connections_per_peer
 
     def acquire(self, host: str) -> str | None:
         """Take a slot for C{host}; or return why not (and take nothing)."""

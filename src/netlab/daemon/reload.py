@@ -108,16 +108,14 @@ def _apply(service: NetlabService, name: str, settings: Any) -> None:
     for factory in service.factories:
         if factory.name == name:
             factory.settings = settings
-            factory.limits.max_connections = settings.max_connections
-            factory.limits.max_per_peer = settings.max_connections_per_peer
+            factory.limits.configure(settings)
     hub = service.chat_hub
     if hub is not None and hub.name == name:
         hub.configure(settings)
     site = service.http_site
     if site is not None and site.name == name:
         site.context.settings = settings
-        site.limits.max_connections = settings.max_connections
-        site.limits.max_per_peer = settings.max_connections_per_peer
+        site.limits.configure(settings)
         site.timeOut = settings.idle_timeout or None
     for guard in service.guards:
         if guard.reporter.service == name and isinstance(guard, DatagramGuard):

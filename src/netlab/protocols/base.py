@@ -258,9 +258,7 @@ class StreamFactory(ServerFactory):
         self.events = events
         self.clock = clock
         self.counters = events.counters_for(self.name)
-        self.limits = ConnectionLimits(
-            settings.max_connections, settings.max_connections_per_peer
-        )
+        self.limits = ConnectionLimits.for_settings(settings)
         self.open_protocols: OpenConnections[StreamProtocol] = OpenConnections()
         self.access = SettingsAccess()
 

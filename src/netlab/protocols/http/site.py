@@ -344,7 +344,7 @@ class NetlabSite(server.Site):
         self.context = context
         self.name = settings.name
         self.counters = context.events.counters_for(self.name)
-        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_peer)
+        self.limits = ConnectionLimits.for_settings(settings)
         self.channels: OpenConnections[NetlabChannel] = OpenConnections()
         self.access = SettingsAccess()
 

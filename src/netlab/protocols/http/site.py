@@ -161,7 +161,7 @@ class NetlabChannel(http.HTTPChannel):
                 self.site.context.settings.header_timeout, self._check_header_deadline
             )
 
-    def _cancel_header_deadline(self) -> None:
+    def _headers_are_in(self) -> None:
         """
         The headers are in.  The timer is left to run (one per connection,
         not a new one for every keep-alive request): when it fires with
@@ -238,7 +238,7 @@ class NetlabChannel(http.HTTPChannel):
         return accepted
 
     def allHeadersReceived(self) -> None:
-        self._cancel_header_deadline()
+        self._headers_are_in()
         limit = self.site.context.settings.max_body
         if self.length is not None and self.length > limit:
             self.body_too_large()

@@ -14,8 +14,8 @@ import pytest
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 
-from netlab.daemon.config import LogSettings
-from netlab.daemon.events import EventLog
+from netlab.core.config import LogSettings
+from netlab.core.events import EventLog
 
 # A shell that starts the suite in the background (cmd &) ignores SIGINT for
 # it, and the daemons the tests start would inherit that: twistd then leaves

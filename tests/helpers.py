@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.python.failure import Failure
 
-from netlab.daemon.config import ChatSettings
+from netlab.core.config import ChatSettings
 from netlab.protocols.chat.hub import ChatHub
 
 

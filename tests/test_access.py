@@ -10,9 +10,9 @@ from twisted.internet.task import Clock
 
 from helpers import DatagramCollector, close_all, connect, listen
 from httptest import serve
-from netlab.daemon.config import EchoSettings, UdpEchoSettings, parse
-from netlab.daemon.events import REFUSED
-from netlab.daemon.limits import AccessList, DatagramGuard
+from netlab.core.config import EchoSettings, UdpEchoSettings, parse
+from netlab.core.events import REFUSED
+from netlab.core.limits import AccessList, DatagramGuard
 from netlab.protocols.echo import EchoFactory
 
 

@@ -12,7 +12,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 from helpers import make_hub
-from netlab.daemon.passwords import hash_password, verify_password
+from netlab.core.passwords import hash_password, verify_password
 from netlab.protocols.chat.hub import CHATTING, CLOSED, ChatHub, Session
 from netlab.protocols.chat.store import ChatStore
 

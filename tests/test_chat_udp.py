@@ -9,8 +9,8 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from helpers import DatagramCollector, make_hub
-from netlab.daemon.config import UdpChatSettings
-from netlab.daemon.limits import DatagramGuard
+from netlab.core.config import UdpChatSettings
+from netlab.core.limits import DatagramGuard
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.udp import UdpChat
 

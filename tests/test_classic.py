@@ -17,9 +17,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 
 from helpers import DatagramCollector, close_all, connect, listen
-from netlab.daemon.config import DEFAULT_QUOTES, ClassicSettings, UdpEchoSettings
-from netlab.daemon.events import CONNECTED, DISCONNECTED, DROPPED, RECEIVED
-from netlab.daemon.limits import DatagramGuard
+from netlab.core.config import DEFAULT_QUOTES, ClassicSettings, UdpEchoSettings
+from netlab.core.events import CONNECTED, DISCONNECTED, DROPPED, RECEIVED
+from netlab.core.limits import DatagramGuard
 from netlab.protocols.classic import (
     datagram_protocol,
     daytime_text,

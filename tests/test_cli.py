@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netlab.daemon.passwords import verify_password
+from netlab.core.passwords import verify_password
 
 NETLAB = str(Path(sys.executable).with_name("netlab"))
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from twisted.python import usage
 
-from netlab.daemon import config
-from netlab.daemon.config import DEFAULT_LISTEN, ConfigError
+from netlab.core import config
+from netlab.core.config import DEFAULT_LISTEN, ConfigError
 from netlab.tap import Options
 
 

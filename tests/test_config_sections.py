@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from netlab.daemon.config import ConfigError, parse
+from netlab.core.config import ConfigError, parse
 
 
 @pytest.mark.parametrize(

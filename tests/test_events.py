@@ -1,4 +1,4 @@
-"""Tests for netlab.daemon.events: the shared EventLog."""
+"""Tests for netlab.core.events: the shared EventLog."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from twisted.logger import LogLevel
 
-from netlab.daemon.config import LogSettings
-from netlab.daemon.events import CONNECTED, RECEIVED, EventLog, format_peer, sample
+from netlab.core.config import LogSettings
+from netlab.core.events import CONNECTED, RECEIVED, EventLog, format_peer, sample
 
 
 def test_level_filter_skips_lower_events() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from netlab.daemon import config
+from netlab.core import config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "netlab.toml"
 

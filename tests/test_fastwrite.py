@@ -14,7 +14,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.task import deferLater
 
 from helpers import close_all, connect
-from netlab.daemon.fastwrite import send_datagram, write_now
+from netlab.core.fastwrite import send_datagram, write_now
 
 
 class Server(Protocol):

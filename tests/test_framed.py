@@ -9,8 +9,8 @@ import pytest_twisted
 from twisted.internet.task import Clock
 
 from helpers import close_all, connect, listen
-from netlab.daemon.config import FramedEchoSettings
-from netlab.daemon.events import DISCONNECTED
+from netlab.core.config import FramedEchoSettings
+from netlab.core.events import DISCONNECTED
 from netlab.protocols.framed import FramedEchoFactory
 
 

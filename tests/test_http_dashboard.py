@@ -26,7 +26,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from daemon import Daemon, running_daemon
 from helpers import make_hub
 from httptest import Served, curl_sync, fetch, http_config, serve
-from netlab.daemon.events import HTTP_REQUEST, RECEIVED
+from netlab.core.events import HTTP_REQUEST, RECEIVED
 from netlab.protocols.http import dashboard
 from netlab.protocols.http.dashboard import Scope, normal_host, peer_host
 from netlab.protocols.http.sse import EventStream

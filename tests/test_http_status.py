@@ -23,7 +23,7 @@ from twisted.web.resource import Resource
 from daemon import Daemon, running_daemon
 from helpers import close_all, connect
 from httptest import Served, curl_sync, fetch, http_config, parse_response, run_curl, serve
-from netlab.daemon.events import HTTP_REQUEST
+from netlab.core.events import HTTP_REQUEST
 from netlab.protocols.http import status
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from twisted.logger import LogLevel
 
 from daemon import TWISTD, echo_only
-from netlab.daemon.journald import journal_line, observer
+from netlab.core.journald import journal_line, observer
 
 
 def event(level: LogLevel, text: str) -> dict[str, object]:
@@ -45,7 +45,7 @@ def test_daemon_under_journal(tmp_path: Path) -> None:
     config = tmp_path / "netlab.toml"
     config.write_text(echo_only("max_connections_per_peer = 1"))
     process = subprocess.Popen(
-        [TWISTD, "-n", "--pidfile=", "--logger=netlab.daemon.journald.observer",
+        [TWISTD, "-n", "--pidfile=", "--logger=netlab.core.journald.observer",
          "netlab", "--config", str(config)],
         cwd=tmp_path, env={**os.environ, "JOURNAL_STREAM": "8:12345"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -1,10 +1,10 @@
-"""Tests for netlab.daemon.limits: connection caps and token buckets."""
+"""Tests for netlab.core.limits: connection caps and token buckets."""
 
 from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from netlab.daemon.limits import ConnectionLimits, OpenConnections, RateLimiter
+from netlab.core.limits import ConnectionLimits, OpenConnections, RateLimiter
 
 
 def test_connection_limits_per_peer_and_total() -> None:

@@ -1,4 +1,4 @@
-"""Tests for netlab.daemon.passwords: salted scrypt hashes and their command line."""
+"""Tests for netlab.core.passwords: salted scrypt hashes and their command line."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from netlab.daemon import passwords
-from netlab.daemon.passwords import (
+from netlab.core import passwords
+from netlab.core.passwords import (
     MAX_MEMORY,
     hash_later,
     hash_password,
@@ -125,18 +125,18 @@ def test_malformed_hash(encoded: str) -> None:
     assert verify_password("hunter2", encoded) is False
     problem = hash_problem(encoded)
     assert problem is not None
-    assert "python -m netlab.daemon.passwords" in problem
+    assert "python -m netlab.core.passwords" in problem
 
 
 def run_cli(stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "netlab.daemon.passwords"],
+        [sys.executable, "-m", "netlab.core.passwords"],
         input=stdin, capture_output=True, text=True, timeout=60,
     )
 
 
 def test_command_line_prints_hash() -> None:
-    """`python -m netlab.daemon.passwords` hashes one line of piped stdin."""
+    """`python -m netlab.core.passwords` hashes one line of piped stdin."""
     result = run_cli("correct horse\n")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -1,4 +1,4 @@
-"""Tests for netlab.daemon.service: the whole daemon built from a config, in process."""
+"""Tests for netlab.app.service: the whole daemon built from a config, in process."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from conftest import RecordedEvents
 from helpers import Collector, DatagramCollector, close_all
-from netlab.daemon.config import parse
-from netlab.daemon.listen import bound_port
-from netlab.daemon.service import NetlabService
+from netlab.core.config import parse
+from netlab.core.listen import bound_port
+from netlab.app.service import NetlabService
 
 CONFIG = {
     "echo": [
@@ -97,7 +97,7 @@ def test_open_file_limit_raised_and_logged() -> Any:
 
     # In a child first, from a low soft limit, so this process keeps its own.
     code = (
-        "import resource; from netlab.daemon.service import raise_open_file_limit as r;"
+        "import resource; from netlab.app.service import raise_open_file_limit as r;"
         "h = resource.getrlimit(resource.RLIMIT_NOFILE)[1];"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (64, h));"
         "s, hh = r(); print(s == hh == h)"
@@ -114,7 +114,7 @@ def test_open_file_limit_raised_and_logged() -> Any:
 
 def test_listen_backlog_raised() -> None:
     """Stream listeners get a backlog of 1024 unless the endpoint string names one."""
-    from netlab.daemon.listen import with_backlog
+    from netlab.core.listen import with_backlog
 
     assert with_backlog("tcp:7007:interface=127.0.0.1") == (
         "tcp:7007:interface=127.0.0.1:backlog=1024"

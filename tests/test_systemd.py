@@ -16,10 +16,10 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from daemon import TWISTD, echo_only
-from netlab.daemon.config import parse
-from netlab.daemon.listen import bound_port
-from netlab.daemon.service import NetlabService
-from netlab.daemon.systemd import Notifier, notify, watchdog_interval
+from netlab.core.config import parse
+from netlab.core.listen import bound_port
+from netlab.app.service import NetlabService
+from netlab.core.systemd import Notifier, notify, watchdog_interval
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for netlab.daemon.textlog: twistd's own console lines, and when twistd uses them."""
+"""Tests for netlab.core.textlog: twistd's own console lines, and when twistd uses them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from twisted.logger import LogLevel, formatEventAsClassicLogText, formatTime, ti
 from twisted.python.failure import Failure
 from twisted.scripts.twistd import ServerOptions
 
-from netlab.daemon.textlog import CachedTime, ClassicText, console_observer, text_observer
+from netlab.core.textlog import CachedTime, ClassicText, console_observer, text_observer
 
 
 def twistd_line(event: dict[str, Any]) -> str | None:
@@ -84,7 +84,7 @@ def test_text_observer_writes_lines() -> None:
         (["-n", "--logfile=twistd.log", "netlab"], False),
         (["netlab"], False),
         (["-n", "--syslog", "netlab"], False),
-        (["-n", "--logger=netlab.daemon.journald.observer", "netlab"], False),
+        (["-n", "--logger=netlab.core.journald.observer", "netlab"], False),
     ],
 )
 def test_twistd_console_logger(argv: list[str], ours: bool) -> None:

@@ -10,9 +10,9 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from helpers import DatagramCollector
-from netlab.daemon.config import UdpEchoSettings
-from netlab.daemon.events import DROPPED
-from netlab.daemon.limits import DatagramGuard
+from netlab.core.config import UdpEchoSettings
+from netlab.core.events import DROPPED
+from netlab.core.limits import DatagramGuard
 from netlab.protocols.udp import UdpEcho
 
 

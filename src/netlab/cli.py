@@ -21,7 +21,7 @@ from netlab import __version__
 
 def check_config(path: str) -> int:
     """Validate C{path}; print the effective config as JSON (0) or the error (1)."""
-    from netlab.daemon.config import ConfigError, load
+    from netlab.core.config import ConfigError, load
 
     try:
         # systemd: names only resolve under systemd, so they are checked for
@@ -37,7 +37,7 @@ def check_config(path: str) -> int:
 
 def hash_password() -> int:
     """Ask for a password (twice at a terminal) and print its scrypt hash."""
-    from netlab.daemon.passwords import main
+    from netlab.core.passwords import main
 
     return main([])
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from twisted.application.service import IService
 from twisted.python import usage
 
-from netlab.daemon.config import LOG_LEVELS, Config, ConfigError, load, overrides
-from netlab.daemon.service import NetlabService
-from netlab.daemon.textlog import console_observer
+from netlab.core.config import LOG_LEVELS, Config, ConfigError, load, overrides
+from netlab.app.service import NetlabService
+from netlab.core.textlog import console_observer
 
 
 class Options(usage.Options):

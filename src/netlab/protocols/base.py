@@ -25,8 +25,8 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netlab.daemon.config import StreamSettings
-from netlab.daemon.events import (
+from netlab.core.config import StreamSettings
+from netlab.core.events import (
     CONNECTED,
     DISCONNECTED,
     DROPPED,
@@ -38,8 +38,8 @@ from netlab.daemon.events import (
     describe_address,
     sample,
 )
-from netlab.daemon.fastwrite import write_now
-from netlab.daemon.limits import ConnectionLimits, OpenConnections, SettingsAccess
+from netlab.core.fastwrite import write_now
+from netlab.core.limits import ConnectionLimits, OpenConnections, SettingsAccess
 
 SHUTDOWN_MESSAGE = "Server shutting down."
 

@@ -24,9 +24,9 @@ from typing import ClassVar, cast
 from twisted.internet.interfaces import IConsumer, IPullProducer, IReactorTime
 from zope.interface import implementer
 
-from netlab.daemon.config import DEFAULT_QUOTES, ClassicSettings
-from netlab.daemon.events import EventLog
-from netlab.daemon.limits import DatagramGuard
+from netlab.core.config import DEFAULT_QUOTES, ClassicSettings
+from netlab.core.events import EventLog
+from netlab.core.limits import DatagramGuard
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.udp import GuardedDatagramProtocol
 

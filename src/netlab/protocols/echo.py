@@ -13,9 +13,9 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from netlab.daemon.config import EchoSettings
-from netlab.daemon.events import EventLog
-from netlab.daemon.fastwrite import write_now
+from netlab.core.config import EchoSettings
+from netlab.core.events import EventLog
+from netlab.core.fastwrite import write_now
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 

@@ -13,8 +13,8 @@ import struct
 
 from twisted.internet.interfaces import IReactorTime
 
-from netlab.daemon.config import FramedEchoSettings
-from netlab.daemon.events import EventLog
+from netlab.core.config import FramedEchoSettings
+from netlab.core.events import EventLog
 from netlab.protocols.base import StreamFactory, StreamProtocol
 
 

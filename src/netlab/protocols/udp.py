@@ -14,9 +14,9 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import LogLevel
 
-from netlab.daemon.events import ERROR, RECEIVED, SENT, EventLog, format_peer, sample
-from netlab.daemon.fastwrite import send_datagram
-from netlab.daemon.limits import DatagramGuard
+from netlab.core.events import ERROR, RECEIVED, SENT, EventLog, format_peer, sample
+from netlab.core.fastwrite import send_datagram
+from netlab.core.limits import DatagramGuard
 
 
 class GuardedDatagramProtocol(DatagramProtocol):

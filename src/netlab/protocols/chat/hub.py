@@ -22,9 +22,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import LogLevel
 
-from netlab.daemon.config import NICK_NAME, ChatSettings
-from netlab.daemon.events import CHAT, EventLog
-from netlab.daemon.limits import peer_address
+from netlab.core.config import NICK_NAME, ChatSettings
+from netlab.core.events import CHAT, EventLog
+from netlab.core.limits import peer_address
 from netlab.protocols.chat.commands import COMMANDS
 from netlab.protocols.chat.store import ChatStore, HistoryLine
 from netlab.protocols.chat.text import clean
@@ -121,7 +121,7 @@ class ChatHub:
     All rooms and sessions of one chat, shared by every front-end.
 
     @param verify: checks a password against a stored hash, off the event
-        loop (L{netlab.daemon.passwords.verify_later}).
+        loop (L{netlab.core.passwords.verify_later}).
     @param make_hash: hashes a new password, off the event loop.
     """
 

@@ -29,8 +29,8 @@ from twisted.web import pages, static
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from netlab.daemon.events import RECEIVED, SENT
-from netlab.daemon.limits import peer_address
+from netlab.core.events import RECEIVED, SENT
+from netlab.core.limits import peer_address
 from netlab.protocols.http.site import HttpContext
 from netlab.protocols.http.sse import EventStream
 

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from netlab.daemon.events import EventLog
+from netlab.core.events import EventLog
 from netlab.protocols.http.site import HttpContext
 
 # ServiceCounters field -> (metric name, help), for the counters proper.

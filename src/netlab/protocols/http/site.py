@@ -30,8 +30,8 @@ from twisted.python.failure import Failure
 from twisted.web import http, pages, resource, server
 from twisted.web.http_headers import Headers
 
-from netlab.daemon.config import HttpSettings
-from netlab.daemon.events import (
+from netlab.core.config import HttpSettings
+from netlab.core.events import (
     CONNECTED,
     DISCONNECTED,
     HTTP_REQUEST,
@@ -39,8 +39,8 @@ from netlab.daemon.events import (
     EventLog,
     describe_address,
 )
-from netlab.daemon.fastwrite import write_now
-from netlab.daemon.limits import ConnectionLimits, OpenConnections, SettingsAccess
+from netlab.core.fastwrite import write_now
+from netlab.core.limits import ConnectionLimits, OpenConnections, SettingsAccess
 
 
 @dataclass
@@ -51,7 +51,7 @@ class HttpContext:
     @ivar reactor: for time (C{seconds}, C{callLater}) and threads; tests
         may pass a C{task.Clock} where only time is used.
     @ivar hub: the chat hub shared with the telnet users, if the chat runs.
-    @ivar service: the L{netlab.daemon.service.NetlabService}, for what the
+    @ivar service: the L{netlab.app.service.NetlabService}, for what the
         dashboard shows (listeners, readiness).
     """
 

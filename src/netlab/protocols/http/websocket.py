@@ -38,7 +38,7 @@ from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
-from netlab.daemon.events import (
+from netlab.core.events import (
     CONNECTED,
     DISCONNECTED,
     DROPPED,

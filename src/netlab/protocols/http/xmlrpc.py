@@ -26,7 +26,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 from twisted.web.xmlrpc import XMLRPC, Fault, addIntrospection
 
-from netlab.daemon.events import REFUSED, describe_address
+from netlab.core.events import REFUSED, describe_address
 from netlab.protocols.http.site import HttpContext
 
 REFUSED_DOCUMENT = 8003

@@ -19,8 +19,8 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel
 
 from netlab import __version__
-from netlab.daemon.config import Config, endpoint_kind
-from netlab.daemon.events import (
+from netlab.core.config import Config, endpoint_kind
+from netlab.core.events import (
     CANNOT_LISTEN,
     DAEMON_START,
     DAEMON_STOP,
@@ -29,11 +29,11 @@ from netlab.daemon.events import (
     READY,
     EventLog,
 )
-from netlab.daemon.limits import DatagramGuard
-from netlab.daemon.listen import DatagramListener, bound_port, listener
-from netlab.daemon.passwords import hash_later, verify_later
-from netlab.daemon.reload import reload
-from netlab.daemon.systemd import Notifier
+from netlab.core.limits import DatagramGuard
+from netlab.core.listen import DatagramListener, bound_port, listener
+from netlab.core.passwords import hash_later, verify_later
+from netlab.app.reload import reload
+from netlab.core.systemd import Notifier
 from netlab.protocols import classic
 from netlab.protocols.base import StreamFactory
 from netlab.protocols.chat.hub import ChatHub

@@ -20,8 +20,8 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 
-from netlab.daemon.config import parse_systemd_udp, parse_udp, split_endpoint
-from netlab.daemon.events import LISTENING, EventLog, describe_address
+from netlab.core.config import parse_systemd_udp, parse_udp, split_endpoint
+from netlab.core.events import LISTENING, EventLog, describe_address
 
 # Twisted listens with a backlog of 50 unless told otherwise; a class whose
 # clients all connect at once would overflow it, and each overflowing client

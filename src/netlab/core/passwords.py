@@ -2,7 +2,7 @@
 Salted scrypt password hashes, for the chat's operator password and
 registered nicks: the password itself is never stored.
 
-    python -m netlab.daemon.passwords
+    python -m netlab.core.passwords
 
 asks for a password twice and prints the hash to paste into the config.
 Hashing is deliberately slow, so the daemon verifies in a thread.
@@ -69,7 +69,7 @@ def hash_problem(encoded: str) -> str | None:
         _parse(encoded)
     except (ValueError, TypeError):
         return (
-            "must be a hash from `python -m netlab.daemon.passwords` "
+            "must be a hash from `python -m netlab.core.passwords` "
             "(scrypt$N$R$P$SALT$KEY)"
         )
     return None

@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogLevel
 
-from netlab.daemon.config import DatagramGuardSettings, StreamSettings
-from netlab.daemon.events import DROPPED, EventLog, format_peer
+from netlab.core.config import DatagramGuardSettings, StreamSettings
+from netlab.core.events import DROPPED, EventLog, format_peer
 
 T = TypeVar("T")
 

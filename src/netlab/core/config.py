@@ -734,7 +734,7 @@ def _check_chat(chat: ChatSettings, loader: _Loader) -> None:
             "[chat].motd", chat.motd, "must not contain control characters (newlines are fine)"
         )
     if chat.oper_password_hash:
-        from netlab.daemon.passwords import hash_problem
+        from netlab.core.passwords import hash_problem
 
         problem = hash_problem(chat.oper_password_hash)
         if problem:

@@ -23,8 +23,8 @@ from twisted.logger import (
     jsonFileLogObserver,
 )
 
-from netlab.daemon.config import LogSettings
-from netlab.daemon.textlog import text_observer
+from netlab.core.config import LogSettings
+from netlab.core.textlog import text_observer
 
 LEVELS = {
     "debug": LogLevel.debug,

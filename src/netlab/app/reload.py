@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import LogLevel
 
-from netlab.daemon.config import Config, ConfigError, load, map_services
-from netlab.daemon.events import RELOAD
-from netlab.daemon.limits import DatagramGuard, retune
+from netlab.core.config import Config, ConfigError, load, map_services
+from netlab.core.events import RELOAD
+from netlab.core.limits import DatagramGuard, retune
 
 if TYPE_CHECKING:
-    from netlab.daemon.service import NetlabService
+    from netlab.app.service import NetlabService
 
 # Settings that only take effect with a restart.
 RESTART_KEYS = frozenset({

@@ -1,7 +1,7 @@
 """
 A twistd log observer for systemd's journal:
 
-    twistd --logger=netlab.daemon.journald.observer -n netlab ...
+    twistd --logger=netlab.core.journald.observer -n netlab ...
 
 When systemd runs the daemon (C{$JOURNAL_STREAM} is set), each line starts
 with the syslog priority in angle brackets (C{<6>} for info, C{<4>} for
@@ -24,7 +24,7 @@ from twisted.logger import (
     formatEvent,
 )
 
-from netlab.daemon.textlog import text_observer
+from netlab.core.textlog import text_observer
 
 PRIORITIES = {
     LogLevel.debug: 7,

@@ -1,0 +1,1 @@
+"""The composition root: every service kind, the service tree, reload."""

@@ -14,10 +14,10 @@ from twisted.internet import reactor
 
 from daemon import TWISTD
 from helpers import close_all, connect
-from netlab.core.config import load
-from netlab.core.listen import bound_port
 from netlab.app.reload import reload
 from netlab.app.service import NetlabService
+from netlab.core.config import load
+from netlab.core.listen import bound_port
 
 BASE = """udp_echo = []
 {log}

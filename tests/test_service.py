@@ -11,9 +11,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from conftest import RecordedEvents
 from helpers import Collector, DatagramCollector, close_all
+from netlab.app.service import NetlabService
 from netlab.core.config import parse
 from netlab.core.listen import bound_port
-from netlab.app.service import NetlabService
 
 CONFIG = {
     "echo": [

@@ -7,8 +7,8 @@ from __future__ import annotations
 from twisted.application.service import IService
 from twisted.python import usage
 
-from netlab.core.config import LOG_LEVELS, Config, ConfigError, load, overrides
 from netlab.app.service import NetlabService
+from netlab.core.config import LOG_LEVELS, Config, ConfigError, load, overrides
 from netlab.core.textlog import console_observer
 
 

@@ -19,6 +19,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel
 
 from netlab import __version__
+from netlab.app.reload import reload
 from netlab.core.config import Config, endpoint_kind
 from netlab.core.events import (
     CANNOT_LISTEN,
@@ -32,7 +33,6 @@ from netlab.core.events import (
 from netlab.core.limits import DatagramGuard
 from netlab.core.listen import DatagramListener, bound_port, listener
 from netlab.core.passwords import hash_later, verify_later
-from netlab.app.reload import reload
 from netlab.core.systemd import Notifier
 from netlab.protocols import classic
 from netlab.protocols.base import StreamFactory

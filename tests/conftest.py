@@ -14,8 +14,8 @@ import pytest
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 
-from netlab.core.config import LogSettings
 from netlab.core.events import EventLog
+from netlab.core.settings import LogSettings
 
 # A shell that starts the suite in the background (cmd &) ignores SIGINT for
 # it, and the daemons the tests start would inherit that: twistd then leaves

@@ -18,8 +18,8 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.python.failure import Failure
 
-from netlab.core.config import ChatSettings
 from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.chat.settings import ChatSettings
 
 
 def require_tool(name: str) -> str:

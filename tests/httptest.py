@@ -20,8 +20,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.resource import Resource
 
 from helpers import require_tool
-from netlab.core.config import HttpSettings
 from netlab.core.events import DISCONNECTED
+from netlab.protocols.http.settings import HttpSettings
 from netlab.protocols.http.site import HttpContext, NetlabSite
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"

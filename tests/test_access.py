@@ -10,10 +10,11 @@ from twisted.internet.task import Clock
 
 from helpers import DatagramCollector, close_all, connect, listen
 from httptest import serve
-from netlab.core.config import EchoSettings, UdpEchoSettings, parse
+from netlab.app.registry import parse
 from netlab.core.events import REFUSED
 from netlab.core.limits import AccessList, DatagramGuard
-from netlab.protocols.echo import EchoFactory
+from netlab.protocols.echo import EchoFactory, EchoSettings
+from netlab.protocols.udp import UdpEchoSettings
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from helpers import DatagramCollector, make_hub
-from netlab.core.config import UdpChatSettings
 from netlab.core.limits import DatagramGuard
 from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.chat.settings import UdpChatSettings
 from netlab.protocols.chat.udp import UdpChat
 
 

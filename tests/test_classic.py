@@ -17,17 +17,18 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 
 from helpers import DatagramCollector, close_all, connect, listen
-from netlab.core.config import DEFAULT_QUOTES, ClassicSettings, UdpEchoSettings
 from netlab.core.events import CONNECTED, DISCONNECTED, DROPPED, RECEIVED
 from netlab.core.limits import DatagramGuard
 from netlab.protocols.classic import (
+    DEFAULT_QUOTES,
+    ClassicSettings,
     datagram_protocol,
     daytime_text,
     quote_reply,
     stream_factory,
     time_value,
 )
-from netlab.protocols.udp import UdpEcho
+from netlab.protocols.udp import UdpEcho, UdpEchoSettings
 
 # 2026-11-21 10:30:00 UTC, a Saturday.
 KNOWN_TIME = calendar.timegm((2026, 11, 21, 10, 30, 0))

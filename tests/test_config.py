@@ -11,13 +11,27 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.python import usage
 
-from netlab.core import config
-from netlab.core.config import DEFAULT_LISTEN, ConfigError
+from netlab.app import registry as config
+from netlab.core.config import ConfigError, overrides
+from netlab.core.endpoints import endpoint_kind, parse_udp, split_endpoint
+from netlab.core.settings import LogSettings
+from netlab.protocols import classic, udp
 from netlab.tap import Options
+
+
+def classic_of(loaded: Any) -> dict[str, Any]:
+    """The classic services' settings of C{loaded}, by name."""
+    return {name: getattr(loaded, name) for name in classic.NAMES}
+
+
+def default_listen(section: str) -> tuple[str, ...]:
+    """Where the registry's kind for C{section} listens by default."""
+    return config.kind_of(config.KINDS, section).default_listen
 
 
 def write(tmp_path: Path, text: str, name: str = "netlab.toml") -> Path:
@@ -182,7 +196,7 @@ def test_bad_choice(tmp_path: Path, text: str, key: str, shown: str, why: str) -
 )
 def test_bad_endpoint(tmp_path: Path, section: str, endpoint: str, why: str) -> None:
     """A listen string Twisted (or the UDP listener) cannot use is refused, quoted."""
-    table = section in config.Config().classic()
+    table = section in classic.NAMES
     header, index = (f"[{section}]", "") if table else (f"[[{section}]]", "[0]")
     path, message = refused(tmp_path, f"{header}\nlisten = ['{endpoint}']\n")
     assert message.startswith(f"{path}: [{section}]{index}.listen = "), message
@@ -216,8 +230,8 @@ listen = ['udp:7007:interface=\:\:1']
     assert loaded.echo[0].listen == (
         r"tcp6:7007:interface=\:\:1", r"tcp:7007:interface=\:\:1",
     )
-    assert config.parse_udp(loaded.udp_echo[0].listen[0]) == (7007, "::1")
-    assert config.split_endpoint(loaded.echo[0].listen[0]) == (
+    assert parse_udp(loaded.udp_echo[0].listen[0]) == (7007, "::1")
+    assert split_endpoint(loaded.echo[0].listen[0]) == (
         "tcp6", ["7007"], {"interface": "::1"},
     )
 
@@ -231,7 +245,7 @@ def test_classic_mixed_listen_accepted(tmp_path: Path) -> None:
     )
     daytime = config.load(path).daytime
     assert daytime.enabled
-    assert [config.endpoint_kind(d) for d in daytime.listen] == ["stream", "datagram"]
+    assert [endpoint_kind(d) for d in daytime.listen] == ["stream", "datagram"]
 
 
 # -- checks across sections --------------------------------------------------
@@ -334,8 +348,8 @@ def test_builtin_defaults() -> None:
         ("udp-echo", ("udp:7007:interface=127.0.0.1",)),
     ]
     assert loaded.framed_echo == ()
-    assert not any(s.enabled for s in loaded.classic().values())
-    assert loaded.log == config.LogSettings()
+    assert not any(s.enabled for s in classic_of(loaded).values())
+    assert loaded.log == LogSettings()
 
 
 def test_omitted_sections_keep_defaults(tmp_path: Path) -> None:
@@ -345,7 +359,7 @@ def test_omitted_sections_keep_defaults(tmp_path: Path) -> None:
     assert loaded.log.level == "debug"
     assert loaded.echo == defaults.echo
     assert loaded.udp_echo == defaults.udp_echo
-    assert loaded.classic() == defaults.classic()
+    assert classic_of(loaded) == classic_of(defaults)
 
 
 def test_empty_list_turns_a_section_off(tmp_path: Path) -> None:
@@ -369,7 +383,7 @@ def test_unnamed_entries_are_numbered(tmp_path: Path) -> None:
     assert [e.name for e in loaded.echo] == ["echo", "echo-2", "echo-3"]
     assert loaded.echo[1].mode == "upper"
     assert [u.name for u in loaded.udp_echo] == ["udp-echo", "udp-echo-2"]
-    assert loaded.udp_echo[0].listen == DEFAULT_LISTEN["udp_echo"]
+    assert loaded.udp_echo[0].listen == udp.KIND.default_listen
 
 
 def test_classic_service_default_listen(tmp_path: Path) -> None:
@@ -380,8 +394,8 @@ def test_classic_service_default_listen(tmp_path: Path) -> None:
     assert loaded.time.listen == (
         "tcp:7037:interface=127.0.0.1", "udp:7037:interface=127.0.0.1",
     )
-    assert loaded.qotd.listen == DEFAULT_LISTEN["qotd"]
-    assert loaded.qotd.quotes == config.DEFAULT_QUOTES
+    assert loaded.qotd.listen == default_listen("qotd")
+    assert loaded.qotd.quotes == classic.DEFAULT_QUOTES
     assert not loaded.discard.enabled
 
 
@@ -392,18 +406,18 @@ def test_overrides_apply(tmp_path: Path) -> None:
     """Command-line log options replace the file's; None leaves a setting alone."""
     log = tmp_path / "events.log"
     loaded = config.load(write(tmp_path, "[log]\nlevel = 'warn'\nrecent_events = 7\n"))
-    changed = config.overrides(loaded, level="debug", format="json", file=str(log))
-    assert changed.log == config.LogSettings(
+    changed = overrides(loaded, level="debug", format="json", file=str(log))
+    assert changed.log == LogSettings(
         level="debug", format="json", file=str(log), recent_events=7
     )
-    assert config.overrides(loaded, level=None, format=None, file=None) is loaded
+    assert overrides(loaded, level=None, format=None, file=None) is loaded
 
 
 def test_overrides_refuse_bad_level(tmp_path: Path) -> None:
     """A bad --log-level is refused like a bad [log] level, marked as command line."""
     loaded = config.load(write(tmp_path, ""))
     with pytest.raises(ConfigError) as e:
-        config.overrides(loaded, level="loud")
+        overrides(loaded, level="loud")
     assert str(e.value).startswith(
         f"{tmp_path / 'netlab.toml'} (command line): [log].level = \"loud\": "
     )
@@ -413,7 +427,7 @@ def test_overrides_refuse_bad_log_file(tmp_path: Path) -> None:
     """A --log-file that cannot be opened is refused before the daemon starts."""
     log = tmp_path / "no-such-dir" / "events.log"
     with pytest.raises(ConfigError, match="No such file or directory") as e:
-        config.overrides(config.load(None), file=str(log))
+        overrides(config.load(None), file=str(log))
     assert f'[log].file = "{log}"' in str(e.value)
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from netlab.core.config import ConfigError, parse
+from netlab.app.registry import parse
+from netlab.core.config import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,8 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 
 from helpers import Collector, close_all, connect, listen, shut_down
-from netlab.core.config import EchoSettings
 from netlab.core.events import CONNECTED, DISCONNECTED, DROPPED, RECEIVED, REFUSED, SENT
-from netlab.protocols.echo import EchoFactory
+from netlab.protocols.echo import EchoFactory, EchoSettings
 
 
 def echo_factory(events: Any, clock: Any, **settings: Any) -> EchoFactory:

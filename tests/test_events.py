@@ -7,8 +7,8 @@ from pathlib import Path
 
 from twisted.logger import LogLevel
 
-from netlab.core.config import LogSettings
 from netlab.core.events import CONNECTED, RECEIVED, EventLog, format_peer, sample
+from netlab.core.settings import LogSettings
 
 
 def test_level_filter_skips_lower_events() -> None:

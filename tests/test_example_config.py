@@ -14,22 +14,19 @@ from typing import Any
 
 import pytest
 
-from netlab.core import config
+from netlab.app import registry as config
+from netlab.core.config import Config
+from netlab.core.endpoints import endpoint_kind, split_endpoint
+from netlab.core.settings import AccessSettings, LogSettings
+from netlab.protocols import classic
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "netlab.toml"
 
-# Each dataclass section and the sections of the file that use it.
-SECTIONS: dict[type[Any], tuple[str, ...]] = {
-    config.LogSettings: ("log",),
-    config.EchoSettings: ("echo",),
-    config.UdpEchoSettings: ("udp_echo",),
-    config.FramedEchoSettings: ("framed_echo",),
-    config.ClassicSettings: ("discard", "daytime", "time", "chargen", "qotd"),
-    config.ChatSettings: ("chat",),
-    config.UdpChatSettings: ("udp_chat",),
-    config.HttpSettings: ("http",),
-    config.AccessSettings: ("access",),
-}
+# Each settings dataclass and the sections of the file that use it: the
+# shared ones, then every kind of the registry.
+SECTIONS: dict[type[Any], tuple[str, ...]] = {LogSettings: ("log",), AccessSettings: ("access",)}
+for _kind in config.KINDS:
+    SECTIONS[_kind.settings] = (*SECTIONS.get(_kind.settings, ()), _kind.section)
 
 
 def keys_of(cls: type[Any]) -> list[str]:
@@ -37,12 +34,9 @@ def keys_of(cls: type[Any]) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def all_listen(loaded: config.Config) -> list[str]:
-    """Every listen string of every service in C{loaded}."""
-    services: list[Any] = [
-        *loaded.echo, *loaded.udp_echo, *loaded.framed_echo, *loaded.classic().values()
-    ]
-    return [d for s in services for d in s.listen]
+def all_listen(loaded: Config) -> list[str]:
+    """Every listen string of every enabled service in C{loaded}."""
+    return [d for _, s in loaded.services() if s.enabled for d in s.listen]
 
 
 def test_example_loads() -> None:
@@ -54,7 +48,7 @@ def test_example_loads() -> None:
     assert loaded.echo[2].quit == "exit"
     assert loaded.echo[2].banner
     assert [f.framing for f in loaded.framed_echo] == ["int32", "netstring"]
-    assert all(s.enabled for s in loaded.classic().values())
+    assert all(getattr(loaded, name).enabled for name in classic.NAMES)
 
 
 @pytest.mark.parametrize("cls", list(SECTIONS), ids=lambda cls: cls.__name__)
@@ -86,7 +80,7 @@ def test_every_section_is_written() -> None:
     """Every section the Config has appears in the example."""
     with EXAMPLE.open("rb") as f:
         data = tomllib.load(f)
-    sections = [f.name for f in dataclasses.fields(config.Config) if f.name != "source"]
+    sections = ["log", "access", *(kind.section for kind in config.KINDS)]
     assert sorted(sections) == sorted(data)
 
 
@@ -95,8 +89,8 @@ def test_listens_on_ipv4_and_ipv6_loopback() -> None:
     loaded = config.load(EXAMPLE)
     interfaces: dict[str, set[str]] = {"stream": set(), "datagram": set()}
     for description in all_listen(loaded):
-        _, _, kwargs = config.split_endpoint(description)
-        interfaces[config.endpoint_kind(description)].add(kwargs.get("interface", ""))
+        _, _, kwargs = split_endpoint(description)
+        interfaces[endpoint_kind(description)].add(kwargs.get("interface", ""))
     assert {"127.0.0.1", "::1"} <= interfaces["stream"]
     assert {"127.0.0.1", "::1"} <= interfaces["datagram"]
 
@@ -105,6 +99,6 @@ def test_runs_unprivileged_on_loopback_only() -> None:
     """Every address is loopback on a port above 1023, so it runs as is on a laptop."""
     loaded = config.load(EXAMPLE)
     for description in all_listen(loaded):
-        _, args, kwargs = config.split_endpoint(description)
+        _, args, kwargs = split_endpoint(description)
         assert ipaddress.ip_address(kwargs["interface"]).is_loopback, description
         assert int(args[0]) >= 1024, description

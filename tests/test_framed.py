@@ -9,9 +9,8 @@ import pytest_twisted
 from twisted.internet.task import Clock
 
 from helpers import close_all, connect, listen
-from netlab.core.config import FramedEchoSettings
 from netlab.core.events import DISCONNECTED
-from netlab.protocols.framed import FramedEchoFactory
+from netlab.protocols.framed import FramedEchoFactory, FramedEchoSettings
 
 
 def framed(events: Any, clock: Any, **settings: Any) -> FramedEchoFactory:

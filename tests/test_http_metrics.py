@@ -18,8 +18,8 @@ from twisted.internet.task import Clock
 from daemon import Daemon, running_daemon
 from helpers import make_hub
 from httptest import curl_sync, http_config, run_curl, serve
-from netlab.core.config import HttpSettings
 from netlab.protocols.http import metrics
+from netlab.protocols.http.settings import HttpSettings
 from netlab.protocols.http.site import HttpContext
 
 

@@ -14,9 +14,9 @@ from twisted.internet import reactor
 
 from daemon import TWISTD
 from helpers import close_all, connect
+from netlab.app.registry import load
 from netlab.app.reload import reload
 from netlab.app.service import NetlabService
-from netlab.core.config import load
 from netlab.core.listen import bound_port
 
 BASE = """udp_echo = []

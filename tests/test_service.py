@@ -11,8 +11,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from conftest import RecordedEvents
 from helpers import Collector, DatagramCollector, close_all
+from netlab.app.registry import parse
 from netlab.app.service import NetlabService
-from netlab.core.config import parse
 from netlab.core.listen import bound_port
 
 CONFIG = {

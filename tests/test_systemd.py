@@ -16,8 +16,8 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from daemon import TWISTD, echo_only
+from netlab.app.registry import parse
 from netlab.app.service import NetlabService
-from netlab.core.config import parse
 from netlab.core.listen import bound_port
 from netlab.core.systemd import Notifier, notify, watchdog_interval
 

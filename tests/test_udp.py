@@ -10,10 +10,9 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from helpers import DatagramCollector
-from netlab.core.config import UdpEchoSettings
 from netlab.core.events import DROPPED
 from netlab.core.limits import DatagramGuard
-from netlab.protocols.udp import UdpEcho
+from netlab.protocols.udp import UdpEcho, UdpEchoSettings
 
 
 def guard_for(events: Any, clock: Clock, **settings: Any) -> DatagramGuard:

@@ -21,7 +21,8 @@ from netlab import __version__
 
 def check_config(path: str) -> int:
     """Validate C{path}; print the effective config as JSON (0) or the error (1)."""
-    from netlab.core.config import ConfigError, load
+    from netlab.app.registry import load
+    from netlab.core.config import ConfigError
 
     try:
         # systemd: names only resolve under systemd, so they are checked for
@@ -30,7 +31,17 @@ def check_config(path: str) -> int:
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 1
-    print(json.dumps(dataclasses.asdict(config), indent=2))
+    effective = {
+        "source": config.source,
+        "log": dataclasses.asdict(config.log),
+        "access": dataclasses.asdict(config.access),
+        **{
+            section: [dataclasses.asdict(s) for s in value] if isinstance(value, tuple)
+            else dataclasses.asdict(value)
+            for section, value in config.sections.items()
+        },
+    }
+    print(json.dumps(effective, indent=2))
     print(f"{path}: OK", file=sys.stderr)
     return 0
 

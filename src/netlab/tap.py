@@ -7,8 +7,10 @@ from __future__ import annotations
 from twisted.application.service import IService
 from twisted.python import usage
 
+from netlab.app.registry import load
 from netlab.app.service import NetlabService
-from netlab.core.config import LOG_LEVELS, Config, ConfigError, load, overrides
+from netlab.core.config import Config, ConfigError, overrides
+from netlab.core.settings import LOG_LEVELS
 from netlab.core.textlog import console_observer
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Mapping
-from functools import partial
+from collections.abc import Mapping, Sequence
 from signal import SIGINT, SIGTERM
 from typing import Any, NoReturn
 
@@ -19,31 +18,28 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel
 
 from netlab import __version__
+from netlab.app.registry import KINDS, kind_of
 from netlab.app.reload import reload
-from netlab.core.config import Config, endpoint_kind
+from netlab.core.config import Config
+from netlab.core.endpoints import endpoint_kind
 from netlab.core.events import (
     CANNOT_LISTEN,
     DAEMON_START,
     DAEMON_STOP,
-    ERROR,
     FILE_LIMIT,
     READY,
     EventLog,
 )
+from netlab.core.kinds import (
+    BuildContext,
+    Configurable,
+    GoodbyeSayer,
+    ServiceKind,
+    StartError,
+)
 from netlab.core.limits import DatagramGuard
 from netlab.core.listen import DatagramListener, bound_port, listener
-from netlab.core.passwords import hash_later, verify_later
 from netlab.core.systemd import Notifier
-from netlab.protocols import classic
-from netlab.protocols.base import StreamFactory
-from netlab.protocols.chat.hub import ChatHub
-from netlab.protocols.chat.line import ChatFactory
-from netlab.protocols.chat.store import ChatStore, ChatStoreError
-from netlab.protocols.chat.udp import UdpChat
-from netlab.protocols.echo import EchoFactory
-from netlab.protocols.framed import FramedEchoFactory
-from netlab.protocols.http.site import HttpContext, NetlabSite, make_site
-from netlab.protocols.udp import GuardedDatagramProtocol, UdpEcho
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -65,11 +61,13 @@ def raise_open_file_limit() -> tuple[int, int]:
 
 class NetlabService(MultiService):
     """
-    Everything one netlab daemon runs.
+    Everything one netlab daemon runs, built from the config and the
+    registry of service kinds.
 
     @ivar events: the shared event log, handed to every factory.
     @ivar factories: the stream factories, which shutdown asks to say goodbye.
     @ivar listeners: the listener services, in config order.
+    @ivar components: by service name, what reload hands new settings to.
     """
 
     def __init__(
@@ -79,103 +77,67 @@ class NetlabService(MultiService):
         events: EventLog | None = None,
         environ: Mapping[str, str] | None = None,
         config_path: str | None = None,
+        kinds: Sequence[ServiceKind[Any]] = KINDS,
     ) -> None:
         super().__init__()
         self.notifier = Notifier(reactor, os.environ if environ is None else environ)
         self.config = config
         self.reactor = reactor
+        self.kinds = kinds
         self.events = events if events is not None else EventLog(config.log)
         self.events.setServiceParent(self)
-        self.factories: list[StreamFactory] = []
-        self.udp_ports: set[int] = set()
-        self.guards: list[DatagramGuard] = []
+        self.context = BuildContext(
+            events=self.events, reactor=reactor, daemon=self, kinds=kinds, config=config
+        )
+        self.udp_ports = self.context.udp_ports
+        self.factories: list[GoodbyeSayer] = []
+        self.components: dict[str, list[Configurable]] = {}
         self.config_path: str | None = config_path
         self._previous_hup: Any = None
-        self.chat_store: ChatStore | None = None
-        self.chat_hub: ChatHub | None = None
-        self.http_site: NetlabSite | None = None
         self.listeners: list[Service] = []
         self._build()
-
-    def _stream(self, factory: StreamFactory, listen: tuple[str, ...]) -> None:
-        self.factories.append(factory)
-        for description in listen:
-            self._add(listener(description, factory, self.events, factory.name, self.reactor))
-
-    def _datagram(
-        self, name: str, make: Any, settings: Any, listen: tuple[str, ...]
-    ) -> None:
-        guard = DatagramGuard(
-            settings, self.events, name, self.reactor.seconds, self.udp_ports
-        )
-        self.guards.append(guard)
-        for description in listen:
-            protocol: GuardedDatagramProtocol = make(guard)
-            self._add(listener(description, protocol, self.events, name, self.reactor))
 
     def _add(self, service: Service) -> None:
         self.listeners.append(service)
         service.setServiceParent(self)
 
     def _build(self) -> None:
-        config, events, reactor = self.config, self.events, self.reactor
-        for echo in config.echo:
-            if echo.enabled:
-                self._stream(EchoFactory(echo, events, reactor), echo.listen)
-        for udp in config.udp_echo:
-            if udp.enabled:
-                self._datagram(
-                    udp.name, lambda g, n=udp.name: UdpEcho(n, g, events), udp, udp.listen
-                )
-        for framed in config.framed_echo:
-            if framed.enabled:
-                self._stream(FramedEchoFactory(framed, events, reactor), framed.listen)
-        chat = config.chat
-        if chat.enabled:
-            self.chat_store = ChatStore(
-                chat.database, chat.history_lines, reactor,
-                on_error=lambda message: events.emit(
-                    ERROR, chat.name, None, LogLevel.error, error=message
-                ),
-            )
-            self.chat_hub = ChatHub(
-                chat, events, reactor, self.chat_store,
-                verify=partial(verify_later, reactor),
-                make_hash=partial(hash_later, reactor),
-            )
-            self._stream(ChatFactory(chat, events, reactor, self.chat_hub), chat.listen)
-            udp_chat, hub = config.udp_chat, self.chat_hub
-            if udp_chat.enabled:
-                self._datagram(
-                    udp_chat.name,
-                    lambda g: UdpChat(udp_chat, g, events, hub, reactor),
-                    udp_chat,
-                    udp_chat.listen,
-                )
-        if config.http.enabled:
-            context = HttpContext(
-                settings=config.http, events=events, reactor=reactor,
-                hub=self.chat_hub, service=self, started=reactor.seconds(),
-            )
-            self.http_site = make_site(context)
-            for description in config.http.listen:
-                self._add(listener(description, self.http_site, events, config.http.name, reactor))
-        for kind, settings in config.classic().items():
+        """One built service per enabled section, listening on its strings."""
+        events, reactor = self.events, self.reactor
+        for where, settings in self.config.services():
             if not settings.enabled:
                 continue
-            stream = tuple(d for d in settings.listen if endpoint_kind(d) == "stream")
-            datagram = tuple(d for d in settings.listen if endpoint_kind(d) == "datagram")
-            if stream:
-                self._stream(classic.stream_factory(kind, settings, events, reactor), stream)
-            if datagram:
-                self._datagram(
-                    settings.name,
-                    lambda g, k=kind, s=settings: classic.datagram_protocol(
-                        k, s, g, events, reactor
-                    ),
-                    settings,
-                    datagram,
-                )
+            name = settings.name
+            built = kind_of(self.kinds, where).build(settings, self.context)
+            parts = self.components.setdefault(name, [])
+            parts += built.parts
+            stream = [d for d in settings.listen if endpoint_kind(d) == "stream"]
+            datagram = [d for d in settings.listen if endpoint_kind(d) == "datagram"]
+            if stream and built.stream is not None:
+                if isinstance(built.stream, Configurable):
+                    parts.append(built.stream)
+                if isinstance(built.stream, GoodbyeSayer):
+                    self.factories.append(built.stream)
+                for description in stream:
+                    self._add(listener(description, built.stream, events, name, reactor))
+            if datagram and built.datagram is not None:
+                # One guard per service: its rate limit holds across its addresses.
+                guard = DatagramGuard(settings, events, name, reactor.seconds, self.udp_ports)
+                parts.append(guard)
+                for description in datagram:
+                    protocol = built.datagram(guard)
+                    self._add(listener(description, protocol, events, name, reactor))
+
+    def configure(self, config: Config) -> None:
+        """Run with C{config} (a reload): each service's components take theirs."""
+        before = self.config.by_name()
+        for name, settings in config.by_name().items():
+            if before.get(name) != settings:
+                for part in self.components.get(name, ()):
+                    part.configure(settings)
+        if config.log.level != self.config.log.level:
+            self.events.set_level(config.log.level)
+        self.config = config
 
     def privilegedStartService(self) -> None:
         """
@@ -187,13 +149,13 @@ class NetlabService(MultiService):
         soft, hard = raise_open_file_limit()
         self.events.emit(FILE_LIMIT, "netlab", soft=soft, hard=hard)
         Service.privilegedStartService(self)
-        if self.chat_store is not None:
+        for resource in self.context.resources:
             try:
-                self.chat_store.open()
-            except ChatStoreError as e:
+                resource.open()
+            except StartError as e:
                 self.events.emit(
-                    CANNOT_LISTEN, self.config.chat.name, None, LogLevel.critical,
-                    description=f"database {self.config.chat.database}", error=str(e),
+                    CANNOT_LISTEN, resource.service, None, LogLevel.critical,
+                    description=resource.description, error=str(e),
                 )
                 raise SystemExit(1) from None
         for listener_service in self.listeners:
@@ -265,9 +227,9 @@ class NetlabService(MultiService):
 
         def closed(_: object) -> object:
             # History is flushed once every user has been told and closed.
-            if self.chat_store is not None:
-                return self.chat_store.close()
-            return None
+            return DeferredList(
+                [r.close() for r in self.context.resources], consumeErrors=True
+            )
 
         d.addCallback(closed)
 

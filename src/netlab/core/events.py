@@ -23,7 +23,7 @@ from twisted.logger import (
     jsonFileLogObserver,
 )
 
-from netlab.core.config import LogSettings
+from netlab.core.settings import LogSettings
 from netlab.core.textlog import text_observer
 
 LEVELS = {

@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogLevel
 
-from netlab.core.config import DatagramGuardSettings, StreamSettings
 from netlab.core.events import DROPPED, EventLog, format_peer
+from netlab.core.settings import DatagramGuardSettings, StreamSettings
 
 T = TypeVar("T")
 
@@ -283,17 +283,6 @@ def _never_answer(host: str) -> str | None:
     return None
 
 
-def retune(guard: DatagramGuard, settings: DatagramGuardSettings) -> None:
-    """Apply new guard settings (a reload) without forgetting per-source state."""
-    guard.settings = settings
-    guard.rates.rate = settings.rate
-    guard.rates.burst = float(settings.burst)
-    guard.rates.max_sources = settings.max_sources
-    guard._exempt = [ipaddress.ip_network(n, strict=False) for n in settings.rate_exempt]
-    guard._hosts.clear()
-    guard.access = access_for(settings)
-
-
 class DatagramGuard:
     """
     The reflection guards of a UDP service, checked for every datagram:
@@ -324,6 +313,16 @@ class DatagramGuard:
         self._exempt = [ipaddress.ip_network(n, strict=False) for n in settings.rate_exempt]
         # Verdicts on source hosts, which never change; bounded like the buckets.
         self._hosts: dict[str, tuple[str | None, bool]] = {}
+
+    def configure(self, settings: DatagramGuardSettings) -> None:
+        """Apply new guard settings (a reload) without forgetting per-source rates."""
+        self.settings = settings
+        self.rates.rate = settings.rate
+        self.rates.burst = float(settings.burst)
+        self.rates.max_sources = settings.max_sources
+        self._exempt = [ipaddress.ip_network(n, strict=False) for n in settings.rate_exempt]
+        self._hosts.clear()
+        self.access = access_for(settings)
 
     def _verdict(self, host: str) -> tuple[str | None, bool]:
         verdict = self._hosts.get(host)

@@ -20,7 +20,7 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 
-from netlab.core.config import parse_systemd_udp, parse_udp, split_endpoint
+from netlab.core.endpoints import parse_systemd_udp, parse_udp, split_endpoint
 from netlab.core.events import LISTENING, EventLog, describe_address
 
 # Twisted listens with a backlog of 50 unless told otherwise; a class whose

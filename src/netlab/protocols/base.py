@@ -25,7 +25,6 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netlab.core.config import StreamSettings
 from netlab.core.events import (
     CONNECTED,
     DISCONNECTED,
@@ -40,6 +39,7 @@ from netlab.core.events import (
 )
 from netlab.core.fastwrite import write_now
 from netlab.core.limits import ConnectionLimits, OpenConnections, SettingsAccess
+from netlab.core.settings import StreamSettings
 
 SHUTDOWN_MESSAGE = "Server shutting down."
 
@@ -261,6 +261,11 @@ class StreamFactory(ServerFactory):
         self.limits = ConnectionLimits.for_settings(settings)
         self.open_protocols: OpenConnections[StreamProtocol] = OpenConnections()
         self.access = SettingsAccess()
+
+    def configure(self, settings: StreamSettings) -> None:
+        """Run with C{settings} from now on (a reload); open connections stay."""
+        self.settings = settings
+        self.limits.configure(settings)
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         host = getattr(addr, "host", None) or "local"

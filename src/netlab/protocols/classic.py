@@ -15,8 +15,11 @@ at most one chunk of memory, until the idle timeout drops it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import ClassVar, cast
@@ -24,13 +27,35 @@ from typing import ClassVar, cast
 from twisted.internet.interfaces import IConsumer, IPullProducer, IReactorTime
 from zope.interface import implementer
 
-from netlab.core.config import DEFAULT_QUOTES, ClassicSettings
 from netlab.core.events import EventLog
+from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
 from netlab.core.limits import DatagramGuard
+from netlab.core.settings import LOOPBACK, DatagramGuardSettings, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.udp import GuardedDatagramProtocol
 
-KINDS = ("discard", "daytime", "time", "chargen", "qotd")
+NAMES = ("discard", "daytime", "time", "chargen", "qotd")
+
+# Unprivileged ports that echo the classic numbers (13 -> 7013), loopback only.
+DEFAULT_PORTS = {"discard": 7009, "daytime": 7013, "time": 7037, "chargen": 7019, "qotd": 7017}
+
+DEFAULT_QUOTES = (
+    "The network is reliable. -- the first fallacy of distributed computing",
+    "Be conservative in what you send, liberal in what you accept. -- RFC 760",
+    "There is no place like 127.0.0.1.",
+    "It's always DNS.",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassicSettings(StreamSettings, DatagramGuardSettings):
+    """
+    One classic inetd service; C{listen} mixes stream and C{udp:} strings.
+    """
+
+    enabled: bool = setting(False)
+    listen: tuple[str, ...] = setting((), endpoints="any")
+    quotes: tuple[str, ...] = setting(())
 
 # RFC 868 counts seconds from 1900-01-01, Unix from 1970-01-01.
 SECONDS_1900_TO_1970 = 2_208_988_800
@@ -371,7 +396,7 @@ DATAGRAM_PROTOCOLS: dict[str, type[ClassicDatagram]] = {
 
 
 def _unknown(kind: str) -> ValueError:
-    return ValueError(f"unknown classic service {kind!r} (known: {', '.join(KINDS)})")
+    return ValueError(f"unknown classic service {kind!r} (known: {', '.join(NAMES)})")
 
 
 def stream_factory(
@@ -403,8 +428,43 @@ def datagram_protocol(
     return protocol_class(settings, guard, events, clock)
 
 
+def _builder(name: str) -> Callable[[ClassicSettings, BuildContext], BuiltService]:
+    def build(settings: ClassicSettings, context: BuildContext) -> BuiltService:
+        events, clock = context.events, context.reactor
+        return BuiltService(
+            stream=stream_factory(name, settings, events, clock),
+            datagram=lambda guard: datagram_protocol(name, settings, guard, events, clock),
+        )
+
+    build.__doc__ = f"The {name} service's TCP factory and UDP protocols."
+    return build
+
+
+def _with_quotes(settings: ClassicSettings) -> ClassicSettings:
+    """Quote of the day says the built-in quotes unless the file gives some."""
+    if settings.quotes:
+        return settings
+    return dataclasses.replace(settings, quotes=DEFAULT_QUOTES)
+
+
+SERVICE_KINDS = [
+    ServiceKind(
+        section=name,
+        settings=ClassicSettings,
+        default_listen=(
+            f"tcp:{DEFAULT_PORTS[name]}:interface={LOOPBACK}",
+            f"udp:{DEFAULT_PORTS[name]}:interface={LOOPBACK}",
+        ),
+        build=_builder(name),
+        finish=_with_quotes if name == "qotd" else None,
+    )
+    for name in NAMES
+]
+
+
 __all__ = [
-    "KINDS",
+    "NAMES",
+    "SERVICE_KINDS",
     "QuoteBook",
     "chargen_line",
     "chargen_lines",

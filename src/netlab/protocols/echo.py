@@ -9,19 +9,35 @@ C{OK...<line>}.  A banner greets the client, a quit word ends the session.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from netlab.core.config import EchoSettings
 from netlab.core.events import EventLog
 from netlab.core.fastwrite import write_now
+from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
+from netlab.core.settings import LOOPBACK, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 
 # How much a streaming client is read at a time (asyncio's and the C
 # reference's read size; Twisted's is 64 KiB).
 BULK_READ = 1 << 18
+
+
+ECHO_MODES = ("plain", "upper", "ok")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EchoSettings(StreamSettings):
+    """One C{[[echo]]} listener."""
+
+    mode: str = setting("plain", choices=ECHO_MODES)
+    banner: str = setting("")
+    quit: str = setting("")
+    goodbye: str = setting("Bye.")
+    max_line: int = setting(4096, lo=16, hi=1_048_576)
 
 
 class PlainEcho(StreamProtocol):
@@ -141,3 +157,28 @@ class EchoFactory(StreamFactory):
     ) -> None:
         super().__init__(settings, events, clock)
         self.protocol = PlainEcho if settings.mode == "plain" else LineEcho
+
+
+def check_echo(settings: EchoSettings, config: object, fail: Fail) -> None:
+    """What the echo says is sent as one line each."""
+    for key in ("banner", "quit", "goodbye"):
+        text = getattr(settings, key)
+        if "\n" in text or "\r" in text:
+            raise fail(key, text, "must be a single line")
+
+
+def build_echo(settings: EchoSettings, context: BuildContext) -> BuiltService:
+    """An echo listener's factory."""
+    return BuiltService(stream=EchoFactory(settings, context.events, context.reactor))
+
+
+KIND = ServiceKind(
+    section="echo",
+    settings=EchoSettings,
+    many=True,
+    present_by_default=True,
+    default_listen=(f"tcp:7007:interface={LOOPBACK}",),
+    build=build_echo,
+    check=check_echo,
+    restart_keys=frozenset({"mode"}),
+)

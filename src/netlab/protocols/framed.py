@@ -10,12 +10,24 @@ since the stream cannot be resynchronised after a bad header.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
 
-from netlab.core.config import FramedEchoSettings
 from netlab.core.events import EventLog
+from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
+from netlab.core.settings import LOOPBACK, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
+
+FRAMINGS = ("int32", "netstring")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FramedEchoSettings(StreamSettings):
+    """One C{[[framed_echo]]} listener."""
+
+    framing: str = setting("int32", choices=FRAMINGS)
+    max_frame: int = setting(65_536, lo=1, hi=16_777_216)
 
 
 class FramedEcho(StreamProtocol):
@@ -110,3 +122,20 @@ class FramedEchoFactory(StreamFactory):
         self, settings: FramedEchoSettings, events: EventLog, clock: IReactorTime
     ) -> None:
         super().__init__(settings, events, clock)
+
+
+def build_framed_echo(settings: FramedEchoSettings, context: BuildContext) -> BuiltService:
+    """A framed echo listener's factory."""
+    return BuiltService(
+        stream=FramedEchoFactory(settings, context.events, context.reactor)
+    )
+
+
+KIND = ServiceKind(
+    section="framed_echo",
+    settings=FramedEchoSettings,
+    many=True,
+    default_listen=(f"tcp:7008:interface={LOOPBACK}",),
+    build=build_framed_echo,
+    restart_keys=frozenset({"framing"}),
+)

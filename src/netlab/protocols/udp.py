@@ -9,6 +9,7 @@ a per-source rate.  An echo is never larger than its request.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
@@ -16,7 +17,14 @@ from twisted.logger import LogLevel
 
 from netlab.core.events import ERROR, RECEIVED, SENT, EventLog, format_peer, sample
 from netlab.core.fastwrite import send_datagram
+from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
 from netlab.core.limits import DatagramGuard
+from netlab.core.settings import LOOPBACK, DatagramSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class UdpEchoSettings(DatagramSettings):
+    """One C{[[udp_echo]]} listener."""
 
 
 class GuardedDatagramProtocol(DatagramProtocol):
@@ -78,3 +86,19 @@ class UdpEcho(GuardedDatagramProtocol):
 
     def answer(self, data: bytes) -> bytes:
         return data
+
+
+def build_udp_echo(settings: UdpEchoSettings, context: BuildContext) -> BuiltService:
+    """One UDP echo protocol per address, sharing the service's guard."""
+    events = context.events
+    return BuiltService(datagram=lambda guard: UdpEcho(settings.name, guard, events))
+
+
+KIND = ServiceKind(
+    section="udp_echo",
+    settings=UdpEchoSettings,
+    many=True,
+    present_by_default=True,
+    default_listen=(f"udp:7007:interface={LOOPBACK}",),
+    build=build_udp_echo,
+)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import LogLevel
 
-from netlab.core.config import ROOM_NAME
+from netlab.protocols.chat.settings import ROOM_NAME
 
 if TYPE_CHECKING:
     from netlab.protocols.chat.hub import ChatHub, Session

@@ -22,10 +22,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import LogLevel
 
-from netlab.core.config import NICK_NAME, ChatSettings
 from netlab.core.events import CHAT, EventLog
 from netlab.core.limits import peer_address
 from netlab.protocols.chat.commands import COMMANDS
+from netlab.protocols.chat.settings import NICK_NAME, ChatSettings
 from netlab.protocols.chat.store import ChatStore, HistoryLine
 from netlab.protocols.chat.text import clean
 

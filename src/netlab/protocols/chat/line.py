@@ -21,10 +21,10 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netlab.core.config import ChatSettings
 from netlab.core.events import EventLog
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.chat.hub import ChatHub, Session, idle_warning
+from netlab.protocols.chat.settings import ChatSettings
 from netlab.protocols.chat.text import decode
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 

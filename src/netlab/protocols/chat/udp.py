@@ -26,10 +26,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import LogLevel
 
-from netlab.core.config import UdpChatSettings
 from netlab.core.events import CONNECTED, DISCONNECTED, EventLog, format_peer
 from netlab.core.limits import DatagramGuard
 from netlab.protocols.chat.hub import ChatHub, Session
+from netlab.protocols.chat.settings import UdpChatSettings
 from netlab.protocols.chat.text import decode
 from netlab.protocols.udp import GuardedDatagramProtocol
 

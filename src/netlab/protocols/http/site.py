@@ -30,7 +30,6 @@ from twisted.python.failure import Failure
 from twisted.web import http, pages, resource, server
 from twisted.web.http_headers import Headers
 
-from netlab.core.config import HttpSettings
 from netlab.core.events import (
     CONNECTED,
     DISCONNECTED,
@@ -41,6 +40,7 @@ from netlab.core.events import (
 )
 from netlab.core.fastwrite import write_now
 from netlab.core.limits import ConnectionLimits, OpenConnections, SettingsAccess
+from netlab.protocols.http.settings import HttpSettings
 
 
 @dataclass
@@ -347,6 +347,12 @@ class NetlabSite(server.Site):
         self.limits = ConnectionLimits.for_settings(settings)
         self.channels: OpenConnections[NetlabChannel] = OpenConnections()
         self.access = SettingsAccess()
+
+    def configure(self, settings: HttpSettings) -> None:
+        """Run with C{settings} from now on (a reload); open connections stay."""
+        self.context.settings = settings
+        self.limits.configure(settings)
+        self.timeOut = settings.idle_timeout or None
 
     def forget(self, channel: NetlabChannel) -> None:
         """A channel has closed; fire L{when_idle} waiters once none are left."""

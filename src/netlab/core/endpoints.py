@@ -1,0 +1,168 @@
+"""
+Listen strings: Twisted's endpoint strings for stream services, and
+netlab's own C{udp:PORT[:interface=ADDR]} and C{systemd-udp:name=NAME} for
+datagram services (Twisted has no endpoint string for UDP).
+
+Stream strings are checked by Twisted's own parser
+(C{endpoints.serverFromString}); the port and interface are looked at first
+only so that the commonest mistakes get a message that says what is wrong.
+Nothing here listens.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+STREAM_TYPES = ("tcp", "tcp6", "ssl", "tls", "unix", "systemd")
+DATAGRAM_TYPES = ("udp", "systemd-udp")
+
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
+
+
+def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
+    """
+    Split an endpoint string into its type, positional and keyword arguments,
+    honouring Twisted's backslash escapes (C{interface=\\:\\:1}).
+    """
+    parts = [p.replace("\\:", ":") for p in _UNESCAPED_COLON.split(description)]
+    kind, rest = parts[0], parts[1:]
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    for part in rest:
+        key, sep, value = part.partition("=")
+        if sep:
+            kwargs[key] = value
+        else:
+            args.append(part)
+    return kind, args, kwargs
+
+
+def endpoint_kind(description: str) -> str:
+    """C{"datagram"} for C{udp:} strings, C{"stream"} for everything else."""
+    return "datagram" if description.split(":", 1)[0] in DATAGRAM_TYPES else "stream"
+
+
+_COLON_HINT = (
+    "too many ':'-separated parts; write each colon of an IPv6 interface "
+    "as \\: (interface=\\:\\:1)"
+)
+
+
+def _check_port(value: str) -> str | None:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        return f"port {value!r} is not a number from 0 to 65535"
+    return None
+
+
+def _check_address(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"interface {value!r} is not an IP address"
+    return None
+
+
+def parse_systemd_udp(description: str, environment: bool = True) -> int | None:
+    """
+    Parse C{systemd-udp:name=NAME} (or C{index=N}): a datagram socket systemd
+    passed in.  With C{environment}, the file descriptor it names; else None.
+
+    @raise ValueError: with the reason.
+    """
+    kind, args, kwargs = split_endpoint(description)
+    if kind != "systemd-udp" or args or set(kwargs) - {"name", "index"} or len(kwargs) != 1:
+        raise ValueError("systemd-udp needs exactly one of name=NAME or index=N")
+    if "index" in kwargs and not kwargs["index"].isdigit():
+        raise ValueError(f"index {kwargs['index']!r} is not a number")
+    if not environment:
+        return None
+    # Twisted reads (and then clears) $LISTEN_FDS once, for its systemd:
+    # endpoint parser; the datagram sockets are in that same inventory.
+    from twisted.internet.endpoints import _SystemdParser
+
+    fds = _SystemdParser._sddaemon
+    if "name" in kwargs:
+        named = fds.inheritedNamedDescriptors()
+        if kwargs["name"] not in named:
+            raise ValueError(f"no inherited socket named {kwargs['name']!r}")
+        return named[kwargs["name"]]
+    inherited = fds.inheritedDescriptors()
+    if int(kwargs["index"]) >= len(inherited):
+        raise ValueError("no inherited socket at that index")
+    return inherited[int(kwargs["index"])]
+
+
+def parse_udp(description: str) -> tuple[int, str]:
+    """
+    Parse C{udp:PORT[:interface=ADDR]} into a port and an interface.
+
+    @raise ValueError: with the reason, if the string is not of that form.
+    """
+    kind, args, kwargs = split_endpoint(description)
+    if kind != "udp":
+        raise ValueError(f"{kind!r} is not a datagram endpoint type (use udp:PORT)")
+    unknown = set(kwargs) - {"port", "interface"}
+    if unknown:
+        raise ValueError(f"unknown udp option {sorted(unknown)[0]!r}")
+    ports = args + ([kwargs["port"]] if "port" in kwargs else [])
+    if len(ports) > 1 and "interface" in kwargs:
+        raise ValueError(_COLON_HINT)
+    if len(ports) != 1:
+        raise ValueError("udp needs exactly one port: udp:PORT[:interface=ADDR]")
+    problem = _check_port(ports[0])
+    interface = kwargs.get("interface", "")
+    if problem is None and interface:
+        problem = _check_address(interface)
+    if problem:
+        raise ValueError(problem)
+    return int(ports[0]), interface
+
+
+def check_stream(description: str, environment: bool = True) -> None:
+    """
+    Check a stream endpoint string the way Twisted will parse it.
+
+    @param environment: also resolve what depends on the environment
+        (C{systemd:} names in C{$LISTEN_FDNAMES}, certificate files).
+    @raise ValueError: with the reason.
+    """
+    kind, args, kwargs = split_endpoint(description)
+    if kind not in STREAM_TYPES:
+        raise ValueError(
+            f"unknown endpoint type {kind!r} (stream services take "
+            f"{', '.join(STREAM_TYPES)})"
+        )
+    if kind in ("tcp", "tcp6", "ssl", "tls"):
+        # tls: takes a certificate directory first and its port as port=.
+        if kind == "tls":
+            port = kwargs.get("port", "443")
+        else:
+            port = args[0] if args else kwargs.get("port", "")
+        if len(args) > 1 and "interface" in kwargs:
+            raise ValueError(_COLON_HINT)
+        problem = _check_port(port)
+        if problem is None and kwargs.get("interface"):
+            problem = _check_address(kwargs["interface"])
+        if problem:
+            raise ValueError(problem)
+    if kind == "systemd":
+        domain = kwargs.get("domain", args[0] if args else "")
+        if domain not in ("INET", "INET6", "UNIX"):
+            raise ValueError("systemd needs domain=INET, INET6 or UNIX")
+        if ("name" in kwargs) == ("index" in kwargs):
+            raise ValueError("systemd needs exactly one of name=NAME or index=N")
+        if not environment:
+            return
+    if kind in ("ssl", "tls") and not environment:
+        return
+    from twisted.internet import endpoints
+
+    try:
+        endpoints.serverFromString(None, description)
+    except KeyError as e:
+        raise ValueError(f"no inherited socket named {e.args[0]!r}") from None
+    except IndexError:
+        raise ValueError("no inherited socket at that index") from None
+    except Exception as e:  # Twisted's parsers raise a variety of types.
+        raise ValueError(str(e) or type(e).__name__) from None

@@ -1,0 +1,201 @@
+"""
+What a service kind declares about itself, and what it is given to build.
+
+Each kind (echo, udp_echo, the chat, the web site...) declares itself once,
+beside its protocol, as a L{ServiceKind}: its config section, whether the
+section is a list (C{[[echo]]}) or a table (C{[chat]}), its settings
+dataclass, its default listen strings, and a C{build} that turns one
+section's settings and a L{BuildContext} into a L{BuiltService}.  The
+application's registry is a list of these; the config loader, reload, the
+service tree, the dashboard and the metrics read it, so adding a kind
+touches nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.protocol import DatagramProtocol
+
+from netlab.core.events import EventLog
+from netlab.core.limits import DatagramGuard
+
+if TYPE_CHECKING:
+    from netlab.core.config import Config
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+# Settings that only take effect with a restart, for every kind: they
+# decide which sockets and protocol objects exist.
+RESTART_KEYS = frozenset({"name", "enabled", "listen"})
+
+
+class StartError(Exception):
+    """A shared resource (a database, say) cannot be opened: the daemon stops."""
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """A running component that takes new settings on reload."""
+
+    def configure(self, settings: Any) -> None:
+        """Run with C{settings} from now on."""
+
+
+@runtime_checkable
+class GoodbyeSayer(Protocol):
+    """A stream factory whose open connections are told the daemon is stopping."""
+
+    def shutdown(self, reason: str = ...) -> Deferred[None]:
+        """Say goodbye to every open connection; fires once all are closed."""
+
+
+class SharedResource(Protocol):
+    """
+    Something several services share that must be opened before anything
+    listens and closed after every connection has been told goodbye (the
+    chat's database).
+    """
+
+    service: str
+    description: str
+
+    def open(self) -> None:
+        """Open it now. @raise StartError: with the reason."""
+
+    def close(self) -> Deferred[None]:
+        """Close it, after the last goodbye; fires once closed."""
+
+
+class Readiness(Protocol):
+    """What the dashboard asks of the daemon: its listener services."""
+
+    @property
+    def listeners(self) -> Sequence[Any]:
+        """Every listener service, in config order."""
+
+
+@dataclass
+class BuildContext:
+    """
+    What every kind's C{build} is given.
+
+    @ivar reactor: time, listening and threads (a C{task.Clock} where a test
+        only needs time).
+    @ivar udp_ports: the daemon's own UDP ports, filled in as they bind: no
+        UDP service answers another (the datagram loop guard).
+    @ivar daemon: the running daemon, for the dashboard's readiness.
+    @ivar kinds: the registry the daemon was built from.
+    @ivar config: the whole configuration, for kinds that read another
+        section (the web site shows every service).
+    """
+
+    events: EventLog
+    reactor: Any
+    udp_ports: set[int] = field(default_factory=set)
+    daemon: Readiness | None = None
+    kinds: Sequence[ServiceKind[Any]] = ()
+    config: Config | None = None
+    resources: list[SharedResource] = field(default_factory=list)
+    _shared: dict[type, object] = field(default_factory=dict)
+
+    def provide(self, kind: type[T], value: T) -> None:
+        """Share C{value} with the kinds built after this one (the chat hub)."""
+        self._shared[kind] = value
+
+    def lookup(self, kind: type[T]) -> T | None:
+        """What an earlier kind shared as C{kind}, or None."""
+        value = self._shared.get(kind)
+        return value if isinstance(value, kind) else None
+
+    def add_resource(self, resource: SharedResource) -> None:
+        """Open C{resource} before listening; close it after the goodbyes."""
+        self.resources.append(resource)
+
+
+@dataclass
+class BuiltService:
+    """
+    One configured service, built: what listens on its addresses, and what
+    reload reconfigures.
+
+    @ivar stream: the factory for its stream listen strings.
+    @ivar datagram: makes the protocol for each datagram listen string,
+        given the service's one L{DatagramGuard}.
+    @ivar parts: other components that take new settings on reload (the
+        chat hub); the stream factory and the guard are configured anyway.
+    """
+
+    stream: IProtocolFactory | None = None
+    datagram: Callable[[DatagramGuard], DatagramProtocol] | None = None
+    parts: list[Configurable] = field(default_factory=list)
+
+
+Fail = Callable[[str, object, str], Exception]
+
+
+@dataclass(frozen=True)
+class ServiceKind(Generic[S]):
+    """
+    One kind of service, as the config file and the daemon know it.
+
+    @ivar section: the config section, C{echo} for C{[[echo]]}.
+    @ivar settings: its settings dataclass (fields declared with C{setting}).
+    @ivar many: a list of tables (C{[[echo]]}) rather than one table.
+    @ivar default_listen: where it listens when its section names nowhere.
+    @ivar build: makes the running service from its settings.
+    @ivar present_by_default: for a list kind, whether one instance runs
+        when the file has no such section (echo does).
+    @ivar default_name: its service name when the section gives none.
+    @ivar check: checks of its values that need more than a range, or
+        another section; calls C{fail(key, value, why)} to refuse one.
+    @ivar finish: fills in defaults that depend on other values.
+    @ivar restart_keys: besides L{RESTART_KEYS}, the settings that only a
+        restart applies (an echo's mode).
+    """
+
+    section: str
+    settings: type[S]
+    build: Callable[[S, BuildContext], BuiltService]
+    default_listen: tuple[str, ...]
+    many: bool = False
+    present_by_default: bool = False
+    default_name: str = ""
+    check: Callable[[S, Config, Fail], None] | None = None
+    finish: Callable[[S], S] | None = None
+    restart_keys: frozenset[str] = frozenset()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def service_name(self) -> str:
+        """The service name of its first (or only) instance by default."""
+        return self.default_name or self.section.replace("_", "-")
+
+    def default(self) -> S:
+        """Its settings when the file says nothing of it."""
+        settings = self.settings(  # type: ignore[call-arg]
+            name=self.service_name, listen=self.default_listen, **self.defaults
+        )
+        return self.finish(settings) if self.finish else settings
+
+    def restart_needed(self, key: str) -> bool:
+        """Whether a change of C{key} waits for a restart."""
+        return key in RESTART_KEYS or key in self.restart_keys
+
+
+__all__ = [
+    "RESTART_KEYS",
+    "BuildContext",
+    "BuiltService",
+    "Configurable",
+    "GoodbyeSayer",
+    "Readiness",
+    "ServiceKind",
+    "SharedResource",
+    "StartError",
+]

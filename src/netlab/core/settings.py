@@ -1,0 +1,117 @@
+"""
+The settings every service shares, and C{setting()}, which declares a
+field together with the limits the config loader enforces.
+
+A service kind's own settings dataclass lives beside its protocol and
+subclasses L{StreamSettings} or L{DatagramGuardSettings} (or both); its
+fields are declared with L{setting}, so validation, error messages and the
+example-config test come for free.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def setting(
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: Sequence[str] | None = None,
+    endpoints: str | None = None,
+    cidrs: bool = False,
+) -> Any:
+    """
+    A dataclass field with the limits that validation enforces.
+
+    @param endpoints: C{"stream"}, C{"datagram"} or C{"any"}: the field is a
+        list of listen strings of that kind.
+    @param cidrs: the field is a list of CIDR network strings.
+    """
+    return field(
+        default=default,
+        metadata={
+            "lo": lo,
+            "hi": hi,
+            "choices": choices,
+            "endpoints": endpoints,
+            "cidrs": cidrs,
+        },
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogSettings:
+    """Where the shared event log writes, in what format and from what level."""
+
+    level: str = setting("info", choices=LOG_LEVELS)
+    format: str = setting("text", choices=("text", "json"))
+    file: str = setting("")
+    recent_events: int = setting(200, lo=1, hi=100_000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessSettings:
+    """C{[access]}: address lists every service applies, besides its own."""
+
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamSettings:
+    """What every stream service has: where it listens and its limits."""
+
+    name: str = setting("")
+    enabled: bool = setting(True)
+    listen: tuple[str, ...] = setting((), endpoints="stream")
+    idle_timeout: float = setting(300.0, lo=0, hi=86_400)
+    max_connections: int = setting(1000, lo=1, hi=1_000_000)
+    max_connections_per_peer: int = setting(50, lo=1, hi=1_000_000)
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatagramGuardSettings:
+    """The reflection guards every UDP service applies to every datagram."""
+
+    max_datagram: int = setting(8192, lo=1, hi=65_507)
+    min_source_port: int = setting(1024, lo=0, hi=65_535)
+    rate: float = setting(100.0, lo=0.001, hi=10_000_000)
+    burst: int = setting(200, lo=1, hi=10_000_000)
+    rate_exempt: tuple[str, ...] = setting((), cidrs=True)
+    max_sources: int = setting(65_536, lo=16, hi=10_000_000)
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatagramSettings(DatagramGuardSettings):
+    """What every datagram-only service has: its name, switch and addresses."""
+
+    name: str = setting("")
+    enabled: bool = setting(True)
+    listen: tuple[str, ...] = setting((), endpoints="datagram")
+
+
+__all__ = [
+    "LOG_LEVELS",
+    "LOOPBACK",
+    "AccessSettings",
+    "DatagramGuardSettings",
+    "DatagramSettings",
+    "LogSettings",
+    "StreamSettings",
+    "setting",
+]

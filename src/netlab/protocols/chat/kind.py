@@ -1,0 +1,94 @@
+"""
+The chat's two service kinds, C{[chat]} (telnet and netcat users, and the
+hub every way in shares) and C{[udp_chat]} (the datagram front-end).
+
+The chat kind builds the one L{ChatHub} and its database and shares the
+hub with the kinds built after it (the UDP chat, the web site's browser
+chat) through the build context.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from twisted.internet.defer import Deferred
+from twisted.logger import LogLevel
+
+from netlab.core.events import ERROR
+from netlab.core.kinds import BuildContext, BuiltService, ServiceKind, StartError
+from netlab.core.passwords import hash_later, verify_later
+from netlab.core.settings import LOOPBACK
+from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.chat.line import ChatFactory
+from netlab.protocols.chat.settings import (
+    ChatSettings,
+    UdpChatSettings,
+    check_chat,
+    check_udp_chat,
+)
+from netlab.protocols.chat.store import ChatStore, ChatStoreError
+from netlab.protocols.chat.udp import UdpChat
+
+
+class ChatDatabase:
+    """The chat's store as a shared resource: opened before listening."""
+
+    def __init__(self, store: ChatStore, service: str, path: str) -> None:
+        self.store = store
+        self.service = service
+        self.description = f"database {path}"
+
+    def open(self) -> None:
+        try:
+            self.store.open()
+        except ChatStoreError as e:
+            raise StartError(str(e)) from None
+
+    def close(self) -> Deferred[None]:
+        return self.store.close()
+
+
+def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
+    """The hub, its database, and the telnet/netcat front-end's factory."""
+    events, reactor = context.events, context.reactor
+    store = ChatStore(
+        settings.database, settings.history_lines, reactor,
+        on_error=lambda message: events.emit(
+            ERROR, settings.name, None, LogLevel.error, error=message
+        ),
+    )
+    hub = ChatHub(
+        settings, events, reactor, store,
+        verify=partial(verify_later, reactor),
+        make_hash=partial(hash_later, reactor),
+    )
+    context.add_resource(ChatDatabase(store, settings.name, settings.database))
+    context.provide(ChatStore, store)
+    context.provide(ChatHub, hub)
+    return BuiltService(stream=ChatFactory(settings, events, reactor, hub), parts=[hub])
+
+
+def build_udp_chat(settings: UdpChatSettings, context: BuildContext) -> BuiltService:
+    """The datagram front-end, one protocol per address, into the shared hub."""
+    hub = context.lookup(ChatHub)
+    assert hub is not None, "the config check makes [udp_chat] need [chat]"
+    events, reactor = context.events, context.reactor
+    return BuiltService(datagram=lambda guard: UdpChat(settings, guard, events, hub, reactor))
+
+
+CHAT = ServiceKind(
+    section="chat",
+    settings=ChatSettings,
+    default_listen=(f"tcp:7070:interface={LOOPBACK}",),
+    build=build_chat,
+    check=check_chat,
+    restart_keys=frozenset({"database", "history_lines"}),
+)
+
+UDP_CHAT = ServiceKind(
+    section="udp_chat",
+    settings=UdpChatSettings,
+    default_listen=(f"udp:7071:interface={LOOPBACK}",),
+    build=build_udp_chat,
+    check=check_udp_chat,
+)

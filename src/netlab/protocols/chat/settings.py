@@ -1,0 +1,90 @@
+"""
+The chat's settings, C{[chat]} and C{[udp_chat]}, and the checks of their
+values that need more than a range.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from netlab.core.kinds import Fail
+from netlab.core.settings import DatagramSettings, StreamSettings, setting
+
+NICK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
+ROOM_NAME = re.compile(r"^#[A-Za-z0-9_.-]{1,16}$")
+
+DEFAULT_RESERVED_NICKS = (
+    "server", "netlab", "admin", "administrator", "operator", "oper", "root",
+    "system", "sysop", "nickserv", "chanserv", "anonymous", "everyone",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatSettings(StreamSettings):
+    """The line chat: C{[chat]}."""
+
+    listen: tuple[str, ...] = setting((), endpoints="stream")
+    motd: str = setting("Welcome to the netlab chat. Type /help for the commands.")
+    default_room: str = setting("#lobby")
+    timezone: str = setting("UTC")
+    database: str = setting("netlab-chat.sqlite3")
+    history_lines: int = setting(20, lo=0, hi=1000)
+    max_line: int = setting(1024, lo=16, hi=65_536)
+    max_rooms: int = setting(100, lo=1, hi=100_000)
+    reserved_nicks: tuple[str, ...] = setting(DEFAULT_RESERVED_NICKS)
+    idle_timeout: float = setting(1800.0, lo=0, hi=86_400)
+    idle_warning: float = setting(60.0, lo=0, hi=86_400)
+    flood_lines: int = setting(5, lo=1, hi=10_000)
+    flood_seconds: float = setting(5.0, lo=0.1, hi=3600)
+    flood_mute: float = setting(60.0, lo=1, hi=86_400)
+    max_output: int = setting(262_144, lo=4096, hi=67_108_864)
+    oper_password_hash: str = setting("")
+    identify_attempts: int = setting(3, lo=1, hi=100)
+    identify_delay: float = setting(2.0, lo=0, hi=60)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UdpChatSettings(DatagramSettings):
+    """The UDP front-end to the chat: C{[udp_chat]}, off by default."""
+
+    enabled: bool = setting(False)
+    max_members: int = setting(100, lo=1, hi=100_000)
+    max_pending: int = setting(1000, lo=1, hi=1_000_000)
+    cookie_timeout: float = setting(30.0, lo=1, hi=3600)
+    member_timeout: float = setting(300.0, lo=10, hi=86_400)
+
+
+def check_chat(chat: ChatSettings, config: Any, fail: Fail) -> None:
+    """The chat's values that need more than a range: names, zone, hash."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from netlab.core.passwords import hash_problem
+
+    if not ROOM_NAME.match(chat.default_room):
+        raise fail(
+            "default_room", chat.default_room,
+            "must be # and 1 to 16 of letters, digits, _, - and .",
+        )
+    try:
+        ZoneInfo(chat.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail("timezone", chat.timezone, "unknown time zone") from None
+    if any((ord(c) < 32 and c != "\n") or ord(c) == 127 for c in chat.motd):
+        raise fail("motd", chat.motd, "must not contain control characters (newlines are fine)")
+    if chat.oper_password_hash:
+        problem = hash_problem(chat.oper_password_hash)
+        if problem:
+            raise fail("oper_password_hash", chat.oper_password_hash, problem)
+    for nick in chat.reserved_nicks:
+        if not NICK_NAME.match(nick):
+            raise fail("reserved_nicks", list(chat.reserved_nicks), f"{nick!r} is not a nick")
+    if chat.idle_timeout and chat.idle_warning >= chat.idle_timeout:
+        raise fail("idle_warning", chat.idle_warning, "must be less than idle_timeout")
+
+
+def check_udp_chat(udp_chat: UdpChatSettings, config: Any, fail: Fail) -> None:
+    """The UDP chat is a way into the chat's rooms: it needs the chat."""
+    if udp_chat.enabled and not config.chat.enabled:
+        raise fail("enabled", True, "the UDP chat joins the [chat] rooms: enable [chat] too")

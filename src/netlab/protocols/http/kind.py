@@ -1,0 +1,40 @@
+"""
+The web site's service kind, C{[http]}: one Site for every HTTP resource,
+sharing the chat hub (for the browser chat) when the chat runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
+from netlab.core.settings import LOOPBACK
+from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.http.settings import HttpSettings
+from netlab.protocols.http.site import HttpContext, make_site
+
+
+def check_http(settings: HttpSettings, config: Any, fail: Fail) -> None:
+    """A static folder must exist when the daemon starts."""
+    if settings.static_dir and not Path(settings.static_dir).is_dir():
+        raise fail("static_dir", settings.static_dir, "is not a directory")
+
+
+def build_http(settings: HttpSettings, context: BuildContext) -> BuiltService:
+    """The Site, with every resource installed."""
+    reactor = context.reactor
+    site_context = HttpContext(
+        settings=settings, events=context.events, reactor=reactor,
+        hub=context.lookup(ChatHub), service=context.daemon, started=reactor.seconds(),
+    )
+    return BuiltService(stream=make_site(site_context))
+
+
+KIND = ServiceKind(
+    section="http",
+    settings=HttpSettings,
+    default_listen=(f"tcp:8080:interface={LOOPBACK}",),
+    build=build_http,
+    check=check_http,
+)

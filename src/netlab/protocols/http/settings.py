@@ -1,0 +1,28 @@
+"""The web site's settings: C{[http]}."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netlab.core.settings import StreamSettings, setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings(StreamSettings):
+    """The web site: C{[http]}."""
+
+    listen: tuple[str, ...] = setting((), endpoints="stream")
+    idle_timeout: float = setting(60.0, lo=0, hi=86_400)
+    header_timeout: float = setting(10.0, lo=1, hi=600)
+    max_body: int = setting(1_048_576, lo=0, hi=1_073_741_824)
+    max_delay: float = setting(10.0, lo=0, hi=300)
+    max_bytes: int = setting(102_400, lo=1, hi=104_857_600)
+    max_stream: int = setting(100, lo=1, hi=10_000)
+    max_redirects: int = setting(20, lo=1, hi=1000)
+    redirect_hosts: tuple[str, ...] = setting(())
+    trusted_proxies: tuple[str, ...] = setting((), cidrs=True)
+    static_dir: str = setting("")
+    static_listing: bool = setting(False)
+    instructor_token: str = setting("")
+    allowed_origins: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"))
+    access_log: bool = setting(True)

@@ -107,8 +107,7 @@ def _apply(service: NetlabService, name: str, settings: Any) -> None:
     """Hand C{settings} to whatever runs service C{name}."""
     for factory in service.factories:
         if factory.name == name:
-            factory.settings = settings
-            factory.limits.configure(settings)
+            factory.configure(settings)
     hub = service.chat_hub
     if hub is not None and hub.name == name:
         hub.configure(settings)

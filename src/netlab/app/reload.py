@@ -113,9 +113,7 @@ def _apply(service: NetlabService, name: str, settings: Any) -> None:
         hub.configure(settings)
     site = service.http_site
     if site is not None and site.name == name:
-        site.context.settings = settings
-        site.limits.configure(settings)
-        site.timeOut = settings.idle_timeout or None
+        site.configure(settings)
     for guard in service.guards:
         if guard.reporter.service == name and isinstance(guard, DatagramGuard):
             retune(guard, settings)

@@ -42,7 +42,9 @@ from netlab.protocols.chat.store import ChatStore, ChatStoreError
 from netlab.protocols.chat.udp import UdpChat
 from netlab.protocols.echo import EchoFactory
 from netlab.protocols.framed import FramedEchoFactory
-from netlab.protocols.http.site import HttpContext, NetlabSite, make_site
+from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.routes import make_site
+from netlab.protocols.http.site import NetlabSite
 from netlab.protocols.udp import GuardedDatagramProtocol, UdpEcho
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +21,12 @@ from twisted.web.resource import Resource
 
 from helpers import require_tool
 from netlab.core.events import DISCONNECTED
+from netlab.protocols.http import routes
+from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.settings import HttpSettings
-from netlab.protocols.http.site import HttpContext, NetlabSite
+from netlab.protocols.http.site import NetlabSite
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
-
-Installer = Callable[[Any, HttpContext], object]
 
 
 def http_config(*lines: str, listen: str = LOOPBACK, echo: bool = False) -> str:
@@ -121,18 +121,18 @@ def when_idle(site: NetlabSite) -> Deferred[None]:
 
 
 def build_site(
-    events: Any, clock: Any, *installers: Installer, root: Resource | None = None,
-    hub: Any = None, service: Any = None, extras: dict[str, Any] | None = None,
+    events: Any, clock: Any, *chosen: Iterable[routes.Route], root: Resource | None = None,
+    hub: Any = None, service: Any = None, status_random: Any = None,
     **settings: Any,
 ) -> NetlabSite:
-    """A NetlabSite named "http" with C{settings}, each module's C{install} run on C{root}."""
+    """A NetlabSite named "http" with C{settings}, the C{chosen} routes installed on C{root}."""
     context = HttpContext(
         settings=HttpSettings(name="http", **settings), events=events, reactor=clock,
-        hub=hub, service=service, extras=extras or {},
+        hub=hub, service=service, status_random=status_random,
     )
     root = Resource() if root is None else root
-    for install in installers:
-        install(root, context)
+    for some in chosen:
+        routes.install(root, context, some)
     return NetlabSite(root, context)
 
 
@@ -164,6 +164,6 @@ class Served:
         yield self.port.stopListening()
 
 
-def serve(events: Any, clock: Any, *installers: Installer, **options: Any) -> Served:
+def serve(events: Any, clock: Any, *chosen: Iterable[routes.Route], **options: Any) -> Served:
     """L{build_site} with these arguments, listening: a L{Served}."""
-    return Served(build_site(events, clock, *installers, **options))
+    return Served(build_site(events, clock, *chosen, **options))

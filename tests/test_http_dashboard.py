@@ -27,7 +27,7 @@ from daemon import Daemon, running_daemon
 from helpers import make_hub
 from httptest import Served, curl_sync, fetch, http_config, serve
 from netlab.core.events import HTTP_REQUEST, RECEIVED
-from netlab.protocols.http import dashboard
+from netlab.protocols.http import dashboard, routes
 from netlab.protocols.http.dashboard import Scope, normal_host, peer_host
 from netlab.protocols.http.sse import EventStream
 
@@ -38,7 +38,7 @@ def serve_dashboard(events: Any, clock: Clock, token: str | None = TOKEN,
                     **context: Any) -> Served:
     """The dashboard module alone on a loopback port, with the instructor C{token} if any."""
     settings = {} if token is None else {"instructor_token": token}
-    return serve(events, clock, dashboard.install, **settings, **context)
+    return serve(events, clock, routes.of(dashboard), **settings, **context)
 
 
 @dataclass

@@ -15,14 +15,15 @@ from hypothesis import strategies as st
 from twisted.web.test.requesthelper import DummyRequest
 
 from httptest import Served, build_site
-from netlab.protocols.http import forms, inspect
+from netlab.protocols.http import forms, inspect, routes
 from netlab.protocols.http.inspect import forwarded_origin, header_pairs, prefers_text
-from netlab.protocols.http.site import NetlabSite, Root
+from netlab.protocols.http.routes import Root
+from netlab.protocols.http.site import NetlabSite
 
 
 def make_site(events: Any, clock: Any, **settings: Any) -> NetlabSite:
     """A site with only the inspection and form resources."""
-    return build_site(events, clock, inspect.install, forms.install, root=Root(), **settings)
+    return build_site(events, clock, routes.of(inspect, forms), root=Root(), **settings)
 
 
 @pytest_twisted.inlineCallbacks

@@ -18,9 +18,9 @@ from twisted.internet.task import Clock
 from daemon import Daemon, running_daemon
 from helpers import make_hub
 from httptest import curl_sync, http_config, run_curl, serve
-from netlab.protocols.http import metrics
+from netlab.protocols.http import metrics, routes
+from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.settings import HttpSettings
-from netlab.protocols.http.site import HttpContext
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -48,7 +48,7 @@ def fill_counters(events: Any) -> None:
 def test_metrics_scrape_with_curl(events: Any, clock: Clock) -> Any:
     """curl gets /metrics in Prometheus text format with every service's counters."""
     fill_counters(events)
-    served = serve(events, clock, metrics.install)
+    served = serve(events, clock, routes.of(metrics))
     try:
         out, err, code = yield run_curl("-w", "\n%{content_type}", served.url("/metrics"))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest_twisted
@@ -13,7 +14,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from helpers import close_all, connect
 from httptest import build_site
-from netlab.protocols.http.site import NetlabSite, Root
+from netlab.protocols.http.routes import Root
+from netlab.protocols.http.site import NetlabSite
 
 
 class Later(Resource):
@@ -125,6 +127,30 @@ def test_declared_body_too_large(events: Any, clock: Clock) -> Any:
     assert data.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
     assert b"max_body (1000 bytes)" in data
     assert events.kinds("refused")[0]["limit"].startswith("request body over max_body")
+
+
+@pytest_twisted.inlineCallbacks
+def test_declared_body_too_large_gets_no_continue(events: Any, clock: Clock) -> Any:
+    """A client that waits for 100 Continue before a body over max_body gets only the 413."""
+    data = yield exchange(
+        site(events, clock, max_body=1000),
+        b"POST /thing HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n"
+        b"Expect: 100-continue\r\n\r\n",
+    )
+    assert data.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert b"100 Continue" not in data
+
+
+@pytest_twisted.inlineCallbacks
+def test_configure_applies_new_limits(events: Any, clock: Clock) -> Any:
+    """configure() (a reload) hands the site new limits for the next request."""
+    factory = site(events, clock, max_body=1000)
+    factory.configure(replace(factory.context.settings, max_body=10, idle_timeout=30))
+    assert factory.timeOut == 30
+    data = yield exchange(
+        factory, b"POST /thing HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n",
+    )
+    assert data.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
 
 
 @pytest_twisted.inlineCallbacks

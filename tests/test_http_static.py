@@ -12,8 +12,8 @@ from twisted.internet.task import Clock
 
 from daemon import running_daemon
 from httptest import curl_sync, http_config, parse_response, serve
-from netlab.protocols.http import static
-from netlab.protocols.http.site import Root
+from netlab.protocols.http import routes, static
+from netlab.protocols.http.routes import Root
 
 HELLO = b"0123456789abcdefghij\n"
 SECRET = b"outside secret\n"
@@ -63,7 +63,7 @@ def fetch(
     listing: bool = False,
 ) -> Any:
     """curl each path on a site with only /static/ installed: (status, headers, body) each."""
-    served = serve(events, clock, static.install, root=Root(), static_dir=str(folder),
+    served = serve(events, clock, routes.of(static), root=Root(), static_dir=str(folder),
                    static_listing=listing)
     answers = []
     try:

@@ -24,7 +24,7 @@ from daemon import Daemon, running_daemon
 from helpers import close_all, connect
 from httptest import Served, curl_sync, fetch, http_config, parse_response, run_curl, serve
 from netlab.core.events import HTTP_REQUEST
-from netlab.protocols.http import status
+from netlab.protocols.http import routes, status
 
 
 class GetStub(Resource):
@@ -42,8 +42,8 @@ def serve_status(events: Any, clock: Any = None, rng: random.Random | None = Non
     """The status resources, and a stand-in /get, on a NetlabSite on loopback port 0."""
     root = Resource()
     root.putChild(b"get", GetStub())
-    extras = {"status_random": rng} if rng is not None else {}
-    return serve(events, clock or reactor, status.install, root=root, extras=extras, **settings)
+    return serve(events, clock or reactor, routes.of(status), root=root, status_random=rng,
+                 **settings)
 
 
 class WatchedClock(Clock):

@@ -16,7 +16,7 @@ from twisted.internet.task import Clock
 
 from daemon import Daemon, running_daemon
 from httptest import Served, curl_sync, http_config, serve
-from netlab.protocols.http import timepage
+from netlab.protocols.http import routes, timepage
 from netlab.protocols.http.timepage import TimeReading
 
 NOVEMBER_2023 = 1_700_000_000  # Tuesday, 14 November 2023, 22:13:20 UTC
@@ -24,7 +24,7 @@ NOVEMBER_2023 = 1_700_000_000  # Tuesday, 14 November 2023, 22:13:20 UTC
 
 def serve_time(events: Any, clock: Clock) -> Served:
     """The time page alone on a loopback port, its time from C{clock}."""
-    return serve(events, clock, timepage.install)
+    return serve(events, clock, routes.of(timepage))
 
 
 def test_reading_spells_out_the_moment() -> None:

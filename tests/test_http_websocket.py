@@ -17,8 +17,9 @@ from helpers import Collector, chat_user, close_all, connect, listen, make_hub
 from httptest import build_site
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.line import ChatFactory
-from netlab.protocols.http import websocket
-from netlab.protocols.http.site import NetlabSite, Root
+from netlab.protocols.http import routes, websocket
+from netlab.protocols.http.routes import Root
+from netlab.protocols.http.site import NetlabSite
 from netlab.protocols.http.websocket import origin_allowed
 
 UPGRADE = (
@@ -105,7 +106,7 @@ def web_site(
     events: Any, hub: ChatHub | None = None, clock: Any = reactor, **settings: Any
 ) -> NetlabSite:
     """A site with only the WebSocket endpoints and the chat page."""
-    return build_site(events, clock, websocket.install, root=Root(), hub=hub, **settings)
+    return build_site(events, clock, routes.of(websocket), root=Root(), hub=hub, **settings)
 
 
 def chat_hub(events: Any, clock: Any = reactor, **settings: Any) -> ChatHub:

@@ -16,6 +16,7 @@ from twisted.internet.threads import deferToThread
 from daemon import running_daemon
 from helpers import close_all, connect
 from httptest import Served, build_site, http_config
+from netlab.protocols.http import routes
 from netlab.protocols.http import xmlrpc as rpc
 
 EXPANDED = "EXPANDED-ENTITY-TEXT"
@@ -44,7 +45,7 @@ class RpcServer(Served):
     """The /RPC2 resource alone on a real loopback socket, with a Clock for its time."""
 
     def __init__(self, events: Any, clock: Clock) -> None:
-        super().__init__(build_site(events, clock, rpc.install))
+        super().__init__(build_site(events, clock, routes.of(rpc)))
         self.rpc_url = self.url("/RPC2")
 
     def call(self, method: str, *args: Any) -> Deferred[Any]:

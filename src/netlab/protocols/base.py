@@ -25,20 +25,16 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netlab.core.accounting import ConnectionRecord, ServiceBooks
 from netlab.core.events import (
-    CONNECTED,
-    DISCONNECTED,
     DROPPED,
     RECEIVED,
-    REFUSED,
     SENT,
     SHUTDOWN,
     EventLog,
-    describe_address,
     sample,
 )
 from netlab.core.fastwrite import write_now
-from netlab.core.limits import ConnectionLimits, OpenConnections, SettingsAccess
 from netlab.core.settings import StreamSettings
 
 SHUTDOWN_MESSAGE = "Server shutting down."
@@ -113,7 +109,7 @@ def idle_goodbye(timeout: float) -> str:
 
 
 @implementer(IHalfCloseableProtocol)
-class StreamProtocol(Protocol, IdleTimeout):
+class StreamProtocol(Protocol, IdleTimeout, ConnectionRecord):
     """
     Base of every netlab stream protocol.
 
@@ -127,17 +123,12 @@ class StreamProtocol(Protocol, IdleTimeout):
     # Whether goodbyes (idle, shutdown) are written as a line of text;
     # binary protocols say False.
     has_lines = True
-    peer_host = "local"
-    peer = "-"
     _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
         self.counters = factory.counters
         self.events = factory.events
-        self.started = factory.clock.seconds()
-        self.bytes_in = 0
-        self.bytes_out = 0
         self.close_reason: str | None = None
         # The idle timer and the linger run on the factory's clock, so tests
         # can drive them with a task.Clock.
@@ -257,55 +248,41 @@ class StreamFactory(ServerFactory):
         self.name = settings.name
         self.events = events
         self.clock = clock
-        self.counters = events.counters_for(self.name)
-        self.limits = ConnectionLimits.for_settings(settings)
-        self.open_protocols: OpenConnections[StreamProtocol] = OpenConnections()
-        self.access = SettingsAccess()
+        self.books: ServiceBooks[StreamProtocol] = ServiceBooks(
+            self.name, events, clock, settings
+        )
+        # The books' own objects, under the names protocols and tests use.
+        self.counters = self.books.counters
+        self.limits = self.books.limits
+        self.open_protocols = self.books.open
 
     def configure(self, settings: StreamSettings) -> None:
-        """Run with C{settings} from now on (a reload); open connections stay."""
+        """New settings (a reload): protocols read them from here from now on."""
         self.settings = settings
-        self.limits.configure(settings)
+        self.books.configure(settings)
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        host = getattr(addr, "host", None) or "local"
-        peer = describe_address(addr)
-        refusal = self.access.refusal(self.settings, host) or self.limits.acquire(host)
+        refusal = self.books.admit(addr)
         if refusal is not None:
-            self.counters.refused += 1
-            self.events.emit(REFUSED, self.name, peer, LogLevel.warn, limit=refusal)
-            return RefusedProtocol(refusal)
+            return RefusedProtocol(refusal.reason)
         protocol = super().buildProtocol(addr)
         assert isinstance(protocol, StreamProtocol)
-        protocol.peer_host = host
-        protocol.peer = peer
+        protocol.locate(addr)
         return protocol
 
     def connected(self, protocol: StreamProtocol) -> None:
-        self.open_protocols.add(protocol)
-        counters = self.counters
-        counters.connections_open += 1
-        counters.connections_total += 1
-        self.events.emit(CONNECTED, self.name, protocol.peer, open=counters.connections_open)
+        """C{protocol} is connected: count and narrate it."""
+        self.books.opened(protocol)
 
     def disconnected(self, protocol: StreamProtocol, reason: Failure) -> None:
-        self.limits.release(protocol.peer_host)
-        self.counters.connections_open -= 1
+        """C{protocol} is gone: why, in the words of its own close or of C{reason}."""
         why = protocol.close_reason
         if why is None:
             why = (
                 "closed by client" if reason.check(ConnectionDone)
                 else reason.getErrorMessage()
             )
-        self.events.emit(
-            DISCONNECTED, self.name, protocol.peer,
-            reason=why,
-            duration=f"{self.clock.seconds() - protocol.started:.3f}",
-            bytes_in=protocol.bytes_in,
-            bytes_out=protocol.bytes_out,
-        )
-        # Last, so that whoever waits for the close sees it narrated.
-        self.open_protocols.discard(protocol)
+        self.books.closed(protocol, why)
 
     def shutdown(self, reason: str = "server shutdown") -> Deferred[None]:
         """
@@ -325,7 +302,7 @@ class StreamFactory(ServerFactory):
 
     def when_idle(self) -> Deferred[None]:
         """Fires once no connection of this factory is open."""
-        return self.open_protocols.when_empty()
+        return self.books.when_idle()
 
     def _abort_all(self) -> None:
         for protocol in list(self.open_protocols):

@@ -26,7 +26,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import LogLevel
 
-from netlab.core.events import CONNECTED, DISCONNECTED, EventLog, format_peer
+from netlab.core.accounting import ConnectionRecord, ServiceBooks
+from netlab.core.events import EventLog, format_peer
 from netlab.core.limits import DatagramGuard
 from netlab.protocols.chat.hub import ChatHub, Session
 from netlab.protocols.chat.settings import UdpChatSettings
@@ -36,7 +37,7 @@ from netlab.protocols.udp import GuardedDatagramProtocol
 Address = tuple[str, int]
 
 
-class UdpMember:
+class UdpMember(ConnectionRecord):
     """A proven UDP address in the chat: the hub's L{Client} for it."""
 
     def __init__(self, chat: UdpChat, address: Address) -> None:
@@ -45,11 +46,8 @@ class UdpMember:
         self.peer_host = address[0]
         self.peer = format_peer(*address)
         self.last_seen = chat.clock.seconds()
-        self.joined = self.last_seen
         self.session: Session | None = None
         self.ended: str | None = None
-        self.bytes_in = 0
-        self.bytes_out = 0
 
     def send_line(self, text: str) -> None:
         if self.ended is None:
@@ -79,6 +77,8 @@ class UdpChat(GuardedDatagramProtocol):
         self.settings = settings
         self.hub = hub
         self.clock = clock
+        # Members are accounted like connections; no caps but max_members.
+        self.books: ServiceBooks[UdpMember] = ServiceBooks(settings.name, events, clock)
         self.members: dict[Address, UdpMember] = {}
         self.pending: dict[Address, tuple[str, str, float]] = {}
         self._sweeper = LoopingCall(self.sweep)
@@ -157,10 +157,7 @@ class UdpChat(GuardedDatagramProtocol):
             self.counters.refused += 1
             return
         member = self.members[address] = UdpMember(self, address)
-        self.counters.connections_open += 1
-        self.counters.connections_total += 1
-        self.events.emit(CONNECTED, self.name, member.peer,
-                         open=self.counters.connections_open)
+        self.books.opened(member)
         member.session = self.hub.connect(member)
         if member.ended is not None:
             # The hub refused it at once (a banned address).
@@ -172,12 +169,7 @@ class UdpChat(GuardedDatagramProtocol):
         """Drop a member (the hub ended it, it left, or it went quiet)."""
         if self.members.get(member.address) is member:
             del self.members[member.address]
-            self.counters.connections_open -= 1
-            self.events.emit(
-                DISCONNECTED, self.name, member.peer, reason=reason,
-                duration=f"{self.clock.seconds() - member.joined:.3f}",
-                bytes_in=member.bytes_in, bytes_out=member.bytes_out,
-            )
+            self.books.closed(member, reason)
         if member.session is not None:
             member.session.lost(reason)
 

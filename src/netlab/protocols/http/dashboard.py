@@ -31,7 +31,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.core.events import RECEIVED, SENT
 from netlab.core.limits import peer_address
-from netlab.protocols.http.site import HttpContext
+from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.http.context import DaemonView, HttpContext
 from netlab.protocols.http.sse import EventStream
 
 RECENT_ON_DASHBOARD = 50
@@ -124,7 +125,7 @@ def snapshot(context: HttpContext) -> dict[str, Any]:
     }
 
 
-def rooms(hub: Any) -> list[dict[str, Any]] | None:
+def rooms(hub: ChatHub | None) -> list[dict[str, Any]] | None:
     """The chat's rooms with their topics and members, or C{None} without a chat."""
     if hub is None:
         return None
@@ -138,7 +139,7 @@ def rooms(hub: Any) -> list[dict[str, Any]] | None:
     ]
 
 
-def is_ready(service: Any) -> bool:
+def is_ready(service: DaemonView | None) -> bool:
     """Whether every listener has bound its port (no daemon service: yes)."""
     if service is None:
         return True
@@ -396,15 +397,11 @@ def asset(name: str) -> bytes:
     return files("netlab.protocols.http").joinpath("assets", name).read_bytes()
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """Put C{/}, C{/dashboard/...}, C{/events}, C{/events/stream} and C{/healthz} on C{root}."""
-    page = DashboardPage(context)
-    page.putChild(b"stream", DashboardStream(context))
-    page.putChild(b"netlab.js", static.Data(asset("netlab.js"), "text/javascript; charset=utf-8"))
-    page.putChild(b"netlab.css", static.Data(asset("netlab.css"), "text/css; charset=utf-8"))
-    root.putChild(b"", page)
-    root.putChild(b"dashboard", page)
-    events = EventsPage(context)
-    events.putChild(b"stream", EventsStream(context))
-    root.putChild(b"events", events)
-    root.putChild(b"healthz", Healthz(context))
+def script(context: HttpContext) -> Resource:
+    """C{/dashboard/netlab.js}: the dashboard's script."""
+    return static.Data(asset("netlab.js"), "text/javascript; charset=utf-8")
+
+
+def stylesheet(context: HttpContext) -> Resource:
+    """C{/dashboard/netlab.css}: the dashboard's style."""
+    return static.Data(asset("netlab.css"), "text/css; charset=utf-8")

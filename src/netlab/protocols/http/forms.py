@@ -18,9 +18,10 @@ from typing import IO, Any
 from urllib.parse import parse_qsl
 
 from twisted.web import server
-from twisted.web.resource import Resource
 
+from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.inspect import (
+    AnythingResource,
     InspectionResource,
     Inspector,
     bad_request,
@@ -33,7 +34,6 @@ from netlab.protocols.http.multipart import (
     ParseError,
     boundary_from_content_type,
 )
-from netlab.protocols.http.site import HttpContext
 
 READ_SIZE = 64 * 1024
 FORM_URLENCODED = "application/x-www-form-urlencoded"
@@ -137,9 +137,9 @@ class PostResource(InspectionResource):
 
     allowedMethods = (b"POST",)
 
-    def __init__(self, inspector: Inspector) -> None:
+    def __init__(self, context: HttpContext) -> None:
         super().__init__()
-        self.inspector = inspector
+        self.inspector = Inspector(context)
 
     def render_POST(self, request: server.Request) -> bytes:
         description = self.inspector.describe(request)
@@ -150,6 +150,6 @@ class PostResource(InspectionResource):
         return self.inspector.answer(request, description)
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """Put C{post} on C{root}."""
-    root.putChild(b"post", PostResource(Inspector(context)))
+def anything(context: HttpContext) -> AnythingResource:
+    """C{/anything}: inspection's any-method page, describing bodies as C{/post} does."""
+    return AnythingResource(Inspector(context), describe_body)

@@ -23,8 +23,8 @@ from twisted.web import pages, server
 from twisted.web.resource import Resource
 from twisted.web.server import UnsupportedMethod
 
+from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.multipart import ParseError
-from netlab.protocols.http.site import HttpContext
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -396,9 +396,9 @@ class InspectionResource(Resource):
 class GetResource(InspectionResource):
     """C{/get}: the request line, arguments and headers of a GET."""
 
-    def __init__(self, inspector: Inspector) -> None:
+    def __init__(self, context: HttpContext) -> None:
         super().__init__()
-        self.inspector = inspector
+        self.inspector = Inspector(context)
 
     def render_GET(self, request: server.Request) -> bytes:
         return self.inspector.answer(request, self.inspector.describe(request))
@@ -457,17 +457,3 @@ class AnythingResource(Resource):
         except ParseError as error:
             return bad_request(request, str(error))
         return self.inspector.answer(request, description)
-
-
-def install(root: Resource, context: HttpContext) -> None:
-    """Put C{get}, C{anything}, C{headers}, C{ip} and C{user-agent} on C{root}."""
-    # forms builds on this module (its /post answers like /anything), so it
-    # is imported here rather than at the top.
-    from netlab.protocols.http.forms import describe_body
-
-    inspector = Inspector(context)
-    root.putChild(b"get", GetResource(inspector))
-    root.putChild(b"anything", AnythingResource(inspector, describe_body))
-    root.putChild(b"headers", HeadersResource(inspector))
-    root.putChild(b"ip", IpResource(inspector))
-    root.putChild(b"user-agent", UserAgentResource(inspector))

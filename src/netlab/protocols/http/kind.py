@@ -11,8 +11,9 @@ from typing import Any
 from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
 from netlab.core.settings import LOOPBACK
 from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.routes import make_site
 from netlab.protocols.http.settings import HttpSettings
-from netlab.protocols.http.site import HttpContext, make_site
 
 
 def check_http(settings: HttpSettings, config: Any, fail: Fail) -> None:

@@ -11,17 +11,18 @@ mix in whatever else the process registered, and tests build many sites.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from netlab.core.events import EventLog
-from netlab.protocols.http.site import HttpContext
+from netlab.protocols.chat.hub import ChatHub
+from netlab.protocols.http.context import HttpContext
 
 # ServiceCounters field -> (metric name, help), for the counters proper.
 COUNTERS: dict[str, tuple[str, str]] = {
@@ -39,7 +40,9 @@ COUNTERS: dict[str, tuple[str, str]] = {
 class NetlabCollector(Collector):
     """Reads every service's L{ServiceCounters} (and the chat hub) at scrape time."""
 
-    def __init__(self, events: EventLog, hub: Any = None, reactor: Any = None) -> None:
+    def __init__(
+        self, events: EventLog, hub: ChatHub | None = None, reactor: IReactorTime | None = None
+    ) -> None:
         self.events = events
         self.hub = hub
         self.reactor = reactor
@@ -115,6 +118,6 @@ class MetricsResource(Resource):
         return generate_latest(self.registry)
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """Put C{/metrics} on C{root}."""
-    root.putChild(b"metrics", MetricsResource(make_registry(context)))
+def scrape(context: HttpContext) -> MetricsResource:
+    """C{/metrics}, on a registry of the site's own."""
+    return MetricsResource(make_registry(context))

@@ -12,56 +12,52 @@ limits a server facing a room of students needs.
 * C{OPTIONS} works on every resource (an C{Allow} list); C{HEAD} does
   wherever C{GET} does (Twisted's own behaviour).
 
-Resources live one module per group in this package; each module has an
-C{install(root, context)} that puts its children on the root resource.
+The limits and the access log live in the Request and the Site, through
+Twisted's extension points (C{requestFactory}, C{Request.gotLength} and
+C{handleContentChunk}, C{Site.log}).  The channel subclass keeps what has
+no such point: connection accounting, the header deadline between
+requests, raw header names, and the response sent in one piece.  The
+resources, and the tree of them, are in L{netlab.protocols.http.routes}.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall
-from twisted.internet.protocol import connectionDone
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
-from twisted.web import http, pages, resource, server
+from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
 
-from netlab.core.events import (
-    CONNECTED,
-    DISCONNECTED,
-    HTTP_REQUEST,
-    REFUSED,
-    EventLog,
-    describe_address,
-)
+from netlab.core.accounting import ConnectionRecord, ServiceBooks
+from netlab.core.events import HTTP_REQUEST, describe_address
 from netlab.core.fastwrite import write_now
-from netlab.core.limits import ConnectionLimits, OpenConnections, SettingsAccess
+from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.settings import HttpSettings
 
+# Twisted internals: move to core/_twisted.py
 
-@dataclass
-class HttpContext:
+
+def computed_allowed_methods(resrc: resource.IResource) -> list[bytes]:
     """
-    What every resource may need, handed to each module's C{install}.
-
-    @ivar reactor: for time (C{seconds}, C{callLater}) and threads; tests
-        may pass a C{task.Clock} where only time is used.
-    @ivar hub: the chat hub shared with the telnet users, if the chat runs.
-    @ivar service: the L{netlab.app.service.NetlabService}, for what the
-        dashboard shows (listeners, readiness).
+    The methods C{resrc} has a C{render_*} for: C{twisted.web.resource.
+    _computeAllowedMethods}, what Twisted's own 405 answers list, reused
+    for the C{Allow} of C{OPTIONS}.
     """
+    methods: list[bytes] = resource._computeAllowedMethods(resrc)
+    return methods
 
-    settings: HttpSettings
-    events: EventLog
-    reactor: Any
-    hub: Any = None
-    service: Any = None
-    started: float = 0.0
-    extras: dict[str, Any] = field(default_factory=dict)
+
+def upgrade_to_websocket(channel: http.HTTPChannel, protocol: Any) -> None:
+    """
+    C{HTTPChannel._protocolUpgradeForWebsockets}: Twisted's WebSocket
+    resource hands the connection over through this (not public yet) method,
+    replacing the channel's C{dataReceived} and C{connectionLost}.
+    """
+    http.HTTPChannel._protocolUpgradeForWebsockets(channel, protocol)
 
 
 class NetlabRequest(server.Request):
@@ -96,10 +92,30 @@ class NetlabRequest(server.Request):
             if head:
                 channel.send(b"".join(head))
 
+    def gotLength(self, length: int | None) -> None:
+        """
+        The channel calls this once the headers are in, with the declared
+        body length (C{None} when chunked): the header deadline is met, and
+        a body declared over C{max_body} is refused before any of it is read.
+        """
+        channel = self.channel
+        channel.headers_in()
+        if length is not None and length > channel.site.context.settings.max_body:
+            # The channel would answer "Expect: 100-continue" next: not for
+            # a body that is refused.
+            self.requestHeaders.removeHeader(b"Expect")
+            channel.body_too_large()
+            return
+        super().gotLength(length)
+
     def handleContentChunk(self, data: bytes) -> None:
+        """Count the body as it arrives; refuse it once past C{max_body}."""
         self.body_received += len(data)
-        if self.body_received > self.channel.site.context.settings.max_body:
-            self.channel.body_too_large()
+        channel = self.channel
+        if self.body_received > channel.site.context.settings.max_body or channel.refused:
+            # (A refused request's body is read on to the end of what came
+            # in with its headers, and dropped.)
+            channel.body_too_large()
             return
         super().handleContentChunk(data)
 
@@ -107,7 +123,7 @@ class NetlabRequest(server.Request):
         if self.method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
             allowed = getattr(resrc, "allowedMethods", None)
             if allowed is None:
-                allowed = resource._computeAllowedMethods(resrc)
+                allowed = computed_allowed_methods(resrc)
             methods = {m.decode() for m in allowed} | {"OPTIONS"}
             if "GET" in methods:
                 methods.add("HEAD")
@@ -119,15 +135,17 @@ class NetlabRequest(server.Request):
         super().render(resrc)
 
 
-class NetlabChannel(http.HTTPChannel):
-    """An HTTP connection with a header deadline, a body limit and accounting."""
+class NetlabChannel(http.HTTPChannel, ConnectionRecord):
+    """
+    An HTTP connection, accounted in the site's books, with a deadline for
+    each request's headers, and each response's head and first body bytes
+    sent in one piece.
+    """
 
     site: NetlabSite
     _header_deadline: IDelayedCall | None = None
     # When the wait for a request's headers began; None when none is owed.
     _headers_since: float | None = None
-    peer_host = "local"
-    peer = "-"
     refused = False
 
     # What the first Request.write of a response has produced so far, to be
@@ -141,16 +159,7 @@ class NetlabChannel(http.HTTPChannel):
         assert self.transport is not None
         self._host = self.transport.getHost()
         self._secure = super().isSecure()
-        self.started = self.site.context.reactor.seconds()
-        self.bytes_in = 0
-        self.bytes_out = 0
-        counters = self.site.counters
-        counters.connections_open += 1
-        counters.connections_total += 1
-        self.site.context.events.emit(
-            CONNECTED, self.site.name, self.peer, LogLevel.debug,
-            open=counters.connections_open,
-        )
+        self.site.books.opened(self, LogLevel.debug)
         self._arm_header_deadline()
 
     def _arm_header_deadline(self) -> None:
@@ -161,11 +170,11 @@ class NetlabChannel(http.HTTPChannel):
                 self.site.context.settings.header_timeout, self._check_header_deadline
             )
 
-    def _headers_are_in(self) -> None:
+    def headers_in(self) -> None:
         """
-        The headers are in.  The timer is left to run (one per connection,
-        not a new one for every keep-alive request): when it fires with
-        nothing owed, it stops.
+        A request's headers are in (see L{NetlabRequest.gotLength}).  The
+        timer is left to run (one per connection, not a new one for every
+        keep-alive request): when it fires with nothing owed, it stops.
         """
         self._headers_since = None
 
@@ -237,15 +246,8 @@ class NetlabChannel(http.HTTPChannel):
             self.requests[-1].raw_headers.append((name, value.strip(b" \t")))
         return accepted
 
-    def allHeadersReceived(self) -> None:
-        self._headers_are_in()
-        limit = self.site.context.settings.max_body
-        if self.length is not None and self.length > limit:
-            self.body_too_large()
-            return
-        super().allHeadersReceived()
-
     def body_too_large(self) -> None:
+        """Answer 413 and hang up (once)."""
         self._refuse(
             413, "Content Too Large",
             f"request body over max_body ({self.site.context.settings.max_body} bytes)",
@@ -256,15 +258,14 @@ class NetlabChannel(http.HTTPChannel):
         if self.refused or self.transport is None:
             return
         self.refused = True
-        site = self.site
-        site.counters.refused += 1
-        site.context.events.emit(REFUSED, site.name, self.peer, LogLevel.warn, limit=why)
+        self.site.books.refused(self.peer, why)
         body = f"{code} {phrase}: {why}\n".encode()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
             % (code, phrase.encode(), len(body), body)
         )
+        # Twisted's own way to ignore what a client sends after the end.
         self.dataReceived = lambda data: None  # type: ignore[method-assign]
         self.transport.loseConnection()
 
@@ -280,7 +281,7 @@ class NetlabChannel(http.HTTPChannel):
         the per-peer slot) running when the WebSocket closes.
         """
         self._stop_header_deadline()
-        super()._protocolUpgradeForWebsockets(protocol)
+        upgrade_to_websocket(self, protocol)
         websocket_lost = self.connectionLost
 
         def lost(reason: Failure = connectionDone) -> None:
@@ -295,24 +296,13 @@ class NetlabChannel(http.HTTPChannel):
         self._account_lost()
 
     def _account_lost(self) -> None:
-        site = self.site
-        site.counters.connections_open -= 1
-        site.limits.release(self.peer_host)
-        site.forget(self)
-        site.context.events.emit(
-            DISCONNECTED, site.name, self.peer, LogLevel.debug,
-            reason="closed",
-            duration=f"{site.context.reactor.seconds() - self.started:.3f}",
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
-        )
+        self.site.books.closed(self, "closed", LogLevel.debug)
 
 
-class RefusedHTTP(http.HTTPChannel):
-    """Tells a refused client why, as an HTTP 503, then hangs up."""
+class RefusedHTTP(Protocol):
+    """Tells a refused client why, as an HTTP 503 (403 if denied), then hangs up."""
 
     def __init__(self, why: str, forbidden: bool = False) -> None:
-        super().__init__()
         self.why = why
         self.status = "403 Forbidden" if forbidden else "503 Service Unavailable"
 
@@ -326,12 +316,9 @@ class RefusedHTTP(http.HTTPChannel):
         )
         self.transport.loseConnection()
 
-    def dataReceived(self, data: bytes) -> None:
-        pass
-
 
 class NetlabSite(server.Site):
-    """The Site: netlab's request and channel classes, limits and access log."""
+    """The Site: netlab's request and channel classes, books, limits and access log."""
 
     requestFactory = NetlabRequest
     protocol = NetlabChannel  # type: ignore[assignment]
@@ -343,40 +330,32 @@ class NetlabSite(server.Site):
         super().__init__(root, timeout=settings.idle_timeout or None, reactor=context.reactor)
         self.context = context
         self.name = settings.name
-        self.counters = context.events.counters_for(self.name)
-        self.limits = ConnectionLimits.for_settings(settings)
-        self.channels: OpenConnections[NetlabChannel] = OpenConnections()
-        self.access = SettingsAccess()
+        self.books: ServiceBooks[NetlabChannel] = ServiceBooks(
+            self.name, context.events, context.reactor, settings
+        )
+        # The books' own objects, under the names the channels and tests use.
+        self.counters = self.books.counters
+        self.limits = self.books.limits
+        self.channels = self.books.open
 
     def configure(self, settings: HttpSettings) -> None:
-        """Run with C{settings} from now on (a reload); open connections stay."""
+        """New settings (a reload): limits, timeouts and resources read them from now on."""
         self.context.settings = settings
-        self.limits.configure(settings)
+        self.books.configure(settings)
         self.timeOut = settings.idle_timeout or None
-
-    def forget(self, channel: NetlabChannel) -> None:
-        """A channel has closed; fire L{when_idle} waiters once none are left."""
-        self.channels.discard(channel)
 
     def when_idle(self) -> Deferred[None]:
         """Fires once no connection to this site is open."""
-        return self.channels.when_empty()
+        return self.books.when_idle()
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
-        host = getattr(addr, "host", None) or "local"
-        peer = describe_address(addr)
-        denied = self.access.refusal(self.context.settings, host)
-        refusal = denied or self.limits.acquire(host)
+        refusal = self.books.admit(addr)
         if refusal is not None:
-            self.counters.refused += 1
-            self.context.events.emit(REFUSED, self.name, peer, LogLevel.warn, limit=refusal)
-            refused = RefusedHTTP(refusal, forbidden=denied is not None)
+            refused = RefusedHTTP(refusal.reason, forbidden=refusal.denied)
             refused.factory = self
             return refused
         channel = super().buildProtocol(addr)
-        channel.peer_host = host
-        channel.peer = peer
-        self.channels.add(channel)
+        channel.locate(addr)
         # TimeoutMixin and our deadline schedule through the site's clock.
         channel.callLater = self.context.reactor.callLater
         return channel
@@ -389,7 +368,7 @@ class NetlabSite(server.Site):
         sent = request.sentLength
         self.counters.bytes_out += sent
         channel = request.channel
-        if isinstance(channel, NetlabChannel) and hasattr(channel, "bytes_out"):
+        if isinstance(channel, NetlabChannel):
             channel.bytes_out += sent
         peer = channel.peer if isinstance(channel, NetlabChannel) else describe_address(
             request.getClientAddress())
@@ -402,39 +381,3 @@ class NetlabSite(server.Site):
             nbytes=sent,
             duration=f"{self.context.reactor.seconds() - request.netlab_started:.3f}",
         )
-
-
-Installer = Callable[[resource.Resource, HttpContext], None]
-
-
-class Root(resource.Resource):
-    """The site's root: unknown paths get Twisted's escaped 404 page."""
-
-    def getChild(self, path: bytes, request: server.Request) -> resource.IResource:
-        return pages.notFound("No Such Resource", "There is nothing at this address.")
-
-
-def build_root(context: HttpContext) -> resource.Resource:
-    """The resource tree: every module's C{install} puts its children on it."""
-    from netlab.protocols.http import (
-        dashboard,
-        forms,
-        inspect,
-        metrics,
-        static,
-        status,
-        timepage,
-        websocket,
-        xmlrpc,
-    )
-
-    root = Root()
-    for module in (inspect, forms, timepage, status, xmlrpc, static, dashboard, metrics,
-                   websocket):
-        module.install(root, context)
-    return root
-
-
-def make_site(context: HttpContext) -> NetlabSite:
-    """The Site for C{context}, with every resource installed."""
-    return NetlabSite(build_root(context), context)

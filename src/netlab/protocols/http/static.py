@@ -29,10 +29,10 @@ import os
 from typing import Any
 
 from twisted.web import pages, static
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
 
-from netlab.protocols.http.site import HttpContext
+from netlab.protocols.http.context import HttpContext
 
 UNKNOWN_TYPE = "application/octet-stream"
 EXTRA_TYPES = {
@@ -130,10 +130,10 @@ class StaticFolder(static.File):
     render_HEAD = render_GET
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """Serve C{static_dir} at C{/static/}, if one is configured."""
-    folder = context.settings.static_dir
-    if not folder:
-        return
-    top = os.path.realpath(folder)
-    root.putChild(b"static", StaticFolder(top, top, context.settings.static_listing))
+def folder(context: HttpContext) -> StaticFolder | None:
+    """C{/static/}: C{static_dir}, if one is configured."""
+    directory = context.settings.static_dir
+    if not directory:
+        return None
+    top = os.path.realpath(directory)
+    return StaticFolder(top, top, context.settings.static_listing)

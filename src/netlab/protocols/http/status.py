@@ -27,7 +27,7 @@ from twisted.web import http, pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from netlab.protocols.http.site import HttpContext
+from netlab.protocols.http.context import HttpContext
 
 STATUS_CODE = re.compile(r"[1-5][0-9]{2}")
 WHOLE = re.compile(r"[0-9]{1,9}")
@@ -444,33 +444,72 @@ class Cache(Leaf):
     render_HEAD = render_GET
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """
-    Put the status and behaviour endpoints on C{root}. C{context.extras}
-    may hold C{"status_random"}, a C{random.Random} for C{/status/A,B}.
-    """
-    settings = context.settings
-    rng = context.extras.get("status_random") or random.Random()
-    root.putChild(b"status", StatusRoot(rng))
-    root.putChild(b"delay", Numbered(
-        "use /delay/SECONDS, e.g. /delay/1.5", SECONDS, float, 0, settings.max_delay,
+def status_codes(context: HttpContext) -> StatusRoot:
+    """C{/status/CODE,...}, choosing with C{context.status_random} if set."""
+    return StatusRoot(context.status_random or random.Random())
+
+
+def delay(context: HttpContext) -> Numbered:
+    """C{/delay/SECONDS}, up to C{max_delay}."""
+    return Numbered(
+        "use /delay/SECONDS, e.g. /delay/1.5", SECONDS, float, 0, context.settings.max_delay,
         "max_delay", lambda seconds: Delay(seconds, context.reactor),
-    ))
-    root.putChild(b"bytes", Numbered(
-        "use /bytes/N, e.g. /bytes/1024", WHOLE, int, 0, settings.max_bytes,
+    )
+
+
+def random_bytes(context: HttpContext) -> Numbered:
+    """C{/bytes/N}, up to C{max_bytes}."""
+    return Numbered(
+        "use /bytes/N, e.g. /bytes/1024", WHOLE, int, 0, context.settings.max_bytes,
         "max_bytes", RandomBytes,
-    ))
-    root.putChild(b"stream", Numbered(
-        "use /stream/N, e.g. /stream/10", WHOLE, int, 1, settings.max_stream,
+    )
+
+
+def stream(context: HttpContext) -> Numbered:
+    """C{/stream/N}, up to C{max_stream}."""
+    return Numbered(
+        "use /stream/N, e.g. /stream/10", WHOLE, int, 1, context.settings.max_stream,
         "max_stream", Stream,
-    ))
-    for name, relative in (("redirect", False), ("relative-redirect", True)):
-        root.putChild(name.encode(), Numbered(
-            f"use /{name}/N with N at least 1", WHOLE, int, 1, settings.max_redirects,
-            "max_redirects", partial(Redirect, name=name, relative=relative),
-        ))
-    root.putChild(b"redirect-to", RedirectTo(settings.redirect_hosts))
-    root.putChild(b"cookies", Cookies())
-    root.putChild(b"basic-auth", BasicAuth())
-    root.putChild(b"gzip", Gzip())
-    root.putChild(b"cache", Cache())
+    )
+
+
+def _redirects(context: HttpContext, name: str, relative: bool) -> Numbered:
+    return Numbered(
+        f"use /{name}/N with N at least 1", WHOLE, int, 1, context.settings.max_redirects,
+        "max_redirects", partial(Redirect, name=name, relative=relative),
+    )
+
+
+def redirect(context: HttpContext) -> Numbered:
+    """C{/redirect/N}: N absolute redirects, up to C{max_redirects}."""
+    return _redirects(context, "redirect", relative=False)
+
+
+def relative_redirect(context: HttpContext) -> Numbered:
+    """C{/relative-redirect/N}: N relative redirects, up to C{max_redirects}."""
+    return _redirects(context, "relative-redirect", relative=True)
+
+
+def redirect_to(context: HttpContext) -> RedirectTo:
+    """C{/redirect-to?url=...}, to C{redirect_hosts} only."""
+    return RedirectTo(context.settings.redirect_hosts)
+
+
+def cookies(context: HttpContext) -> Cookies:
+    """C{/cookies}, C{/cookies/set}, C{/cookies/delete}."""
+    return Cookies()
+
+
+def basic_auth(context: HttpContext) -> BasicAuth:
+    """C{/basic-auth/USER/PASSWORD}."""
+    return BasicAuth()
+
+
+def gzipped(context: HttpContext) -> Gzip:
+    """C{/gzip}."""
+    return Gzip()
+
+
+def cache(context: HttpContext) -> Cache:
+    """C{/cache}."""
+    return Cache()

@@ -19,7 +19,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from twisted.web.template import renderElement, tags
 
-from netlab.protocols.http.site import HttpContext
+from netlab.protocols.http.context import HttpContext
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -87,8 +87,6 @@ class TimePage(Resource):
     render_HEAD = render_GET
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """Put C{/time} and C{/time.html} (one page, two names) on C{root}."""
-    page = TimePage(context.reactor)
-    root.putChild(b"time", page)
-    root.putChild(b"time.html", page)
+def page(context: HttpContext) -> TimePage:
+    """C{/time} (and C{/time.html}, the same page): the time on the site's clock."""
+    return TimePage(context.reactor)

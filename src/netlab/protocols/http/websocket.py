@@ -15,8 +15,9 @@ hard cap: C{max_body} for the echo, C{max(4 * max_line, 64 KiB)} for the
 chat.  A chat message that arrives whole but is longer than C{max_line}
 gets one error line and is dropped, as on telnet.
 
-After the upgrade (the channel keeps its own connection accounting, see
-L{NetlabChannel._protocolUpgradeForWebsockets}), L{MeteredSocket} replaces
+After the upgrade (the HTTP channel keeps its own connection accounting,
+see L{netlab.protocols.http.site.NetlabChannel}; the WebSocket is accounted
+again, as a connection of the C{NAME-ws} service), L{MeteredSocket} replaces
 the HTTP idle timer with its own and registers a producer so output
 backpressure is seen: the echo stops reading while its client is not
 reading, the chat drops a client whose unsent backlog passes C{max_output}.
@@ -32,24 +33,17 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.web import pages
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
-from netlab.core.events import (
-    CONNECTED,
-    DISCONNECTED,
-    DROPPED,
-    REFUSED,
-    ServiceCounters,
-    describe_address,
-)
+from netlab.core.accounting import ConnectionRecord
+from netlab.core.events import DROPPED, ServiceCounters, describe_address
 from netlab.protocols.base import SHUTDOWN_GRACE, idle_goodbye
 from netlab.protocols.chat.hub import ChatHub, Session, idle_warning
-from netlab.protocols.http import chatpage
-from netlab.protocols.http.site import HttpContext, Root
+from netlab.protocols.http.chatpage import ChatPage
+from netlab.protocols.http.context import HttpContext
 
 # RFC 6455 close codes.
 NORMAL, GOING_AWAY, UNSUPPORTED, TOO_BIG, POLICY = 1000, 1001, 1003, 1009, 1008
@@ -94,10 +88,9 @@ class GuardedWebSocketResource(WebSocketResource):
         origin = request.getHeader("origin")
         allowed = self.context.settings.allowed_origins
         if origin is not None and not origin_allowed(origin, allowed):
-            self.context.events.counters_for(self.service).refused += 1
-            self.context.events.emit(
-                REFUSED, self.service, describe_address(request.getClientAddress()),
-                LogLevel.warn, limit=f"Origin {origin[:100]!r} not in allowed_origins",
+            self.context.websockets().refused(
+                describe_address(request.getClientAddress()),
+                f"Origin {origin[:100]!r} not in allowed_origins",
             )
             page = pages.forbidden(
                 "Forbidden origin",
@@ -122,7 +115,7 @@ class GuardedWebSocketResource(WebSocketResource):
 
 
 @implementer(IPushProducer)
-class MeteredSocket:
+class MeteredSocket(ConnectionRecord):
     """
     What both endpoints share: accounting, lifecycle events, the incoming
     size cap, the idle timer, output backpressure and an orderly close.
@@ -140,18 +133,14 @@ class MeteredSocket:
         self.context = context
         self.service = service
         self.events = context.events
-        self.counters: ServiceCounters = context.events.counters_for(service)
+        self.books = context.websockets()
+        self.counters: ServiceCounters = self.books.counters
         self.max_pending = max_pending
         self.idle_timeout = idle_timeout
-        address = request.getClientAddress()
-        self.peer_host: str = getattr(address, "host", None) or "local"
-        self.peer = describe_address(address)
+        self.locate(request.getClientAddress())
         self.transport: WebSocketTransport | None = None
         # The TCP connection under it, for flow control and aborting.
         self.tcp: Any = request.channel.transport
-        self.started = context.reactor.seconds()
-        self.bytes_in = 0
-        self.bytes_out = 0
         self.pending = 0
         self.output_paused = False
         self.unsent_over_buffer = 0
@@ -186,12 +175,7 @@ class MeteredSocket:
         self.transport.detachProducer()
         self.transport.attachProducer(self)
         self.open = True
-        counters = self.counters
-        counters.connections_open += 1
-        counters.connections_total += 1
-        self.events.emit(
-            CONNECTED, self.service, self.peer, open=counters.connections_open,
-        )
+        self.books.opened(self)
         self.arm_idle()
         self.opened()
 
@@ -215,13 +199,7 @@ class MeteredSocket:
                 call.cancel()
         if not self.open:
             return
-        self.counters.connections_open -= 1
-        self.events.emit(
-            DISCONNECTED, self.service, self.peer,
-            reason=self.close_reason or "closed by client",
-            duration=f"{self.context.reactor.seconds() - self.started:.3f}",
-            bytes_in=self.bytes_in, bytes_out=self.bytes_out,
-        )
+        self.books.closed(self, self.close_reason or "closed by client")
         self.closed()
 
     # -- for subclasses ------------------------------------------------------
@@ -465,14 +443,21 @@ class ChatSocketFactory:
         return ChatSocket(request, self.context, self.service, self.hub)
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """C{/ws/echo}; with a chat hub also C{/ws/chat} and the page C{/chat}."""
-    service = f"{context.settings.name}-ws"
-    sockets = Root()
-    sockets.putChild(b"echo", GuardedWebSocketResource(EchoFactory(context, service), context,
-                                                       service))
-    if context.hub is not None:
-        factory = ChatSocketFactory(context, service, context.hub)
-        sockets.putChild(b"chat", GuardedWebSocketResource(factory, context, service))
-        root.putChild(b"chat", chatpage.ChatPage())
-    root.putChild(b"ws", sockets)
+def echo_endpoint(context: HttpContext) -> GuardedWebSocketResource:
+    """C{/ws/echo}."""
+    service = context.websocket_service
+    return GuardedWebSocketResource(EchoFactory(context, service), context, service)
+
+
+def chat_endpoint(context: HttpContext) -> GuardedWebSocketResource | None:
+    """C{/ws/chat}, when the chat runs."""
+    if context.hub is None:
+        return None
+    service = context.websocket_service
+    factory = ChatSocketFactory(context, service, context.hub)
+    return GuardedWebSocketResource(factory, context, service)
+
+
+def chat_page(context: HttpContext) -> ChatPage | None:
+    """C{/chat}, the page that talks to C{/ws/chat}, when the chat runs."""
+    return ChatPage() if context.hub is not None else None

@@ -23,11 +23,10 @@ from xml.parsers import expat
 
 from twisted.logger import LogLevel
 from twisted.web import server
-from twisted.web.resource import Resource
 from twisted.web.xmlrpc import XMLRPC, Fault, addIntrospection
 
 from netlab.core.events import REFUSED, describe_address
-from netlab.protocols.http.site import HttpContext
+from netlab.protocols.http.context import HttpContext
 
 REFUSED_DOCUMENT = 8003
 """Fault code: the request was not a plain XML-RPC document (a DTD, or not well-formed)."""
@@ -122,7 +121,7 @@ def refusal_reason(body: bytes) -> str | None:
 
 
 class LabXMLRPC(XMLRPC):
-    """The lab's procedures; C{system.*} is added by L{install}."""
+    """The lab's procedures; C{system.*} is added by L{endpoint}."""
 
     allowedMethods = (b"GET", b"HEAD", b"POST")  # type: ignore[assignment]
 
@@ -198,8 +197,8 @@ class LabXMLRPC(XMLRPC):
         return now.isoformat(timespec="seconds")
 
 
-def install(root: Resource, context: HttpContext) -> None:
-    """Put the XML-RPC endpoint at C{/RPC2}."""
+def endpoint(context: HttpContext) -> LabXMLRPC:
+    """C{/RPC2}: the XML-RPC endpoint, with the C{system.*} introspection calls."""
     rpc = LabXMLRPC(context)
     addIntrospection(rpc)
-    root.putChild(b"RPC2", rpc)
+    return rpc

@@ -1,0 +1,135 @@
+"""
+Every address of the web site, in one table: the path, what builds its
+resource from the L{HttpContext}, and the methods it answers (besides
+C{HEAD} wherever C{GET} is, and C{OPTIONS} everywhere).
+
+The table builds the resource tree; the resource modules only define
+resources.  A builder that returns C{None} leaves its path out (C{/static}
+without a C{static_dir}, the chat without a hub); a builder named on two
+paths serves both with one resource; a path whose parent is not in the
+table gets a plain L{Root} parent (C{/ws}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+
+from twisted.web import pages, server
+from twisted.web.resource import IResource, Resource
+
+from netlab.protocols.http import (
+    dashboard,
+    forms,
+    inspect,
+    metrics,
+    static,
+    status,
+    timepage,
+    websocket,
+    xmlrpc,
+)
+from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.site import NetlabSite
+
+Builder = Callable[[HttpContext], IResource | None]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One address: C{path}, its resource's C{make}, and the C{methods} it answers."""
+
+    path: str
+    make: Builder
+    methods: str
+
+
+ROUTES: tuple[Route, ...] = (
+    # path                    resource                       methods
+    Route("/",                dashboard.DashboardPage,       "GET"),
+    Route("/dashboard",       dashboard.DashboardPage,       "GET"),
+    Route("/dashboard/stream", dashboard.DashboardStream,    "GET"),
+    Route("/dashboard/netlab.js", dashboard.script,          "GET"),
+    Route("/dashboard/netlab.css", dashboard.stylesheet,     "GET"),
+    Route("/events",          dashboard.EventsPage,          "GET"),
+    Route("/events/stream",   dashboard.EventsStream,        "GET"),
+    Route("/healthz",         dashboard.Healthz,             "GET"),
+    Route("/get",             inspect.GetResource,           "GET"),
+    Route("/headers",         inspect.HeadersResource,       "GET"),
+    Route("/ip",              inspect.IpResource,            "GET"),
+    Route("/user-agent",      inspect.UserAgentResource,     "GET"),
+    Route("/anything",        forms.anything,                "GET POST PUT PATCH DELETE"),
+    Route("/post",            forms.PostResource,            "POST"),
+    Route("/time",            timepage.page,                 "GET"),
+    Route("/time.html",       timepage.page,                 "GET"),
+    Route("/status",          status.status_codes,           "GET"),
+    Route("/delay",           status.delay,                  "GET"),
+    Route("/bytes",           status.random_bytes,           "GET"),
+    Route("/stream",          status.stream,                 "GET"),
+    Route("/redirect",        status.redirect,               "GET"),
+    Route("/relative-redirect", status.relative_redirect,    "GET"),
+    Route("/redirect-to",     status.redirect_to,            "GET POST PUT PATCH DELETE"),
+    Route("/cookies",         status.cookies,                "GET"),
+    Route("/basic-auth",      status.basic_auth,             "GET"),
+    Route("/gzip",            status.gzipped,                "GET"),
+    Route("/cache",           status.cache,                  "GET"),
+    Route("/RPC2",            xmlrpc.endpoint,               "GET POST"),
+    Route("/static",          static.folder,                 "GET"),  # with a static_dir
+    Route("/metrics",         metrics.scrape,                "GET"),
+    Route("/ws/echo",         websocket.echo_endpoint,       "GET"),
+    Route("/ws/chat",         websocket.chat_endpoint,       "GET"),  # with the chat
+    Route("/chat",            websocket.chat_page,           "GET"),  # with the chat
+)
+
+
+class Root(Resource):
+    """A node of the tree (the site's root, C{/ws}): unknown children get Twisted's 404 page."""
+
+    def getChild(self, path: bytes, request: server.Request) -> IResource:
+        return pages.notFound("No Such Resource", "There is nothing at this address.")
+
+
+def of(*modules: ModuleType) -> list[Route]:
+    """The routes whose resources C{modules} define (a test serves one module's)."""
+    names = {module.__name__ for module in modules}
+    return [route for route in ROUTES if route.make.__module__ in names]
+
+
+def install(
+    root: Resource, context: HttpContext, routes: Iterable[Route] = ROUTES
+) -> Resource:
+    """Build each route's resource and put it at its path under C{root}; C{root}."""
+    built: dict[Builder, IResource | None] = {}
+    nodes: dict[tuple[bytes, ...], IResource] = {(): root}
+    # Parents first, whatever the order of the table.
+    for route in sorted(routes, key=lambda r: r.path.count("/")):
+        if route.make not in built:
+            built[route.make] = route.make(context)
+        made = built[route.make]
+        if made is None:
+            continue
+        *parents, name = route.path.encode().split(b"/")[1:]
+        parent = _node(nodes, tuple(parents))
+        parent.putChild(name, made)
+        nodes[(*parents, name)] = made
+    return root
+
+
+def _node(nodes: dict[tuple[bytes, ...], IResource], path: tuple[bytes, ...]) -> IResource:
+    """The resource at C{path}, made a plain L{Root} if the table has none there."""
+    node = nodes.get(path)
+    if node is None:
+        node = nodes[path] = Root()
+        _node(nodes, path[:-1]).putChild(path[-1], node)
+    return node
+
+
+def build_root(context: HttpContext) -> Resource:
+    """The whole resource tree of the site."""
+    return install(Root(), context)
+
+
+def make_site(context: HttpContext) -> NetlabSite:
+    """The Site for C{context}, with every route installed."""
+    return NetlabSite(build_root(context), context)

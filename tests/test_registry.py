@@ -185,3 +185,29 @@ def test_plan_kind_restart_keys() -> None:
     change = plan(old, new, registry.KINDS)
     assert change.applied == ["chat.motd", "framed-echo.max_frame"]
     assert change.waiting == ["chat.database", "framed-echo.framing"]
+
+
+def test_new_kind_on_dashboard_and_metrics(events: Any) -> None:
+    """The web site lists the new kind's service, and /metrics exports it, from the start."""
+    from prometheus_client.exposition import generate_latest
+
+    from netlab.protocols.http import dashboard, metrics
+    from netlab.protocols.http.site import NetlabSite
+
+    config = registry.parse(
+        {
+            "echo": [], "udp_echo": [], "chat": {"enabled": False},
+            "http": {"listen": ["tcp:0:interface=127.0.0.1"]},
+            "shout": [{"name": "loud"}],
+        },
+        kinds=KINDS,
+    )
+    service = NetlabService(config, reactor, events=events, kinds=KINDS)
+    (site,) = service.components["http"]
+    assert isinstance(site, NetlabSite)
+    listed = {s["name"]: s for s in dashboard.snapshot(site.context)["services"]}
+    assert listed["loud"]["kind"] == "shout"
+    assert listed["http"]["kind"] == "http"
+    text = generate_latest(metrics.make_registry(site.context)).decode()
+    assert 'netlab_service_info{kind="shout",service="loud"} 1.0' in text
+    assert 'netlab_connections_open{service="loud"} 0.0' in text

@@ -43,6 +43,9 @@ class HttpContext:
         outside a daemon (then the site is always ready).
     @ivar started: when the site was built, on the reactor's clock.
     @ivar status_random: the random choice of C{/status/A,B} (tests fix it).
+    @ivar services: every enabled service of the daemon as C{(name, kind)},
+        from the registry, in build order: the dashboard and C{/metrics}
+        show each one from the start, before it has counted anything.
     """
 
     settings: HttpSettings
@@ -52,6 +55,7 @@ class HttpContext:
     service: DaemonView | None = None
     started: float = 0.0
     status_random: random.Random | None = None
+    services: Sequence[tuple[str, str]] = ()
     _websockets: ServiceBooks[ConnectionRecord] | None = field(
         default=None, init=False, repr=False
     )

@@ -96,8 +96,13 @@ def describe_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def service_names(context: HttpContext) -> list[str]:
-    """Every service, listening ones first in the order they bound."""
-    names = dict.fromkeys(context.events.listening)
+    """
+    Every service: the configured ones first (from the registry, so a
+    service shows before its first connection), then the listening ones in
+    the order they bound, then whatever else has counted (the WebSockets).
+    """
+    names = dict.fromkeys(name for name, _ in context.services)
+    names.update(dict.fromkeys(context.events.listening))
     names.update(dict.fromkeys(sorted(context.events.counters)))
     return list(names)
 
@@ -105,11 +110,13 @@ def service_names(context: HttpContext) -> list[str]:
 def snapshot(context: HttpContext) -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-safe data."""
     events = context.events
+    kinds = dict(context.services)
     services = []
     for name in service_names(context):
         counters = events.counters[name].snapshot() if name in events.counters else {}
         services.append({
             "name": name,
+            "kind": kinds.get(name, "-"),
             "listening": list(events.listening.get(name, [])),
             "counters": [
                 [key, COUNTER_LABELS.get(key, key.replace("_", " ")), value]

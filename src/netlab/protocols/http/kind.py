@@ -22,12 +22,24 @@ def check_http(settings: HttpSettings, config: Any, fail: Fail) -> None:
         raise fail("static_dir", settings.static_dir, "is not a directory")
 
 
+def configured_services(context: BuildContext) -> list[tuple[str, str]]:
+    """Every enabled service of the daemon's config, with its kind's section."""
+    if context.config is None:
+        return []
+    return [
+        (settings.name, where.split("]", 1)[0])
+        for where, settings in context.config.services()
+        if settings.enabled
+    ]
+
+
 def build_http(settings: HttpSettings, context: BuildContext) -> BuiltService:
     """The Site, with every resource installed."""
     reactor = context.reactor
     site_context = HttpContext(
         settings=settings, events=context.events, reactor=reactor,
         hub=context.lookup(ChatHub), service=context.daemon, started=reactor.seconds(),
+        services=configured_services(context),
     )
     return BuiltService(stream=make_site(site_context))
 

@@ -10,7 +10,7 @@ mix in whatever else the process registered, and tests build many sites.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from netlab.core.events import EventLog
+from netlab.core.events import EventLog, ServiceCounters
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.http.context import HttpContext
 
@@ -41,11 +41,21 @@ class NetlabCollector(Collector):
     """Reads every service's L{ServiceCounters} (and the chat hub) at scrape time."""
 
     def __init__(
-        self, events: EventLog, hub: ChatHub | None = None, reactor: IReactorTime | None = None
+        self,
+        events: EventLog,
+        hub: ChatHub | None = None,
+        reactor: IReactorTime | None = None,
+        services: Sequence[tuple[str, str]] = (),
     ) -> None:
+        """
+        @param services: the daemon's enabled services as C{(name, kind)},
+            from the registry: each is exported from the first scrape, at
+            zero until it counts, with a C{netlab_service_info} series.
+        """
         self.events = events
         self.hub = hub
         self.reactor = reactor
+        self.services = services
 
     def describe(self) -> Iterable[Metric]:
         # Registering must not depend on which services have counted yet.
@@ -63,12 +73,22 @@ class NetlabCollector(Collector):
             "netlab_chat_events_total", "Chat events (joins, messages, kicks...).",
             labels=["service", "event"],
         )
-        for service, counters in sorted(self.events.counters.items()):
+        info = GaugeMetricFamily(
+            "netlab_service_info", "Each configured service and its kind.",
+            labels=["service", "kind"],
+        )
+        for service, kind in self.services:
+            info.add_metric([service, kind], 1)
+        counted = dict(self.events.counters)
+        for service, _ in self.services:
+            counted.setdefault(service, ServiceCounters())
+        for service, counters in sorted(counted.items()):
             opened.add_metric([service], counters.connections_open)
             for field, family in totals.items():
                 family.add_metric([service], getattr(counters, field))
             for event, count in sorted(counters.extra.items()):
                 chat.add_metric([service, event], count)
+        yield info
         yield opened
         yield from totals.values()
         yield chat
@@ -100,7 +120,9 @@ class NetlabCollector(Collector):
 def make_registry(context: HttpContext) -> CollectorRegistry:
     """A private registry with netlab's collector and the process's own metrics."""
     registry = CollectorRegistry()
-    registry.register(NetlabCollector(context.events, context.hub, context.reactor))
+    registry.register(
+        NetlabCollector(context.events, context.hub, context.reactor, context.services)
+    )
     ProcessCollector(registry=registry)
     return registry
 

@@ -19,17 +19,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.logger import LogLevel
 
 from netlab.core import config as loader
 from netlab.core.config import Config, ConfigError
-from netlab.core.events import RELOAD
+from netlab.core.events import RELOAD, EventLog
 from netlab.core.kinds import ServiceKind
 
-if TYPE_CHECKING:
-    from netlab.app.service import NetlabService
+
+class Reloadable(Protocol):
+    """What a reload needs of the running daemon (C{NetlabService})."""
+
+    events: EventLog
+    config: Config
+    config_path: str | None
+    kinds: Sequence[ServiceKind[Any]]
+
+    def configure(self, config: Config) -> None:
+        """Run with C{config} from now on."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ def _kinds_by_name(config: Config, kinds: Sequence[ServiceKind[Any]]) -> dict[st
     }
 
 
-def reload(service: NetlabService) -> None:
+def reload(service: Reloadable) -> None:
     """Reopen logs and apply what can be applied of the config file, now."""
     events = service.events
     events.reopen()

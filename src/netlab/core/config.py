@@ -15,66 +15,19 @@ import dataclasses
 import ipaddress
 import tomllib
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from netlab.core.endpoints import check_stream, endpoint_kind, parse_systemd_udp, parse_udp
 from netlab.core.kinds import ServiceKind
-from netlab.core.settings import SERVICE_NAME, AccessSettings, LogSettings
+from netlab.core.settings import SERVICE_NAME, AccessSettings, Config, LogSettings
 
 
 class ConfigError(Exception):
     """
     A configuration value was refused; the message names file, key and value.
     """
-
-
-@dataclass(frozen=True, kw_only=True)
-class Config:
-    """
-    The whole daemon's configuration: the log, the global access lists, and
-    each kind's settings by section name (a tuple for a list section such
-    as C{[[echo]]}, the settings themselves for a table such as C{[chat]}),
-    also readable as attributes: C{config.chat}, C{config.echo}.
-    """
-
-    source: str = "<built-in defaults>"
-    log: LogSettings = field(default_factory=LogSettings)
-    access: AccessSettings = field(default_factory=AccessSettings)
-    sections: Mapping[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        sections = self.__dict__.get("sections", {})
-        if name.startswith("_") or name not in sections:
-            raise AttributeError(name)
-        return sections[name]
-
-    def services(self) -> Iterator[tuple[str, Any]]:
-        """
-        Every service's settings, with where it is in the file
-        (C{echo][1} for the second C{[[echo]]}, C{chat} for C{[chat]}).
-        """
-        for section, value in self.sections.items():
-            if isinstance(value, tuple):
-                for i, settings in enumerate(value):
-                    yield f"{section}][{i}", settings
-            else:
-                yield section, value
-
-    def by_name(self) -> dict[str, Any]:
-        """Every service's settings by service name."""
-        return {settings.name: settings for _, settings in self.services()}
-
-    def map_services(self, change: Callable[[Any], Any], **other: Any) -> Config:
-        """A copy with C{change} applied to every service's settings."""
-        sections = {
-            section: tuple(change(s) for s in value) if isinstance(value, tuple)
-            else change(value)
-            for section, value in self.sections.items()
-        }
-        return dataclasses.replace(self, sections=sections, **other)
 
 
 T = TypeVar("T")

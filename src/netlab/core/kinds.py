@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocolFactory
@@ -23,9 +23,7 @@ from twisted.internet.protocol import DatagramProtocol
 
 from netlab.core.events import EventLog
 from netlab.core.limits import DatagramGuard
-
-if TYPE_CHECKING:
-    from netlab.core.config import Config
+from netlab.core.settings import Config
 
 S = TypeVar("S")
 T = TypeVar("T")

@@ -10,8 +10,9 @@ example-config test come for free.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,10 +106,57 @@ class DatagramSettings(DatagramGuardSettings):
     listen: tuple[str, ...] = setting((), endpoints="datagram")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """
+    The whole daemon's configuration: the log, the global access lists, and
+    each kind's settings by section name (a tuple for a list section such
+    as C{[[echo]]}, the settings themselves for a table such as C{[chat]}),
+    also readable as attributes: C{config.chat}, C{config.echo}.
+    """
+
+    source: str = "<built-in defaults>"
+    log: LogSettings = field(default_factory=LogSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections", {})
+        if name.startswith("_") or name not in sections:
+            raise AttributeError(name)
+        return sections[name]
+
+    def services(self) -> Iterator[tuple[str, Any]]:
+        """
+        Every service's settings, with where it is in the file
+        (C{echo][1} for the second C{[[echo]]}, C{chat} for C{[chat]}).
+        """
+        for section, value in self.sections.items():
+            if isinstance(value, tuple):
+                for i, settings in enumerate(value):
+                    yield f"{section}][{i}", settings
+            else:
+                yield section, value
+
+    def by_name(self) -> dict[str, Any]:
+        """Every service's settings by service name."""
+        return {settings.name: settings for _, settings in self.services()}
+
+    def map_services(self, change: Callable[[Any], Any], **other: Any) -> Config:
+        """A copy with C{change} applied to every service's settings."""
+        sections = {
+            section: tuple(change(s) for s in value) if isinstance(value, tuple)
+            else change(value)
+            for section, value in self.sections.items()
+        }
+        return dataclasses.replace(self, sections=sections, **other)
+
+
 __all__ = [
     "LOG_LEVELS",
     "LOOPBACK",
     "AccessSettings",
+    "Config",
     "DatagramGuardSettings",
     "DatagramSettings",
     "LogSettings",

@@ -139,6 +139,9 @@ class ChatLine(StreamProtocol):
             what="a slow reader", reason=self.close_reason, suppressed="",
         )
         self.abort()
+        # The room hears of it now: the connection is lost only on the next
+        # reactor pass, after lines read in between would reach the room.
+        self.session.lost(self.close_reason)
 
     def end(self, reason: str) -> None:
         """The hub ends this session for C{reason}."""

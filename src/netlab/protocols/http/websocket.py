@@ -384,6 +384,9 @@ class ChatSocket(MeteredSocket):
     def slow_consumer(self) -> None:
         self.hub.count("slow_consumers")
         super().slow_consumer()
+        # The room hears of it now, not a reactor pass later (see ChatLine).
+        if self.session is not None:
+            self.session.lost(self.close_reason or "connection lost")
 
     def too_big(self) -> None:
         limit = self.hub.settings.max_line

@@ -179,8 +179,10 @@ class ChatLine(StreamProtocol):
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         why = self.close_reason or "connection lost"
-        super().connectionLost(reason)
+        # The room hears of it first: closing the books may complete the
+        # daemon's shutdown, whose stop must be the last thing logged.
         self.session.lost(why)
+        super().connectionLost(reason)
 
 
 class ChatFactory(StreamFactory):

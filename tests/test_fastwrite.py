@@ -14,6 +14,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.task import deferLater
 
 from helpers import close_all, connect
+from netlab.core._twisted import tcp_buffer_empty
 from netlab.core.fastwrite import send_datagram, write_now
 
 
@@ -40,16 +41,16 @@ def test_direct_then_buffered_in_order() -> Any:
     server = yield ready
     transport = server.transport
     write_now(transport, b"first")
-    assert transport._tempDataLen == 0
+    assert tcp_buffer_empty(transport)
     assert transport not in reactor.getWriters()
     yield client.wait_text(b"first")
 
     client.transport.pauseProducing()
     big = bytes(range(256)) * 32768  # 8 MiB: more than the kernel takes at once
     write_now(transport, big)
-    assert transport._tempDataLen > 0, "some of it must wait in Twisted's buffer"
+    assert not tcp_buffer_empty(transport), "some of it must wait in Twisted's buffer"
     write_now(transport, b"last")
-    assert transport._tempDataLen > 0
+    assert not tcp_buffer_empty(transport)
     client.transport.resumeProducing()
     data = yield client.wait_bytes(len(b"first") + len(big) + len(b"last"))
     assert data == b"first" + big + b"last"

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 
 from helpers import DatagramCollector, close_all, connect, listen
+from netlab.core._twisted import tcp_buffered_bytes
 from netlab.core.events import CONNECTED, DISCONNECTED, DROPPED, RECEIVED
 from netlab.core.limits import DatagramGuard
 from netlab.protocols.classic import (
@@ -79,7 +80,7 @@ def next_event(events: Any, kind: str, service: str | None = None) -> Deferred[A
 
 def buffered(transport: Any) -> int:
     """Bytes a Twisted FileDescriptor holds that the kernel has not taken yet."""
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    return tcp_buffered_bytes(transport)
 
 
 class WatchedConnection:

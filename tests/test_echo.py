@@ -12,6 +12,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 
 from helpers import Collector, close_all, connect, listen, shut_down
+from netlab.core._twisted import tcp_buffered_bytes
 from netlab.core.events import CONNECTED, DISCONNECTED, DROPPED, RECEIVED, REFUSED, SENT
 from netlab.protocols.echo import EchoFactory, EchoSettings
 
@@ -238,7 +239,7 @@ class Flooder(Protocol):
 
 def buffered(transport: Any) -> int:
     """Bytes a Twisted socket transport holds that the kernel has not taken."""
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    return tcp_buffered_bytes(transport)
 
 
 @pytest_twisted.inlineCallbacks

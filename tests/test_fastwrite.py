@@ -11,9 +11,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import InvalidAddressError
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
-from twisted.internet.task import deferLater
 
 from helpers import close_all, connect
+from netlab.core._twisted import tcp_buffer_empty
 from netlab.core.fastwrite import send_datagram, write_now
 
 
@@ -40,16 +40,16 @@ def test_direct_then_buffered_in_order() -> Any:
     server = yield ready
     transport = server.transport
     write_now(transport, b"first")
-    assert transport._tempDataLen == 0
+    assert tcp_buffer_empty(transport)
     assert transport not in reactor.getWriters()
     yield client.wait_text(b"first")
 
     client.transport.pauseProducing()
     big = bytes(range(256)) * 32768  # 8 MiB: more than the kernel takes at once
     write_now(transport, big)
-    assert transport._tempDataLen > 0, "some of it must wait in Twisted's buffer"
+    assert not tcp_buffer_empty(transport), "some of it must wait in Twisted's buffer"
     write_now(transport, b"last")
-    assert transport._tempDataLen > 0
+    assert not tcp_buffer_empty(transport)
     client.transport.resumeProducing()
     data = yield client.wait_bytes(len(b"first") + len(big) + len(b"last"))
     assert data == b"first" + big + b"last"
@@ -64,11 +64,21 @@ class Datagrams(DatagramProtocol):
     def __init__(self) -> None:
         self.received: list[tuple[bytes, Any]] = []
         self.arrived: Deferred[None] = Deferred()
+        self._waiting: list[Deferred[None]] = []
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self.received.append((data, addr))
         if not self.arrived.called:
             self.arrived.callback(None)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def wait_more(self) -> Deferred[None]:
+        """Fires when the next datagram arrives."""
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        return d
 
 
 @pytest_twisted.inlineCallbacks
@@ -81,14 +91,22 @@ def test_send_datagram_straight_and_after_a_refusal() -> Any:
     closed.bind(("127.0.0.1", 0))
     nobody = closed.getsockname()
     closed.close()
-    for _ in range(3):  # the port unreachable answer surfaces on a later send
+    # A witness port, sent to after each refused datagram: once the witness
+    # has its datagram, the port unreachable answer to the one before it
+    # is back too (loopback delivers in order), with no timed wait.
+    witness = Datagrams()
+    witnessing = reactor.listenUDP(0, witness, interface="127.0.0.1")
+    for n in range(3):  # the port unreachable answer surfaces on a later send
         send_datagram(sending, b"anyone?", nobody)
-        yield deferLater(reactor, 0.01, lambda: None)
+        send_datagram(sending, b"seen?", ("127.0.0.1", witnessing.getHost().port))
+        while len(witness.received) <= n:
+            yield witness.wait_more()
     send_datagram(sending, b"hello", ("127.0.0.1", receiving.getHost().port))
     yield receiver.arrived
     assert receiver.received == [(b"hello", ("127.0.0.1", sending.getHost().port))]
     yield sending.stopListening()
     yield receiving.stopListening()
+    yield witnessing.stopListening()
 
 
 @pytest_twisted.inlineCallbacks

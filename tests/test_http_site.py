@@ -14,6 +14,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from helpers import close_all, connect
 from httptest import build_site
+from netlab.core._twisted import tcp_buffered_bytes
 from netlab.protocols.http.routes import Root
 from netlab.protocols.http.site import NetlabSite
 
@@ -263,7 +264,7 @@ def test_response_sent_during_the_request(events: Any, clock: Clock) -> Any:
         if event.get("netlab_event") == "http_request":
             (channel,) = factory.channels
             transport = channel.transport
-            queued.append((transport._tempDataLen, transport in reactor.getWriters()))
+            queued.append((tcp_buffered_bytes(transport), transport in reactor.getWriters()))
 
     unsubscribe = events.subscribe(look)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
@@ -312,7 +313,7 @@ def test_big_response_to_a_paused_reader(events: Any, clock: Clock) -> Any:
     def look(event: dict[str, Any]) -> None:
         if event.get("netlab_event") == "http_request":
             (channel,) = factory.channels
-            logged.callback(channel.transport._tempDataLen)
+            logged.callback(tcp_buffered_bytes(channel.transport))
 
     unsubscribe = events.subscribe(look)
     client.transport.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")

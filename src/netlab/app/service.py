@@ -20,6 +20,7 @@ from twisted.logger import LogLevel
 from netlab import __version__
 from netlab.app.registry import KINDS, kind_of
 from netlab.app.reload import reload
+from netlab.core._twisted import clear_exit_signal
 from netlab.core.config import Config
 from netlab.core.endpoints import endpoint_kind
 from netlab.core.events import (
@@ -239,8 +240,7 @@ class NetlabService(MultiService):
             # twistd re-raises SIGTERM/SIGINT after the reactor stops, so the
             # process would die "killed by signal".  A requested stop that
             # closed everything cleanly is a success: exit status 0.
-            if getattr(self.reactor, "_exitSignal", None) in (SIGTERM, SIGINT):
-                self.reactor._exitSignal = None
+            clear_exit_signal(self.reactor, (SIGTERM, SIGINT))
 
         d.addCallback(stopped)
         return d  # type: ignore[return-value]

@@ -7,16 +7,242 @@ comment saying why netlab needs it, and C{tests/test_twisted_internals.py}
 checks that each still exists and behaves as assumed on the installed
 Twisted: an upgrade that changes one fails there, with a clear message,
 instead of somewhere deep in a protocol.
+
+Some names used here carry no underscore but are still implementation
+details, not interface (the buffer attributes of C{FileDescriptor}, the
+C{TLS} flag of a TCP connection, the methods of C{HTTPChannel} that its
+subclasses override); they are kept here too, for the same reason.
 """
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Collection
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import tcp, udp
+from twisted.internet.defer import Deferred
+from twisted.python.systemd import ListenFDs
+
 # -- twisted.internet: transports and ports ----------------------------------
+#
+# netlab.core.fastwrite sends straight to the kernel when Twisted's write
+# buffer is empty (two epoll_ctl calls fewer per echoed message).  That needs
+# to know what FileDescriptor.write/doWrite keep to themselves: the two
+# buffers (dataBuffer from offset on, then _tempDataBuffer of _tempDataLen
+# bytes), whether the write side is already shut (_writeDisconnected), and
+# whether startTLS put a TLS layer into this very transport (TLS).
+
+
+def tcp_buffer_empty(transport: tcp.Connection) -> bool:
+    """
+    Whether C{transport} has nothing waiting in Twisted's write buffer, so
+    bytes sent now cannot overtake bytes written before.
+    """
+    # doWrite sends dataBuffer[offset:] first, then moves _tempDataBuffer
+    # (whose length is _tempDataLen) into dataBuffer: both must be empty.
+    return not transport._tempDataLen and transport.offset == len(transport.dataBuffer)
+
+
+def tcp_buffered_bytes(transport: tcp.Connection) -> int:
+    """How many bytes wait in C{transport}'s write buffer (for tests and limits)."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def tcp_direct_socket(transport: Any) -> socket.socket | None:
+    """
+    The socket of C{transport} if bytes may be sent on it directly, now,
+    without going through C{transport.write}; else None.
+
+    Direct is allowed only for a plain, open L{tcp.Connection} with nothing
+    buffered: under TLS the bytes must be encrypted first (startTLS keeps
+    the same transport and sets C{TLS}); a closing connection, or one whose
+    write side is shut, must keep Twisted's handling; and a pull producer is
+    asked for more only when Twisted's own buffer drains, so its writes must
+    go through that buffer.  One function, on the echo hot path.
+    """
+    if (
+        isinstance(transport, tcp.Connection)
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        # tcp_buffer_empty, inline: this runs for every message.
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+        and (transport.producer is None or transport.streamingProducer)
+    ):
+        # The attribute, not getHandle(): a method call per message, and
+        # startTLS replaces getHandle with the TLS connection's.
+        sock: socket.socket = transport.socket
+        return sock
+    return None
+
+
+def udp_connected_address(port: udp.Port) -> tuple[str, int] | None:
+    """
+    The address a UDP port was C{connect}ed to, or None.  A connected port
+    may only send to that address, and Twisted's C{write} checks it; netlab's
+    own C{sendto} must leave such ports to Twisted.
+    """
+    address: tuple[str, int] | None = port._connectedAddr
+    return address
+
+
+def udp_direct_socket(transport: Any) -> socket.socket | None:
+    """
+    The socket of C{transport} if datagrams may go to any address with
+    C{sendto} on it directly: an unconnected L{udp.Port}; else None.
+    """
+    if isinstance(transport, udp.Port) and transport._connectedAddr is None:
+        sock: socket.socket = transport.socket
+        return sock
+    return None
+
 
 # -- twisted.application: strports services ---------------------------------
+#
+# netlab's StreamListener is a StreamServerEndpointService that must stop the
+# daemon at start when its port is taken (not log the error and run without
+# it), and must learn the port it bound (port 0, systemd sockets) to report
+# it.  Twisted's strports.service sets the first flag itself; neither has a
+# public spelling.
+
+
+def raise_synchronously(service: StreamServerEndpointService) -> None:
+    """
+    Make C{service.privilegedStartService} raise a failure to listen (such
+    as C{CannotListenError}) instead of logging it, so twistd stops with it.
+    """
+    service._raiseSynchronously = True
+
+
+def waiting_for_port(service: StreamServerEndpointService) -> Deferred[Any] | None:
+    """
+    The Deferred that fires with the listening port once C{service} has
+    asked its endpoint to listen, or None before that.
+    """
+    waiting: Deferred[Any] | None = service._waitingForPort
+    return waiting
+
 
 # -- twisted.internet: systemd socket activation -----------------------------
+#
+# Twisted reads $LISTEN_FDS (and $LISTEN_FDNAMES) once, when
+# twisted.internet.endpoints is imported, into the ListenFDs of its systemd:
+# endpoint parser, and removes $LISTEN_PID and $LISTEN_FDS from the
+# environment (not $LISTEN_FDNAMES) so nothing reads them twice.  Datagram
+# sockets systemd passes in are in that same inventory, and netlab's
+# systemd-udp: endpoint can only find them there.
+
+
+def systemd_inherited_fds() -> ListenFDs:
+    """
+    The sockets systemd passed in, as Twisted's C{systemd:} endpoints see
+    them: C{inheritedDescriptors()} by index, C{inheritedNamedDescriptors()}
+    by name.
+    """
+    from twisted.internet.endpoints import _SystemdParser
+
+    inventory: ListenFDs = _SystemdParser._sddaemon
+    return inventory
+
 
 # -- twisted.internet: the reactor's exit signal ------------------------------
+#
+# On SIGTERM or SIGINT the reactor records the signal in _exitSignal and
+# stops; after the reactor returns, twistd (and twist) re-raise that signal
+# against themselves, so the process dies "killed by signal".  netlab clears
+# it after a stop that closed everything cleanly, so the exit status is 0.
+
+
+def clear_exit_signal(reactor: Any, signals: Collection[int]) -> bool:
+    """
+    Forget the exit signal C{reactor} recorded, if it is one of C{signals},
+    so twistd exits normally; whether one was forgotten.
+    """
+    if getattr(reactor, "_exitSignal", None) in signals:
+        reactor._exitSignal = None
+        return True
+    return False
+
 
 # -- twisted.web --------------------------------------------------------------
+#
+# OPTIONS on a resource answers with the methods it renders.  Twisted works
+# that list out (from the render_* methods) for its own 405 answers, in a
+# private function; netlab uses the same list so OPTIONS and 405 agree.
+
+
+def computed_allowed_methods(resource: object) -> list[bytes]:
+    """The methods C{resource} renders, from its C{render_*} methods, as Twisted's 405 says."""
+    from twisted.web.resource import _computeAllowedMethods
+
+    methods: list[bytes] = _computeAllowedMethods(resource)
+    return methods
+
+
+# netlab's NetlabChannel subclasses twisted.web.http.HTTPChannel and overrides
+# these methods (calling Twisted's), which HTTPChannel and Request call on
+# the channel: not an interface, so each must keep its name and the
+# parameters netlab's override takes.  _protocolUpgradeForWebsockets is
+# what twisted.web.websocket calls to hand the connection to a WebSocket;
+# it replaces the channel's dataReceived and connectionLost on the instance,
+# which netlab's override (and websocket.py, for dataReceived) wrap again.
+HTTP_CHANNEL_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "connectionMade": (),
+    "connectionLost": ("reason",),
+    "dataReceived": ("data",),
+    "headerReceived": ("line",),
+    "requestDone": ("request",),
+    "writeHeaders": ("version", "code", "reason", "headers"),
+    "write": ("data",),
+    "writeSequence": ("iovec",),
+    "getHost": (),
+    "isSecure": (),
+    "_protocolUpgradeForWebsockets": ("protocol",),
+}
+
+#: The names of the HTTPChannel methods netlab overrides.
+HTTP_CHANNEL_HOOKS: tuple[str, ...] = tuple(HTTP_CHANNEL_OVERRIDES)
+
+# What netlab reads or replaces on an HTTPChannel besides: the requests in
+# progress (the last is the one whose headers are arriving), whether the
+# connection stays open after this response, TimeoutMixin's setTimeout and
+# callLater (netlab schedules through its own clock and turns the HTTP idle
+# timer off after a WebSocket upgrade), and dataReceived, which websocket.py
+# wraps on the instance after the upgrade to cap a message's size.
+HTTP_CHANNEL_STATE: tuple[str, ...] = (
+    "requests", "persistent", "setTimeout", "callLater", "dataReceived",
+)
+
+
+def upgrade_to_websocket(channel: Any, protocol: Any) -> None:
+    """
+    Hand C{channel}'s connection to the WebSocket C{protocol}: Twisted's
+    C{HTTPChannel._protocolUpgradeForWebsockets}, which C{twisted.web.websocket}
+    calls on the channel (not public yet).  netlab's channel overrides it to
+    keep its connection accounting running until the WebSocket closes, and
+    calls Twisted's through here.
+    """
+    from twisted.web.http import HTTPChannel
+
+    HTTPChannel._protocolUpgradeForWebsockets(channel, protocol)
+
+__all__ = [
+    "HTTP_CHANNEL_HOOKS",
+    "HTTP_CHANNEL_OVERRIDES",
+    "HTTP_CHANNEL_STATE",
+    "clear_exit_signal",
+    "computed_allowed_methods",
+    "raise_synchronously",
+    "systemd_inherited_fds",
+    "tcp_buffer_empty",
+    "tcp_buffered_bytes",
+    "tcp_direct_socket",
+    "udp_connected_address",
+    "udp_direct_socket",
+    "upgrade_to_websocket",
+    "waiting_for_port",
+]

@@ -77,11 +77,12 @@ def parse_systemd_udp(description: str, environment: bool = True) -> int | None:
         raise ValueError(f"index {kwargs['index']!r} is not a number")
     if not environment:
         return None
-    # Twisted reads (and then clears) $LISTEN_FDS once, for its systemd:
-    # endpoint parser; the datagram sockets are in that same inventory.
-    from twisted.internet.endpoints import _SystemdParser
+    # Twisted reads $LISTEN_FDS once (and removes it, with $LISTEN_PID, from
+    # the environment) for its systemd: endpoint parser; the datagram
+    # sockets are in that same inventory.
+    from netlab.core._twisted import systemd_inherited_fds
 
-    fds = _SystemdParser._sddaemon
+    fds = systemd_inherited_fds()
     if "name" in kwargs:
         named = fds.inheritedNamedDescriptors()
         if kwargs["name"] not in named:

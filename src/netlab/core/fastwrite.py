@@ -21,27 +21,20 @@ from __future__ import annotations
 from socket import inet_pton
 from typing import Any
 
-from twisted.internet import tcp, udp
+from netlab.core._twisted import tcp_direct_socket, udp_direct_socket
 
 
 def write_now(transport: Any, data: bytes) -> None:
     """Send C{data} on C{transport}, skipping the buffer when it is empty."""
-    if (
-        isinstance(transport, tcp.Connection)
-        and not transport.TLS
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._writeDisconnected
-        and not transport._tempDataLen
-        and transport.offset == len(transport.dataBuffer)
-        # A pull producer is asked for more only when the transport's own
-        # buffer drains, so its writes must go through that buffer.
-        and (transport.producer is None or transport.streamingProducer)
-    ):
+    # Whether the kernel may have the bytes now (a plain, open TCP connection
+    # with nothing buffered and no pull producer) is Twisted's private state:
+    # see netlab.core._twisted.
+    sock = tcp_direct_socket(transport)
+    if sock is not None:
         try:
             # The socket itself, not writeSomeData: its memoryview slice and
             # retry wrapper were a tenth of the Python time of an echo.
-            sent = transport.socket.send(data)
+            sent = sock.send(data)
         except OSError:
             # A full buffer or a lost connection: Twisted's buffer and
             # doWrite deal with both, as they would have.
@@ -59,12 +52,14 @@ def send_datagram(transport: Any, data: bytes, addr: Any) -> None:
     on any error, Twisted's own C{write} tries again and retries, raises or
     ignores as it always does.
     """
-    if isinstance(transport, udp.Port) and transport._connectedAddr is None:
+    # A connected port may send only to its peer: Twisted's write checks.
+    sock = udp_direct_socket(transport)
+    if sock is not None:
         try:
             # An address of the port's family, never a name: sendto would
             # look a name up, blocking. One C call, unlike Twisted's check.
             inet_pton(transport.addressFamily, addr[0])
-            transport.socket.sendto(data, addr)
+            sock.sendto(data, addr)
             return
         except Exception:  # Twisted's write says what was wrong
             pass

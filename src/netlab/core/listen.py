@@ -20,6 +20,7 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 
+from netlab.core._twisted import raise_synchronously, waiting_for_port
 from netlab.core.endpoints import parse_systemd_udp, parse_udp, split_endpoint
 from netlab.core.events import LISTENING, EventLog, describe_address
 
@@ -46,7 +47,8 @@ class StreamListener(StreamServerEndpointService):
     ) -> None:
         template = strports.service(with_backlog(description), factory, reactor=reactor)
         super().__init__(template.endpoint, factory)
-        self._raiseSynchronously = True
+        # A taken port stops the daemon at start, not just a logged error.
+        raise_synchronously(self)
         self.description = description
         self.events = events
         self.service = service
@@ -54,8 +56,9 @@ class StreamListener(StreamServerEndpointService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        if self._waitingForPort is not None:
-            self._waitingForPort.addCallback(self._bound)
+        waiting = waiting_for_port(self)
+        if waiting is not None:
+            waiting.addCallback(self._bound)
 
     def _bound(self, port: IListeningPort) -> IListeningPort:
         self.port = port

@@ -32,32 +32,12 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
 
+from netlab.core._twisted import computed_allowed_methods, upgrade_to_websocket
 from netlab.core.accounting import ConnectionRecord, ServiceBooks
 from netlab.core.events import HTTP_REQUEST, describe_address
 from netlab.core.fastwrite import write_now
 from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.settings import HttpSettings
-
-# Twisted internals: move to core/_twisted.py
-
-
-def computed_allowed_methods(resrc: resource.IResource) -> list[bytes]:
-    """
-    The methods C{resrc} has a C{render_*} for: C{twisted.web.resource.
-    _computeAllowedMethods}, what Twisted's own 405 answers list, reused
-    for the C{Allow} of C{OPTIONS}.
-    """
-    methods: list[bytes] = resource._computeAllowedMethods(resrc)
-    return methods
-
-
-def upgrade_to_websocket(channel: http.HTTPChannel, protocol: Any) -> None:
-    """
-    C{HTTPChannel._protocolUpgradeForWebsockets}: Twisted's WebSocket
-    resource hands the connection over through this (not public yet) method,
-    replacing the channel's C{dataReceived} and C{connectionLost}.
-    """
-    http.HTTPChannel._protocolUpgradeForWebsockets(channel, protocol)
 
 
 class NetlabRequest(server.Request):

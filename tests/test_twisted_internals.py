@@ -1,0 +1,592 @@
+"""
+Every private Twisted name netlab touches (see L{netlab.core._twisted})
+still exists on the installed Twisted and behaves as netlab assumes.
+
+A failure here means a Twisted upgrade changed one of them: each message
+says what changed and which netlab feature depends on it, so the fix goes
+into C{netlab/core/_twisted.py} and nowhere else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.application import app
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import reactor, tcp, udp
+from twisted.internet.base import ReactorBase
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.error import CannotListenError, ConnectionDone
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IListeningPort,
+    _ISupportsExitSignalCapturing,
+)
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.python.systemd import ListenFDs
+from twisted.web import http, resource, server
+from twisted.web.http_headers import Headers
+from zope.interface import directlyProvides, implementer
+
+from helpers import Collector, connect
+from netlab.core._twisted import (
+    HTTP_CHANNEL_HOOKS,
+    HTTP_CHANNEL_OVERRIDES,
+    HTTP_CHANNEL_STATE,
+    clear_exit_signal,
+    computed_allowed_methods,
+    raise_synchronously,
+    systemd_inherited_fds,
+    tcp_buffer_empty,
+    tcp_buffered_bytes,
+    tcp_direct_socket,
+    udp_connected_address,
+    udp_direct_socket,
+    waiting_for_port,
+)
+from selfsigned import server_options
+
+FASTWRITE = "netlab.core.fastwrite.write_now (the echo/HTTP write-now fast path)"
+
+
+class Server(Protocol):
+    """Hands itself to the test once connected, and says when it is gone."""
+
+    def __init__(self, ready: Deferred[Server]) -> None:
+        self.ready = ready
+        self.gone: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.ready.callback(self)
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.gone.callback(None)
+
+
+@implementer(IHalfCloseableProtocol)
+class HalfCloseCollector(Collector):
+    """A client that sees the server's half-close as readConnectionLost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_lost: Deferred[None] = Deferred()
+
+    def readConnectionLost(self) -> None:
+        self.read_lost.callback(None)
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+@inlineCallbacks
+def connected_pair(client: Collector | None = None) -> Any:
+    """A listening port, a connected client and the server protocol, over loopback."""
+    ready: Deferred[Server] = Deferred()
+    port = reactor.listenTCP(0, Factory.forProtocol(lambda: Server(ready)), interface="127.0.0.1")
+    if client is None:
+        client = yield connect(port)
+    else:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        yield connectProtocol(endpoint, client)
+    server = yield ready
+    return port, client, server
+
+
+@inlineCallbacks
+def wait_until_closed(port: IListeningPort, client: Collector, server: Server) -> Any:
+    """Close both ends and the port, waiting for each."""
+    if client.transport is not None and not client.closed.called:
+        client.transport.abortConnection()
+    yield client.closed
+    yield server.gone
+    yield port.stopListening()
+
+
+# -- transports: the write-now fast path ------------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_tcp_buffer_is_empty_until_a_write_is_buffered() -> Any:
+    """transport.write buffers until the next reactor pass; doWrite empties the buffer again."""
+    port, client, server = yield connected_pair()
+    transport = server.transport
+    assert isinstance(transport, tcp.Connection)
+    for name in ("_tempDataLen", "_tempDataBuffer", "dataBuffer", "offset",
+                 "_writeDisconnected", "TLS", "socket", "streamingProducer"):
+        assert hasattr(transport, name), (
+            f"twisted.internet.tcp.Connection no longer has {name!r}: {FASTWRITE} "
+            "reads it to know whether Twisted's write buffer is empty"
+        )
+    assert tcp_buffer_empty(transport) and tcp_buffered_bytes(transport) == 0, (
+        "a fresh tcp.Connection no longer shows an empty buffer "
+        f"(_tempDataLen 0, offset == len(dataBuffer)); {FASTWRITE} would never write at once"
+    )
+    assert tcp_direct_socket(transport) is transport.socket
+
+    transport.write(b"hello")
+    assert not tcp_buffer_empty(transport) and tcp_buffered_bytes(transport) == 5, (
+        "tcp.Connection.write no longer keeps the bytes in _tempDataBuffer/_tempDataLen "
+        f"until the next reactor pass; {FASTWRITE} could send new bytes ahead of them"
+    )
+    assert tcp_direct_socket(transport) is None
+
+    yield client.wait_bytes(5)
+    assert tcp_buffer_empty(transport) and tcp_buffered_bytes(transport) == 0, (
+        "after doWrite sent everything, dataBuffer/offset/_tempDataLen no longer "
+        f"read as empty; {FASTWRITE} would stop writing at once"
+    )
+    yield wait_until_closed(port, client, server)
+
+
+@pytest_twisted.inlineCallbacks
+def test_tcp_partly_sent_buffer_is_not_empty() -> Any:
+    """What the kernel has not taken stays in dataBuffer from offset on, and counts."""
+    port, client, server = yield connected_pair()
+    transport = server.transport
+    client.transport.pauseProducing()
+    big = b"x" * (8 << 20)  # more than loopback socket buffers hold
+    transport.write(big)
+    assert tcp_buffered_bytes(transport) == len(big)
+    while tcp_buffered_bytes(transport) == len(big):  # until doWrite has sent some
+        yield deferLater(reactor, 0, lambda: None)
+    left = tcp_buffered_bytes(transport)
+    assert 0 < left < len(big) and not tcp_buffer_empty(transport), (
+        "bytes the kernel has not taken are no longer counted by dataBuffer/offset/"
+        f"_tempDataLen; {FASTWRITE} could send new bytes ahead of them"
+    )
+    assert tcp_direct_socket(transport) is None
+    client.transport.resumeProducing()
+    yield client.wait_bytes(len(big))
+    assert tcp_buffer_empty(transport)
+    yield wait_until_closed(port, client, server)
+
+
+@pytest_twisted.inlineCallbacks
+def test_direct_socket_refused_while_closing() -> Any:
+    """After loseConnection (disconnecting), bytes must queue behind Twisted's close."""
+    port, client, server = yield connected_pair()
+    transport = server.transport
+    transport.loseConnection()
+    assert transport.disconnecting and transport.connected
+    assert tcp_direct_socket(transport) is None, (
+        f"tcp.Connection.disconnecting is no longer set by loseConnection; {FASTWRITE} "
+        "could write after Twisted decided to close"
+    )
+    yield client.closed
+    yield server.gone
+    assert tcp_direct_socket(transport) is None
+    yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_direct_socket_refused_after_half_close() -> Any:
+    """Once the write side is shut (_writeDisconnected), nothing may be sent directly."""
+    port, client, server = yield connected_pair(HalfCloseCollector())
+    transport = server.transport
+    transport.loseWriteConnection()
+    yield client.read_lost  # the server's FIN arrived: its write side is shut
+    assert transport.connected
+    assert transport._writeDisconnected, (
+        "tcp.Connection no longer sets _writeDisconnected once loseWriteConnection "
+        f"has shut the write side; {FASTWRITE} would send on a shut socket"
+    )
+    assert tcp_direct_socket(transport) is None
+    yield wait_until_closed(port, client, server)
+
+
+class Producer:
+    """A producer that does nothing."""
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@pytest_twisted.inlineCallbacks
+def test_direct_socket_with_producers() -> Any:
+    """A push producer allows direct writes; a pull producer needs Twisted's buffer to drain."""
+    port, client, server = yield connected_pair()
+    transport = server.transport
+    transport.registerProducer(Producer(), True)
+    assert transport.producer is not None and transport.streamingProducer
+    assert tcp_direct_socket(transport) is transport.socket
+    transport.unregisterProducer()
+    transport.registerProducer(Producer(), False)
+    assert transport.producer is not None and not transport.streamingProducer, (
+        "tcp.Connection no longer records a pull producer as producer/streamingProducer; "
+        f"{FASTWRITE} could write past it, and it would never be asked for more"
+    )
+    assert tcp_direct_socket(transport) is None
+    transport.unregisterProducer()
+    yield wait_until_closed(port, client, server)
+
+
+@pytest_twisted.inlineCallbacks
+def test_direct_socket_refused_after_start_tls() -> Any:
+    """startTLS keeps the same tcp.Connection and marks it with TLS."""
+    port, client, server = yield connected_pair()
+    transport = server.transport
+    assert not transport.TLS
+    transport.startTLS(server_options())
+    assert isinstance(transport, tcp.Connection) and transport.TLS, (
+        "tcp.Connection.startTLS no longer sets the TLS flag on the connection; "
+        f"{FASTWRITE} would send plaintext on a TLS connection"
+    )
+    assert tcp_direct_socket(transport) is None
+    yield wait_until_closed(port, client, server)
+
+
+class Datagrams(DatagramProtocol):
+    """Ignores what arrives."""
+
+
+@pytest_twisted.inlineCallbacks
+def test_udp_connected_address() -> Any:
+    """_connectedAddr is None until connect(), then the peer; then sendto must not be used."""
+    port = reactor.listenUDP(0, Datagrams(), interface="127.0.0.1")
+    assert isinstance(port, udp.Port)
+    assert udp_connected_address(port) is None, (
+        "udp.Port._connectedAddr is no longer None on an unconnected port; "
+        "netlab.core.fastwrite.send_datagram (UDP replies) would never send directly"
+    )
+    assert udp_direct_socket(port) is port.socket
+    port.connect("127.0.0.1", 9)
+    assert udp_connected_address(port) == ("127.0.0.1", 9), (
+        "udp.Port.connect no longer records the peer in _connectedAddr; "
+        "netlab.core.fastwrite.send_datagram would sendto from a connected port"
+    )
+    assert udp_direct_socket(port) is None
+    yield port.stopListening()
+
+
+# -- strports services --------------------------------------------------------
+
+
+def taken_port() -> socket.socket:
+    """A loopback socket listening on a port, so binding it again fails."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    return taken
+
+
+@pytest_twisted.inlineCallbacks
+def test_raise_synchronously_makes_a_taken_port_raise_at_start() -> Any:
+    """With _raiseSynchronously, privilegedStartService raises CannotListenError itself."""
+    taken = taken_port()
+    try:
+        endpoint = TCP4ServerEndpoint(reactor, taken.getsockname()[1], interface="127.0.0.1")
+        service = StreamServerEndpointService(endpoint, Factory.forProtocol(Protocol))
+        assert hasattr(service, "_raiseSynchronously"), (
+            "StreamServerEndpointService no longer has _raiseSynchronously: netlab's "
+            "StreamListener (netlab.core.listen) relies on it to stop at start on a taken port"
+        )
+        raise_synchronously(service)
+        with pytest.raises(CannotListenError):
+            service.privilegedStartService()
+        yield service.stopService()
+    finally:
+        taken.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_waiting_for_port_fires_with_the_port() -> Any:
+    """_waitingForPort is None before start, then a Deferred firing the listening port."""
+    endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+    service = StreamServerEndpointService(endpoint, Factory.forProtocol(Protocol))
+    assert waiting_for_port(service) is None
+    service.privilegedStartService()
+    waiting = waiting_for_port(service)
+    assert isinstance(waiting, Deferred), (
+        "StreamServerEndpointService._waitingForPort is no longer a Deferred after "
+        "privilegedStartService: netlab's StreamListener reads the bound port (listening "
+        "events, port 0, the dashboard) from it"
+    )
+    bound: list[Any] = []
+    waiting.addCallback(lambda port: bound.append(port) or port)
+    assert len(bound) == 1 and IListeningPort.providedBy(bound[0]), (
+        "StreamServerEndpointService._waitingForPort no longer fires with the listening port"
+    )
+    assert bound[0].getHost().port != 0
+    yield service.stopService()
+
+
+# -- systemd socket activation ------------------------------------------------
+
+
+def test_systemd_inventory_is_a_listen_fds() -> None:
+    """_SystemdParser._sddaemon is a ListenFDs with both lookups."""
+    fds = systemd_inherited_fds()
+    assert isinstance(fds, ListenFDs), (
+        "twisted.internet.endpoints._SystemdParser._sddaemon is no longer a ListenFDs: "
+        "netlab's systemd-udp: listen strings (netlab.core.config.parse_systemd_udp) "
+        "find systemd's datagram sockets there"
+    )
+    assert isinstance(fds.inheritedDescriptors(), list)
+    assert isinstance(fds.inheritedNamedDescriptors(), dict)
+
+
+def test_systemd_inventory_is_read_from_the_environment_at_import() -> None:
+    """With $LISTEN_PID/$LISTEN_FDS/$LISTEN_FDNAMES set, the inventory names the sockets."""
+    script = (
+        "import json, os\n"
+        "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2',"
+        " LISTEN_FDNAMES='alpha:beta')\n"
+        "from netlab.core._twisted import systemd_inherited_fds\n"
+        "fds = systemd_inherited_fds()\n"
+        "print(json.dumps([fds.inheritedDescriptors(), fds.inheritedNamedDescriptors()]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    descriptors, named = json.loads(out)
+    assert descriptors == [3, 4] and named == {"alpha": 3, "beta": 4}, (
+        "twisted.internet.endpoints._SystemdParser._sddaemon no longer holds the sockets "
+        f"named by $LISTEN_FDS/$LISTEN_FDNAMES (got {descriptors}, {named}): netlab's "
+        "systemd-udp: listen strings would find no socket"
+    )
+
+
+# -- the reactor's exit signal -------------------------------------------------
+
+
+def test_reactor_records_the_exit_signal() -> None:
+    """The reactor provides _ISupportsExitSignalCapturing; sigTerm/sigInt record _exitSignal."""
+    assert _ISupportsExitSignalCapturing.providedBy(reactor), (
+        "the reactor no longer provides _ISupportsExitSignalCapturing: twistd no longer "
+        "re-raises the stop signal, and netlab.app.service's clean-stop exit status 0 is moot"
+    )
+    assert ReactorBase._exitSignal is None
+    for handler, number in ((ReactorBase.sigTerm, signal.SIGTERM),
+                            (ReactorBase.sigInt, signal.SIGINT)):
+        stopping: list[object] = []
+        fake = SimpleNamespace(callFromThread=stopping.append, stop=object())
+        handler(fake, number, None)  # type: ignore[arg-type]
+        assert fake._exitSignal == number and stopping == [fake.stop], (
+            f"ReactorBase.{handler.__name__} no longer records the signal in _exitSignal: "
+            "netlab.app.service clears it there so a clean SIGTERM stop exits 0"
+        )
+
+
+def test_twistd_reads_the_exit_signal_after_the_reactor_stops() -> None:
+    """twistd's runner copies reactor._exitSignal once run() returns, to kill itself with it."""
+    fake = SimpleNamespace(_exitSignal=signal.SIGTERM, run=lambda: None)
+    directlyProvides(fake, _ISupportsExitSignalCapturing)
+    runner = SimpleNamespace(
+        config={"profile": False, "debug": False, "nodaemon": True}, profiler=None,
+    )
+    app.ApplicationRunner.startReactor(runner, fake, sys.stdout, sys.stderr)  # type: ignore[arg-type]
+    assert runner._exitSignal == signal.SIGTERM, (
+        "twistd's ApplicationRunner.startReactor no longer takes the exit signal from "
+        "reactor._exitSignal: netlab.app.service clears that to make a clean stop exit 0"
+    )
+    assert clear_exit_signal(fake, (signal.SIGTERM, signal.SIGINT))
+    app.ApplicationRunner.startReactor(runner, fake, sys.stdout, sys.stderr)  # type: ignore[arg-type]
+    assert runner._exitSignal is None
+
+
+def test_clear_exit_signal_only_clears_the_given_signals() -> None:
+    """A signal not listed is kept; without the attribute nothing happens."""
+    fake = SimpleNamespace(_exitSignal=signal.SIGHUP)
+    assert not clear_exit_signal(fake, (signal.SIGTERM, signal.SIGINT))
+    assert fake._exitSignal == signal.SIGHUP
+    assert not clear_exit_signal(SimpleNamespace(), (signal.SIGTERM,))
+
+
+# -- twisted.web ---------------------------------------------------------------
+
+
+class Renders(resource.Resource):
+    """Renders GET and POST."""
+
+    def render_GET(self, request: server.Request) -> bytes:
+        return b"got"
+
+    def render_POST(self, request: server.Request) -> bytes:
+        return b"posted " + request.content.read()
+
+
+def test_computed_allowed_methods_lists_the_render_methods() -> None:
+    """_computeAllowedMethods lists each render_* method, as bytes."""
+    methods = computed_allowed_methods(Renders())
+    assert isinstance(methods, list) and all(isinstance(m, bytes) for m in methods)
+    assert {b"GET", b"POST"} <= set(methods) <= {b"GET", b"POST", b"HEAD"}, (
+        "twisted.web.resource._computeAllowedMethods no longer lists a resource's render_* "
+        f"methods (got {methods}): netlab's OPTIONS answers (protocols/http/site.py) use it"
+    )
+
+
+def test_http_channel_has_the_methods_netlab_overrides() -> None:
+    """Each method netlab overrides is on HTTPChannel, taking the parameters the override takes."""
+    assert set(HTTP_CHANNEL_HOOKS) == set(HTTP_CHANNEL_OVERRIDES)
+    for name, params in HTTP_CHANNEL_OVERRIDES.items():
+        method = getattr(http.HTTPChannel, name, None)
+        assert callable(method), (
+            f"twisted.web.http.HTTPChannel no longer has {name}(): netlab's NetlabChannel "
+            "(protocols/http/site.py) overrides it, and the override would never be called"
+        )
+        actual = [p for p in inspect.signature(method).parameters if p != "self"]
+        assert actual[: len(params)] == list(params) and len(actual) == len(params), (
+            f"twisted.web.http.HTTPChannel.{name} now takes {actual}, not {list(params)}: "
+            "netlab's NetlabChannel override (protocols/http/site.py) must follow"
+        )
+
+
+def test_http_channel_state_netlab_reads() -> None:
+    """length, requests, persistent, setTimeout and callLater are on every channel."""
+    channel = http.HTTPChannel()
+    for name in HTTP_CHANNEL_STATE:
+        assert hasattr(channel, name), (
+            f"twisted.web.http.HTTPChannel no longer has {name!r}: netlab's NetlabChannel "
+            "or MeteredSocket (protocols/http/site.py, websocket.py) reads or replaces it"
+        )
+
+
+class RecordingChannel(http.HTTPChannel):
+    """Records when Twisted calls the hooks netlab overrides, and what the channel says then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, ...]] = []
+
+    def headerReceived(self, line: bytes) -> bool:
+        accepted: bool = super().headerReceived(line)
+        self.calls.append(("headerReceived", line, accepted, len(self.requests)))
+        return accepted
+
+    def allHeadersReceived(self) -> None:
+        self.calls.append(("allHeadersReceived", self.length, self.requests[-1]))
+        super().allHeadersReceived()
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        self.calls.append(("writeHeaders", version, code, reason, type(headers)))
+        super().writeHeaders(version, code, reason, headers)
+
+    def requestDone(self, request: http.Request) -> None:
+        super().requestDone(request)
+        self.calls.append(("requestDone", request, self.persistent))
+
+
+def test_http_channel_calls_the_hooks_as_netlab_assumes() -> None:
+    """Header lines, then all headers (length known, request last), headers written, done."""
+    root = resource.Resource()
+    root.putChild(b"r", Renders())
+    site = server.Site(root, timeout=None)
+    site.protocol = RecordingChannel  # type: ignore[assignment]
+    channel = site.buildProtocol(None)
+    assert isinstance(channel, RecordingChannel)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(
+        b"POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    )
+    kinds = [c[0] for c in channel.calls]
+    assert kinds == ["headerReceived", "headerReceived", "allHeadersReceived",
+                     "writeHeaders", "requestDone"], (
+        f"twisted.web.http.HTTPChannel now calls {kinds}: netlab's NetlabChannel "
+        "(header deadline, body limit, raw headers, one-write responses) assumes "
+        "headerReceived per line, allHeadersReceived, writeHeaders, requestDone"
+    )
+    header, _, all_in, written, done = channel.calls
+    assert header[2] is True and header[3] == 1, (
+        "HTTPChannel.headerReceived no longer returns True for an accepted header while "
+        "the request is requests[-1]: netlab keeps the raw header names there"
+    )
+    assert all_in[1] == 5 and isinstance(all_in[2], server.Request), (
+        "HTTPChannel.length is no longer the declared Content-Length when "
+        "allHeadersReceived is called: netlab's max_body check answers 413 from it"
+    )
+    assert written[1:4] == (b"HTTP/1.1", b"200", b"OK") and written[4] is Headers, (
+        "Request.write no longer calls channel.writeHeaders(version, code, reason, Headers): "
+        "netlab sends the head and first body bytes as one write from there"
+    )
+    assert done[2], "HTTPChannel.persistent is no longer true for an HTTP/1.1 request"
+    assert transport.value().endswith(b"posted hello")
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
+class WebSocketPeer:
+    """A WebSocket protocol that keeps nothing."""
+
+    def negotiationStarted(self, transport: Any) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        pass
+
+    def textMessageReceived(self, message: str) -> None:
+        pass
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        pass
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+
+class UpgradeRecordingChannel(http.HTTPChannel):
+    """Records the protocol Twisted's WebSocket resource hands the connection to."""
+
+    upgraded_to: Any = None
+
+    def _protocolUpgradeForWebsockets(self, protocol: Any) -> None:
+        self.upgraded_to = protocol
+        super()._protocolUpgradeForWebsockets(protocol)
+
+
+def test_websocket_upgrade_goes_through_the_channel_hook() -> None:
+    """WebSocketResource calls channel._protocolUpgradeForWebsockets, which replaces
+    dataReceived and connectionLost on the channel instance."""
+    from twisted.web.websocket import WebSocketResource
+
+    root = resource.Resource()
+    root.putChild(b"ws", WebSocketResource(SimpleNamespace(
+        buildProtocol=lambda request: WebSocketPeer())))  # type: ignore[arg-type]
+    site = server.Site(root, timeout=None)
+    site.protocol = UpgradeRecordingChannel  # type: ignore[assignment]
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    wire = channel.upgraded_to
+    assert wire is not None, (
+        "twisted.web.websocket no longer hands the connection over through "
+        "HTTPChannel._protocolUpgradeForWebsockets: netlab's NetlabChannel override "
+        "(connection accounting after an upgrade) would never run"
+    )
+    assert transport.value().startswith(b"HTTP/1.1 101")
+    for name in ("dataReceived", "connectionLost"):
+        replaced = channel.__dict__.get(name)
+        assert replaced is not None and getattr(replaced, "__self__", None) is wire, (
+            f"HTTPChannel._protocolUpgradeForWebsockets no longer replaces {name} on the "
+            "channel with the WebSocket's: netlab wraps that replacement (site.py, "
+            "websocket.py) to count bytes and keep the accounting"
+        )
+    channel.connectionLost(Failure(ConnectionDone()))

@@ -40,6 +40,20 @@ def cannot_run(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+class ReadyServer(Protocol):
+    """Hands itself to the test once connected, and says when it is gone."""
+
+    def __init__(self, ready: Deferred[Any]) -> None:
+        self.ready = ready
+        self.gone: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.ready.callback(self)
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.gone.callback(None)
+
+
 class Collector(Protocol):
     """A client that keeps everything it receives and can wait for it."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from functools import cache
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,3 +45,18 @@ def client_options() -> ssl.IOpenSSLClientConnectionCreator:
     """Client-side TLS options that trust (and verify) only the throwaway certificate."""
     pem = _key_and_certificate()[1].public_bytes(serialization.Encoding.PEM)
     return ssl.optionsForClientTLS("localhost", trustRoot=ssl.Certificate.loadPEM(pem))
+
+
+def write_pem(directory: Path) -> tuple[Path, Path]:
+    """The throwaway key and certificate as PEM files in C{directory}: (key, cert)."""
+    key, cert = _key_and_certificate()
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path

@@ -18,6 +18,7 @@ import pytest
 
 from daemon import TWISTD, Daemon, run_daemon, running_daemon, stops_cleanly
 from helpers import cannot_run, require_tool
+from selfsigned import write_pem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -251,37 +252,7 @@ def test_example_config_runs(tmp_path: Path) -> None:
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
     """A throwaway key and self-signed certificate for localhost."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-        .sign(key, hashes.SHA256())
-    )
-    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
+    return write_pem(directory)
 
 
 def test_tls_and_unix_endpoints(tmp_path: Path) -> None:

@@ -10,25 +10,12 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import InvalidAddressError
-from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory
 
+from helpers import ReadyServer as Server
 from helpers import close_all, connect
 from netlab.core._twisted import tcp_buffer_empty
 from netlab.core.fastwrite import send_datagram, write_now
-
-
-class Server(Protocol):
-    """Hands its transport to the test once connected."""
-
-    def __init__(self, ready: Deferred[Any]) -> None:
-        self.ready = ready
-        self.gone: Deferred[None] = Deferred()
-
-    def connectionMade(self) -> None:
-        self.ready.callback(self)
-
-    def connectionLost(self, reason: object = None) -> None:
-        self.gone.callback(None)
 
 
 @pytest_twisted.inlineCallbacks

@@ -43,6 +43,7 @@ from twisted.web.http_headers import Headers
 from zope.interface import directlyProvides, implementer
 
 from helpers import Collector, connect
+from helpers import ReadyServer as Server
 from netlab.core._twisted import (
     HTTP_CHANNEL_HOOKS,
     HTTP_CHANNEL_OVERRIDES,
@@ -61,20 +62,6 @@ from netlab.core._twisted import (
 from selfsigned import server_options
 
 FASTWRITE = "netlab.core.fastwrite.write_now (the echo/HTTP write-now fast path)"
-
-
-class Server(Protocol):
-    """Hands itself to the test once connected, and says when it is gone."""
-
-    def __init__(self, ready: Deferred[Server]) -> None:
-        self.ready = ready
-        self.gone: Deferred[None] = Deferred()
-
-    def connectionMade(self) -> None:
-        self.ready.callback(self)
-
-    def connectionLost(self, reason: object = None) -> None:
-        self.gone.callback(None)
 
 
 @implementer(IHalfCloseableProtocol)

@@ -577,3 +577,18 @@ def test_websocket_upgrade_goes_through_the_channel_hook() -> None:
             "websocket.py) to count bytes and keep the accounting"
         )
     channel.connectionLost(Failure(ConnectionDone()))
+
+
+def test_endpoint_tokens() -> None:
+    """Twisted's endpoint tokenizer splits type, positional and keyword arguments, unescaping."""
+    from netlab.core._twisted import endpoint_tokens
+
+    tokens = endpoint_tokens(r"tcp:7007:interface=\:\:1")
+    assert tokens == (["tcp", "7007"], {"interface": "::1"}), (
+        "twisted.internet.endpoints._parse changed; netlab.core.endpoints reads "
+        "listen strings with it"
+    )
+    assert endpoint_tokens("systemd:domain=INET:name=echo") == (
+        ["systemd"], {"domain": "INET", "name": "echo"}
+    )
+    assert endpoint_tokens(r"unix:/run/a\:b") == (["unix", "/run/a:b"], {})

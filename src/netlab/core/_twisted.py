@@ -127,6 +127,28 @@ def waiting_for_port(service: StreamServerEndpointService) -> Deferred[Any] | No
     return waiting
 
 
+# -- twisted.internet: endpoint strings -----------------------------------------
+#
+# Twisted splits an endpoint string into positional and keyword arguments
+# (honouring backslash escapes: interface=\\:\\:1) in a private function its
+# parsers share.  netlab reads its own udp: strings and checks stream ones
+# with the same tokenizer, so both are written exactly alike.
+
+
+def endpoint_tokens(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    C{description}'s arguments as Twisted's endpoint parsers see them: the
+    type then the positional ones, and the keyword ones.
+    """
+    from twisted.internet.endpoints import _parse
+
+    args, kwargs = _parse(description)
+    # A string that starts with a keyword has no type: keep its first word
+    # as one, so that an error can quote it.
+    positional = [str(a) for a in args] or [description.split(":", 1)[0]]
+    return positional, {str(k): str(v) for k, v in kwargs.items()}
+
+
 # -- twisted.internet: systemd socket activation -----------------------------
 #
 # Twisted reads $LISTEN_FDS (and $LISTEN_FDNAMES) once, when
@@ -236,6 +258,7 @@ __all__ = [
     "HTTP_CHANNEL_STATE",
     "clear_exit_signal",
     "computed_allowed_methods",
+    "endpoint_tokens",
     "raise_synchronously",
     "systemd_inherited_fds",
     "tcp_buffer_empty",

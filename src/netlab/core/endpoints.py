@@ -12,30 +12,20 @@ Nothing here listens.
 from __future__ import annotations
 
 import ipaddress
-import re
+
+from netlab.core._twisted import endpoint_tokens
 
 STREAM_TYPES = ("tcp", "tcp6", "ssl", "tls", "unix", "systemd")
 DATAGRAM_TYPES = ("udp", "systemd-udp")
 
-_UNESCAPED_COLON = re.compile(r"(?<!\\):")
-
-
 def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
     """
-    Split an endpoint string into its type, positional and keyword arguments,
-    honouring Twisted's backslash escapes (C{interface=\\:\\:1}).
+    Split an endpoint string into its type, positional and keyword arguments
+    with Twisted's own tokenizer (backslash escapes and all), so that
+    netlab's C{udp:} strings read exactly like Twisted's stream ones.
     """
-    parts = [p.replace("\\:", ":") for p in _UNESCAPED_COLON.split(description)]
-    kind, rest = parts[0], parts[1:]
-    args: list[str] = []
-    kwargs: dict[str, str] = {}
-    for part in rest:
-        key, sep, value = part.partition("=")
-        if sep:
-            kwargs[key] = value
-        else:
-            args.append(part)
-    return kind, args, kwargs
+    args, kwargs = endpoint_tokens(description)
+    return args[0], args[1:], kwargs
 
 
 def endpoint_kind(description: str) -> str:

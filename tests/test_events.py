@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.logger import LogLevel
 
 from netlab.core.events import CONNECTED, RECEIVED, EventLog, format_peer, sample
@@ -82,3 +84,22 @@ def test_peer_and_sample_formatting() -> None:
     assert format_peer("127.0.0.1", 7) == "127.0.0.1:7"
     assert sample(b"a\r\n\xff") == ": a\\r\\n\\xff"
     assert sample(b"x" * 100, limit=4) == ": xxxx..."
+
+
+def test_samples_show_utf8_as_text() -> None:
+    """UTF-8 reads as text; controls, non-UTF-8 bytes and backslashes are escaped."""
+    assert sample("Мир, привет\n".encode()) == ": Мир, привет\\n"
+    assert sample(b"\x1b[2J\x07") == ": \\x1b[2J\\x07"
+    assert sample(b"a\\b") == ": a\\\\b"
+    assert sample(b"\xd0\x9c\xd0") == ": \u041c\\xd0"  # a broken sequence, shown as bytes
+    assert sample("\u202eevil".encode()) == ": \\u202eevil"
+    # The limit falls inside a two-byte character: it is left out, not shown as a byte.
+    assert sample("\u041c\u041c".encode(), limit=3) == ": \u041c..."
+
+
+@given(st.binary(max_size=200), st.integers(min_value=1, max_value=80))
+def test_samples_are_one_printable_line(data: bytes, limit: int) -> None:
+    """Whatever arrives, a sample is one line of printable text."""
+    shown = sample(data, limit)
+    assert shown.startswith(": ")
+    assert all(c.isprintable() for c in shown), shown

@@ -128,10 +128,52 @@ def describe_address(address: Any) -> str:
     return str(address)
 
 
+_SHOWN_CONTROLS = {"\r": "\\r", "\n": "\\n", "\t": "\\t", "\\": "\\\\"}
+
+
+def _escaped(c: str) -> str:
+    shown = _SHOWN_CONTROLS.get(c)
+    if shown is not None:
+        return shown
+    if c.isprintable():
+        return c
+    # Controls, bidi overrides, line separators, lone surrogates: by number.
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def sample(data: bytes, limit: int = 64) -> str:
-    """A short, printable view of a payload for debug logs: CR, LF, IAC shown."""
-    shown = repr(data[:limit])[2:-1]
+    """
+    A short, printable view of a payload for the log: UTF-8 shown as text
+    (a student's Cyrillic reads as Cyrillic), control characters (CR, LF,
+    ESC...) and bytes that are not UTF-8 (telnet's IAC) escaped as C{\\r},
+    C{\\xff}, and a backslash as C{\\\\}, so a sample is one line that cannot
+    drive the reader's terminal and reads back unambiguously.
+    """
+    head = data[:limit]
+    text = head.decode("utf-8", "surrogateescape")
+    if len(data) > limit:
+        # A character cut in two by the limit is left out, not shown as bytes.
+        text = _drop_cut_character(head, text)
+    shown = "".join(
+        f"\\x{ord(c) - 0xDC00:02x}" if "\udc80" <= c <= "\udcff" else _escaped(c)
+        for c in text
+    )
     return f": {shown}{'...' if len(data) > limit else ''}"
+
+
+def _drop_cut_character(head: bytes, text: str) -> str:
+    """C{text} less the start of a UTF-8 character that the limit cut off."""
+    for back in range(1, min(4, len(head)) + 1):
+        lead = head[-back]
+        if lead & 0xC0 != 0x80:
+            # The lead byte of the last character: is it complete?
+            needed = 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else (
+                4 if lead >> 3 == 0b11110 else 1)
+            if needed > back:
+                return head[:-back].decode("utf-8", "surrogateescape")
+            break
+    return text
 
 
 class EventLog(Service):

@@ -198,3 +198,40 @@ def test_shutdown_notice(tmp_path: Path) -> None:
         assert "netlab stopped" in running.log()
     finally:
         running.kill()
+
+
+def test_plain_udp_clients_chat_with_a_telnet_user(tmp_path: Path) -> None:
+    """
+    The course's UDP chat client (blocking sendto/recvfrom, no handshake)
+    talks with another UDP client and a TCP user through the real daemon.
+    """
+    config = chat_config(tmp_path) + (
+        '[udp_chat]\nenabled = true\nlisten = ["udp:0:interface=127.0.0.1"]\n'
+    )
+    with running_daemon(tmp_path, config) as running:
+        server = ("127.0.0.1", running.port("udp-chat", "udp"))
+        tcp_user = LineClient(running.port("chat"), "tina")
+        students = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(20)
+            students.append(s)
+        first, second = students
+        first.sendto(b"hello from udp", server)
+        second.sendto(b"JOIN bob", server)
+
+        def until(sock: socket.socket, text: str) -> None:
+            while text not in sock.recvfrom(1024)[0].decode():
+                pass
+
+        nick = f"udp{first.getsockname()[1]}"
+        until(second, f"<{nick}> hello from udp")
+        tcp_user.expect(f"<{nick}> hello from udp")
+        second.sendto(b"hi, I am bob", server)
+        until(first, "<bob> hi, I am bob")
+        tcp_user.send("welcome both")
+        until(first, "<tina> welcome both")
+        until(second, "<tina> welcome both")
+        for s in students:
+            s.close()
+        tcp_user.close()

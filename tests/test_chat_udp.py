@@ -34,9 +34,16 @@ class Watcher:
 
 
 class Setup:
+    """
+    A UDP chat on a loopback port.  The tests' clients are on loopback, which
+    C{open_to} trusts by default; the cookie handshake is tested with an
+    empty C{open_to} unless a test says otherwise.
+    """
+
     def __init__(self, events: Any, clock: Clock, **settings: Any) -> None:
         self.clock = clock
         self.hub = make_hub(events, clock, flood_lines=100)
+        settings.setdefault("open_to", ())
         udp = UdpChatSettings(name="udp-chat", **settings)
         guard = DatagramGuard(udp, events, "udp-chat", clock.seconds)
         self.chat = UdpChat(udp, guard, events, self.hub, clock)
@@ -200,3 +207,79 @@ def test_pending_cap(events: Any, clock: Clock) -> Any:
     assert second.received == []
     assert setup.hub.counters.extra["udp_pending_full"] == 1
     yield setup.close()
+
+
+# -- trusted sources: no cookie ------------------------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_trusted_plain_client_joins_by_its_first_line(events: Any, clock: Clock) -> Any:
+    """From open_to, a client that only sends lines is a member at once, named by its port."""
+    setup = Setup(events, clock, open_to=("127.0.0.0/8",))
+    watcher = Watcher(setup.hub)
+    collector, port = setup.client()
+    nick = f"udp{port.getHost().port}"
+    port.write(b"hello everyone\n")
+    yield collector.wait_for_text(f"Hello {nick}!")
+    assert f"* {nick} has joined #lobby" in watcher.shown
+    assert any(line.endswith(f"<{nick}> hello everyone") for line in watcher.shown)
+    watcher.session.line("hi back")
+    yield collector.wait_for_text("<watcher> hi back")
+    assert not any(t.startswith("COOKIE") for t in texts(collector.received))
+    yield setup.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_trusted_join_takes_its_nick_without_a_cookie(events: Any, clock: Clock) -> Any:
+    """From open_to, JOIN nick needs no cookie."""
+    setup = Setup(events, clock, open_to=("127.0.0.0/8",))
+    collector, port = setup.client()
+    port.write(b"JOIN carol")
+    yield collector.wait_for_text("Hello carol!")
+    assert not any(t.startswith("COOKIE") for t in texts(collector.received))
+    yield setup.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_untrusted_plain_client_gets_nothing(events: Any, clock: Clock) -> Any:
+    """Outside open_to, lines from an unproven address get no answer; JOIN gets a cookie."""
+    setup = Setup(events, clock, open_to=("10.0.0.0/8",))
+    collector, port = setup.client()
+    port.write(b"hello everyone\n")
+    port.write(b"JOIN dave")
+    received = yield collector.wait_datagrams(1)
+    assert texts(received)[0].startswith("COOKIE ")
+    assert setup.chat.members == {}
+    yield setup.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_members_per_host_capped(events: Any, clock: Clock) -> Any:
+    """One host cannot fill the chat from many ports: past the cap it is told why."""
+    setup = Setup(events, clock, open_to=("127.0.0.0/8",), max_members_per_host=2)
+    for nick in ("one", "two"):
+        collector, port = setup.client()
+        port.write(f"JOIN {nick}".encode())
+        yield collector.wait_for_text(f"Hello {nick}!")
+    third, port = setup.client()
+    port.write(b"JOIN three")
+    received = yield third.wait_datagrams(1)
+    assert texts(received) == ["ERROR too many UDP chat members from your address (limit 2)"]
+    assert len(setup.chat.members) == 2
+    assert events.counters_for("udp-chat").refused == 1
+    (refused,) = events.kinds("refused")
+    assert "limit 2" in refused["limit"]
+    yield setup.close()
+
+
+def test_free_nick_skips_taken_ones(events: Any, clock: Clock) -> None:
+    """A port-made nick that someone holds gets a suffix."""
+    setup_hub = make_hub(events, clock)
+    holder = Watcher(setup_hub)
+    holder.session.line("/nick udp5000")
+    udp = UdpChatSettings(name="udp-chat")
+    chat = UdpChat(udp, DatagramGuard(udp, events, "udp-chat", clock.seconds), events,
+                   setup_hub, clock)
+    newcomer = Watcher(setup_hub)
+    assert chat.free_nick(5000, newcomer.session) == "udp5000-2"
+    assert chat.free_nick(5001, newcomer.session) == "udp5001"

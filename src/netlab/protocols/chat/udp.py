@@ -13,12 +13,19 @@ Before that the server sends an address nothing but that one cookie, no
 bigger than a few dozen bytes and under the per-source rate limit.  Then
 each datagram is one line (a message or a /command) and each line for the
 member comes back as one datagram.  Membership ends with /quit, C{LEAVE},
-or C{member_timeout} seconds without a datagram; members and pending
-cookies are capped.
+or C{member_timeout} seconds without a datagram; members (in all, and
+from one host) and pending cookies are capped.
+
+Sources in C{open_to} (trusted networks: loopback by default) need no
+cookie: their first datagram makes them members, as a student's plain
+client that only C{sendto}s lines expects.  C{JOIN nick} picks the nick;
+any other first datagram gets a nick made from the source port
+(C{udp40123}) and is said in the room.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any
 
@@ -28,7 +35,7 @@ from twisted.logger import LogLevel
 
 from netlab.core.accounting import ConnectionRecord, ServiceBooks
 from netlab.core.events import EventLog, format_peer
-from netlab.core.limits import DatagramGuard
+from netlab.core.limits import DatagramGuard, peer_address
 from netlab.protocols.chat.hub import ChatHub, Session
 from netlab.protocols.chat.settings import UdpChatSettings
 from netlab.protocols.chat.text import decode
@@ -81,6 +88,7 @@ class UdpChat(GuardedDatagramProtocol):
         self.books: ServiceBooks[UdpMember] = ServiceBooks(settings.name, events, clock)
         self.members: dict[Address, UdpMember] = {}
         self.pending: dict[Address, tuple[str, str, float]] = {}
+        self.open_to = [ipaddress.ip_network(n, strict=False) for n in settings.open_to]
         self._sweeper = LoopingCall(self.sweep)
         self._sweeper.clock = clock
 
@@ -127,11 +135,23 @@ class UdpChat(GuardedDatagramProtocol):
                 member.session.line(line)
             return
         word, _, rest = text.strip().partition(" ")
-        if word.upper() == "JOIN":
-            self.join(address, rest.strip())
-        elif word.upper() == "COOKIE":
+        if word.upper() == "COOKIE":
             self.prove(address, rest.strip())
+        elif self.trusted(address[0]):
+            if word.upper() == "JOIN" and rest.strip():
+                self.admit(address, rest.strip())
+            else:
+                self.admit(address, None, said=text)
+        elif word.upper() == "JOIN":
+            self.join(address, rest.strip())
         # Anything else from an unproven address gets no answer at all.
+
+    def trusted(self, host: str) -> bool:
+        """Whether C{host} is in C{open_to}: its address needs no proof."""
+        address = peer_address(host)
+        return address is not None and any(
+            address.version == net.version and address in net for net in self.open_to
+        )
 
     def join(self, address: Address, nick: str) -> None:
         """Step one: answer a cookie, and nothing else, to an unproven address."""
@@ -151,19 +171,52 @@ class UdpChat(GuardedDatagramProtocol):
         if entry is None or entry[1] != cookie or entry[2] < self.clock.seconds():
             return
         del self.pending[address]
-        if len(self.members) >= self.settings.max_members:
-            self.send(b"ERROR the UDP chat is full; try again later", address)
-            self.hub.count("udp_refused_full")
-            self.counters.refused += 1
+        self.admit(address, entry[0])
+
+    def admit(self, address: Address, nick: str | None, said: str = "") -> None:
+        """
+        A proven (or trusted) address becomes a member, under the caps, with
+        C{nick}, or one made from its port; C{said} is its first line.
+        """
+        refusal = self.refusal(address[0])
+        if refusal is not None:
+            what, text = refusal
+            self.send(f"ERROR {text}".encode(), address)
+            self.hub.count(what)
+            self.books.refused(format_peer(*address), text)
             return
         member = self.members[address] = UdpMember(self, address)
         self.books.opened(member)
-        member.session = self.hub.connect(member)
+        session = member.session = self.hub.connect(member)
         if member.ended is not None:
             # The hub refused it at once (a banned address).
-            member.session.lost(member.ended)
-        else:
-            member.session.line(entry[0])
+            session.lost(member.ended)
+            return
+        session.line(nick if nick is not None else self.free_nick(address[1], session))
+        for line in said.splitlines() if member.ended is None else ():
+            session.line(line)
+
+    def refusal(self, host: str) -> tuple[str, str] | None:
+        """Why one more member from C{host} is refused (counter, text), or None."""
+        if len(self.members) >= self.settings.max_members:
+            return "udp_refused_full", "the UDP chat is full; try again later"
+        limit = self.settings.max_members_per_host
+        if sum(1 for (h, _) in self.members if h == host) >= limit:
+            return (
+                "udp_refused_host",
+                f"too many UDP chat members from your address (limit {limit})",
+            )
+        return None
+
+    def free_nick(self, port: int, session: Session) -> str:
+        """A nick nobody holds or has registered, made from the source port."""
+        store = self.hub.store
+        for n in range(1, 100):
+            nick = f"udp{port}" if n == 1 else f"udp{port}-{n}"
+            registered = store is not None and store.registered(nick) is not None
+            if self.hub.nick_problem(nick, session) is None and not registered:
+                return nick
+        return f"udp{os.urandom(4).hex()}"
 
     def forget(self, member: UdpMember, reason: str) -> None:
         """Drop a member (the hub ended it, it left, or it went quiet)."""

@@ -1,0 +1,167 @@
+"""
+The course's exercises, each against the real daemon started with the
+example config, by a client written the way the course writes its own:
+blocking sockets, one send then one recv(1024), often no newline, plus
+curl and xmlrpc.client.  docs/course.md lists the same exercises with the
+service and port of the example config that answers each.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import xmlrpc.client
+from collections.abc import Iterator
+
+import pytest
+
+import course
+from course import Course
+from helpers import require_tool
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Course]:
+    yield from course.start(tmp_path_factory.mktemp("course"))
+
+
+def client(lab: Course, service: str) -> socket.socket:
+    """A connected blocking socket, as the course's clients make one."""
+    return socket.create_connection(lab.address(service), timeout=20)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(1024):
+        data += chunk
+    return data
+
+
+def test_first_tcp_client(lab: Course) -> None:
+    """connect, send(b'hello, world!') with no newline, recv(1024): the same bytes back."""
+    sock = client(lab, "echo")
+    sock.send(b"hello, world!")
+    assert sock.recv(1024) == b"hello, world!"
+    sock.close()
+
+
+def test_chunked_echo(lab: Course) -> None:
+    """A long string sent in 1 KB portions comes back whole and in order."""
+    message = ("".join(chr(ord("a") + i % 26) for i in range(10_000))).encode()
+    sock = client(lab, "echo")
+    for start in range(0, len(message), 1024):
+        sock.sendall(message[start:start + 1024])
+    received = b""
+    while len(received) < len(message):
+        received += sock.recv(1024)
+    assert received == message
+    sock.close()
+
+
+def test_echo_with_service_messages(lab: Course) -> None:
+    """Connect, send, disconnect: the log narrates each step with the peer's address."""
+    sock = client(lab, "echo")
+    host, port = sock.getsockname()
+    me = f"{host}:{port}"
+    sock.send(b"log me")
+    assert sock.recv(1024) == b"log me"
+    sock.close()
+    lab.daemon.wait_for_log(rf"echo: {me} connected")
+    lab.daemon.wait_for_log(
+        rf"echo: {me} disconnected \(closed by client\) .* 6 bytes in, 6 bytes out"
+    )
+
+
+def test_udp_client(lab: Course) -> None:
+    """sendto, recvfrom: the datagram comes back from the server's address."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(20)
+    sock.sendto(b"hello, udp", lab.address("udp-echo", "udp"))
+    data, server = sock.recvfrom(1024)
+    assert (data, server) == (b"hello, udp", lab.address("udp-echo", "udp"))
+    sock.close()
+
+
+def test_session_until_exit_then_reconnect(lab: Course) -> None:
+    """Lines until the quit word: the server says goodbye and closes; the next client is served."""
+    for _ in range(2):
+        sock = client(lab, "echo-ok")
+        file = sock.makefile("rb")
+        assert b"Type exit to leave" in file.readline()
+        for text in (b"first", b"second"):
+            sock.sendall(text + b"\n")
+            assert file.readline() == b"OK..." + text + b"\n"
+        sock.sendall(b"exit\n")
+        assert file.read() == b"Bye.\r\n"
+        file.close()
+        sock.close()
+
+
+def test_many_clients_at_once(lab: Course) -> None:
+    """Several clients connected at once are each answered, in any order of turns."""
+    socks = [client(lab, "echo") for _ in range(10)]
+    for n, sock in reversed(list(enumerate(socks))):
+        sock.send(b"client %d" % n)
+    for n, sock in enumerate(socks):
+        assert sock.recv(1024) == b"client %d" % n
+        sock.close()
+
+
+def test_multi_user_chat(lab: Course) -> None:
+    """Two telnet-style users: arrivals are announced and each line reaches the other."""
+    alice, bob = client(lab, "chat"), client(lab, "chat")
+    alice_in, bob_in = alice.makefile("rb"), bob.makefile("rb")
+
+    def until(file: object, text: bytes) -> None:
+        while text not in file.readline():  # type: ignore[attr-defined]
+            pass
+
+    alice.sendall(b"alice\r\n")
+    until(alice_in, b"Hello alice!")
+    bob.sendall(b"bob\r\n")
+    until(alice_in, b"* bob has joined")
+    alice.sendall(b"hi bob\r\n")
+    until(bob_in, b"<alice> hi bob")
+    for file, sock in ((alice_in, alice), (bob_in, bob)):
+        file.close()
+        sock.close()
+
+
+def test_http_by_hand(lab: Course) -> None:
+    """GET written by hand over a socket gets a valid HTTP response at once."""
+    sock = client(lab, "http")
+    sock.sendall(b"GET /time.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"<h1>" in reply
+    sock.close()
+
+
+def test_error_pages_and_headers(lab: Course) -> None:
+    """curl -i on an unknown path: a real 404 with a page; static files carry Last-Modified."""
+    curl = require_tool("curl")
+    result = subprocess.run(
+        [curl, "-si", lab.url("/no/such/page")], capture_output=True, timeout=30, check=True
+    )
+    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 Not Found")
+    assert b"Content-Type: text/html" in head
+    assert body
+
+
+def test_xmlrpc_at_rpc2(lab: Course) -> None:
+    """The course's XML-RPC client, pointed at /RPC2."""
+    proxy = xmlrpc.client.ServerProxy(lab.url("/RPC2"))
+    assert proxy.is_even(3) is False
+    assert proxy.is_even(4) is True
+    assert "is_even" in proxy.system.listMethods()
+
+
+def test_classic_daytime(lab: Course) -> None:
+    """connect and read: the daytime service answers one line and closes."""
+    sock = client(lab, "daytime")
+    line = read_until_closed(sock)
+    assert line.endswith(b"\r\n") and b"," in line
+    sock.close()
+
+

@@ -9,6 +9,13 @@ Each header kind here finds where the frame at a given offset ends, or says
 why the stream cannot be read, and writes a payload in the framing the
 client used, so that even an error reaches the client in a shape its own
 code can read.
+
+Twisted's C{IntNStringReceiver} family covers the binary shapes and
+C{NetstringReceiver} the netstring, but not ASCII digit headers, and on a
+bad or over-long header they drop the connection without a word
+(C{lengthLimitExceeded}, C{NetstringParseError}), where a lab server tells
+the student what was wrong; and they write once per frame, where the echo
+answers a whole read with one write.  Hence these small parsers.
 """
 
 from __future__ import annotations

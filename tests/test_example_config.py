@@ -47,7 +47,8 @@ def test_example_loads() -> None:
     assert [e.mode for e in loaded.echo] == ["plain", "upper", "ok"]
     assert loaded.echo[2].quit == "exit"
     assert loaded.echo[2].banner
-    assert [f.framing for f in loaded.framed_echo] == ["int32", "netstring"]
+    assert [f.framing for f in loaded.framed_echo] == ["int32", "netstring", "binary", "digits"]
+    assert (loaded.framed_echo[2].length_bytes, loaded.framed_echo[2].byte_order) == (2, "little")
     assert all(getattr(loaded, name).enabled for name in classic.NAMES)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from netlab.core import config as loader
 from netlab.core.config import Config
 from netlab.core.kinds import ServiceKind
-from netlab.protocols import classic, echo, framed, udp
+from netlab.protocols import classic, dictionary, echo, framed, udp
 from netlab.protocols.chat import kind as chat
 from netlab.protocols.http import kind as http
 
@@ -25,6 +25,7 @@ KINDS: tuple[ServiceKind[Any], ...] = (
     echo.KIND,
     udp.KIND,
     framed.KIND,
+    dictionary.KIND,
     chat.CHAT,
     chat.UDP_CHAT,
     http.KIND,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +47,24 @@ def _show(value: object) -> str:
         return '"' + "".join(_ESCAPES.get(c) or _control(c) for c in value) + '"'
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{_key(k)} = {_show(v)}" for k, v in value.items()) + " }"
     return repr(value)
+
+
+def _key(key: str) -> str:
+    """A table key as TOML would write it: bare if it can be, else quoted."""
+    return key if _BARE_KEY.fullmatch(key) else _show(key)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+# A field of this type is a TOML table of strings ({ qwe = "hello" }), kept
+# as (key, value) pairs in file order so that settings stay frozen,
+# hashable and comparable by reload.
+STRING_TABLE = tuple[tuple[str, str], ...]
 
 
 def _number(value: float) -> str:
@@ -113,6 +131,8 @@ class _Loader:
             if choices and value not in choices:
                 raise self.fail(key, value, f"must be one of {', '.join(choices)}")
             return value
+        if hint == STRING_TABLE:
+            return self.string_table(key, value)
         if typing.get_origin(hint) is tuple:
             if not isinstance(value, list) or not all(
                 isinstance(v, str) for v in value
@@ -122,6 +142,15 @@ class _Loader:
                 self.item(key, value, item, meta)
             return tuple(value)
         raise AssertionError(f"no validation for {hint!r}")  # pragma: no cover
+
+    def string_table(self, key: str, value: object) -> STRING_TABLE:
+        """A table of strings; a bad entry is named by its own key."""
+        if not isinstance(value, Mapping):
+            raise self.fail(key, value, 'must be a table of strings, e.g. { key = "value" }')
+        for name, text in value.items():
+            if not isinstance(text, str):
+                raise self.fail(f"{key}.{_key(name)}", text, "must be a string")
+        return tuple(value.items())
 
     def item(self, key: str, value: object, item: str, meta: Mapping[str, Any]) -> None:
         wanted = meta.get("endpoints")
@@ -327,4 +356,4 @@ def overrides(config: Config, **log: Any) -> Config:
     return dataclasses.replace(config, log=settings)
 
 
-__all__ = ["Config", "ConfigError", "load", "overrides", "parse"]
+__all__ = ["STRING_TABLE", "Config", "ConfigError", "load", "overrides", "parse"]

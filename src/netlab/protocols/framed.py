@@ -1,25 +1,30 @@
 """
 Length-prefixed echo: the course's exercise in framing messages.
 
-C{int32} frames carry a 4-byte big-endian length header, C{netstring}
-frames are C{LEN:DATA,}.  Each frame is echoed in the same framing; a frame
-longer than C{max_frame} gets one error frame and the connection closes,
-since the stream cannot be resynchronised after a bad header.
+Every usual header shape (see L{netlab.protocols.framing}): C{int32} (a
+4-byte big-endian length, as before), C{binary} (1, 2, 4 or 8 bytes, big-
+or little-endian), C{digits} (N ASCII digits, zero- or space-padded) and
+C{netstring} (C{LEN:DATA,}).  Each frame is echoed in the framing it came
+in.  A bad header, or a length over C{max_frame}, gets one error frame in
+the connection's own framing (C{ERROR ...}, so the client's reader shows
+it) and the connection closes: the stream cannot be resynchronised after a
+bad header, and a bare text line would be read as a length.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
 
 from netlab.core.events import EventLog
-from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
+from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
 from netlab.core.settings import LOOPBACK, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
+from netlab.protocols.framing import BINARY_WIDTHS, Header, header_for
 
-FRAMINGS = ("int32", "netstring")
+FRAMINGS = ("int32", "netstring", "binary", "digits")
+BYTE_ORDERS = ("big", "little")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +32,9 @@ class FramedEchoSettings(StreamSettings):
     """One C{[[framed_echo]]} listener."""
 
     framing: str = setting("int32", choices=FRAMINGS)
+    length_bytes: int = setting(4, lo=1, hi=8)
+    byte_order: str = setting("big", choices=BYTE_ORDERS)
+    digits: int = setting(10, lo=1, hi=20)
     max_frame: int = setting(65_536, lo=1, hi=16_777_216)
 
 
@@ -39,13 +47,13 @@ class FramedEcho(StreamProtocol):
     def connectionMade(self) -> None:
         super().connectionMade()
         self._buffer = b""
-        self.netstring = self.factory.settings.framing == "netstring"
+        self.header: Header = new_header(self.factory.settings)
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
         self.received(data)
         buffer = self._buffer + data if self._buffer else data
-        parse = self._netstring if self.netstring else self._int32
+        parse = self.header.parse
         frames: list[bytes] = []
         start = 0
         while True:
@@ -63,41 +71,6 @@ class FramedEcho(StreamProtocol):
         if self.close_reason is not None and self.transport is not None:
             self.transport.loseConnection()
 
-    def _int32(self, buffer: bytes, start: int) -> int | str | None:
-        """Where the frame at C{start} ends, why it is bad, or None if incomplete."""
-        if len(buffer) - start < 4:
-            return None
-        (size,) = struct.unpack_from("!I", buffer, start)
-        limit = self.factory.settings.max_frame
-        if size > limit:
-            return f"frame of {size} bytes is longer than max_frame ({limit})"
-        end = start + 4 + size
-        return end if len(buffer) >= end else None
-
-    def _netstring(self, buffer: bytes, start: int) -> int | str | None:
-        """Where the netstring at C{start} ends, why it is bad, or None if incomplete."""
-        limit = self.factory.settings.max_frame
-        digits_max = len(str(limit))
-        colon = buffer.find(b":", start, start + digits_max + 1)
-        header = buffer[start:colon] if colon >= 0 else buffer[start:start + digits_max + 1]
-        if header and not header.isdigit():
-            return "bad netstring length"
-        if colon < 0:
-            if len(header) > digits_max:
-                return f"frame longer than max_frame ({limit})"
-            return None
-        if not header or (len(header) > 1 and header.startswith(b"0")):
-            return "bad netstring length"
-        size = int(header)
-        if size > limit:
-            return f"frame of {size} bytes is longer than max_frame ({limit})"
-        end = colon + 1 + size
-        if len(buffer) <= end:
-            return None
-        if buffer[end] != ord(","):
-            return "netstring not terminated by a comma"
-        return end + 1
-
     def _fail(self, frames: list[bytes], reason: str) -> None:
         frames.append(self.frame(f"ERROR {reason}".encode()))
         self.reject("a frame", reason)
@@ -107,9 +80,15 @@ class FramedEcho(StreamProtocol):
 
     def frame(self, payload: bytes) -> bytes:
         """C{payload} in this connection's framing."""
-        if self.netstring:
-            return b"%d:%s," % (len(payload), payload)
-        return struct.pack("!I", len(payload)) + payload
+        return self.header.frame(payload)
+
+
+def new_header(settings: FramedEchoSettings) -> Header:
+    """A header parser for one connection of C{settings}."""
+    return header_for(
+        settings.framing, settings.length_bytes, settings.byte_order,
+        settings.digits, settings.max_frame,
+    )
 
 
 class FramedEchoFactory(StreamFactory):
@@ -131,11 +110,32 @@ def build_framed_echo(settings: FramedEchoSettings, context: BuildContext) -> Bu
     )
 
 
+def check_framed_echo(settings: FramedEchoSettings, config: object, fail: Fail) -> None:
+    """
+    A header width is a whole struct size, and a header key another framing
+    ignores keeps its default: C{length_bytes = 2} under C{framing =
+    "int32"} is a forgotten C{framing = "binary"}, not a wish to be ignored.
+    """
+    if settings.length_bytes not in BINARY_WIDTHS:
+        raise fail("length_bytes", settings.length_bytes, "must be one of 1, 2, 4, 8")
+    defaults = FramedEchoSettings()
+    users = {"length_bytes": "binary", "byte_order": "binary", "digits": "digits"}
+    for key, framing in users.items():
+        value = getattr(settings, key)
+        if settings.framing != framing and value != getattr(defaults, key):
+            raise fail(
+                key, value,
+                f'only used with framing = "{framing}" (this listener\'s framing is '
+                f'"{settings.framing}")',
+            )
+
+
 KIND = ServiceKind(
     section="framed_echo",
     settings=FramedEchoSettings,
     many=True,
     default_listen=(f"tcp:7008:interface={LOOPBACK}",),
     build=build_framed_echo,
-    restart_keys=frozenset({"framing"}),
+    check=check_framed_echo,
+    restart_keys=frozenset({"framing", "length_bytes", "byte_order", "digits"}),
 )

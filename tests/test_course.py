@@ -9,9 +9,11 @@ service and port of the example config that answers each.
 from __future__ import annotations
 
 import socket
+import struct
 import subprocess
 import xmlrpc.client
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -165,3 +167,30 @@ def test_classic_daytime(lab: Course) -> None:
     sock.close()
 
 
+
+
+@pytest.mark.parametrize(
+    ("service", "header"),
+    [
+        ("framed-int32", lambda n: struct.pack("!I", n)),
+        ("framed-le16", lambda n: struct.pack("<H", n)),
+        ("framed-digits", lambda n: ("%010d" % n).encode()),  # noqa: UP031 (the course's way)
+        ("framed-digits", lambda n: f"{n:<10}".encode()),
+    ],
+    ids=["int32", "le16", "zero-padded-digits", "space-padded-digits"],
+)
+def test_length_prefixed_messages(lab: Course, service: str, header: Any) -> None:
+    """A fixed-size length header then the text: the answer comes in the same framing."""
+    message = b"length-prefixed hello"
+    sock = client(lab, service)
+    sock.send(header(len(message)) + message)
+    assert sock.recv(1024) == header(len(message)) + message
+    sock.close()
+
+
+def test_dictionary_decryption(lab: Course) -> None:
+    """A list of encrypted words, no newline: each word decrypted in order, unknown marked."""
+    sock = client(lab, "dictionary")
+    sock.send(b"qwe,asd,nope,zxc")
+    assert sock.recv(1024) == b"hello,world,?nope?,bye"
+    sock.close()

@@ -10,7 +10,7 @@ from twisted.web import resource
 from twisted.web.resource import IResource
 
 from helpers import make_hub
-from netlab.protocols.http import dashboard, routes, status
+from netlab.protocols.http import dashboard, front, routes, status, xmlrpc
 from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.settings import HttpSettings
 
@@ -45,9 +45,21 @@ def test_every_route_answers_its_methods(events: Any, clock: Clock, tmp_path: Pa
 def test_one_resource_for_two_names(events: Any, clock: Clock) -> None:
     """A builder named on two paths serves both with one resource, children and all."""
     root = routes.build_root(context(events, clock))
-    assert at(root, "/") is at(root, "/dashboard")
     assert at(root, "/time") is at(root, "/time.html")
     assert isinstance(at(root, "/dashboard/stream"), dashboard.DashboardStream)
+
+
+def test_front_door(events: Any, clock: Clock) -> None:
+    """/ is the course's front door, answering GET, HEAD, POST and OPTIONS; the dashboard
+    itself (with its stream and assets) stays at /dashboard."""
+    root = routes.build_root(context(events, clock))
+    (route,) = [route for route in routes.ROUTES if route.path == "/"]
+    assert route.methods == "GET POST"
+    found = at(root, "/")
+    assert isinstance(found, front.FrontPage)
+    assert set(resource._computeAllowedMethods(found)) == {b"GET", b"HEAD", b"POST"}
+    assert isinstance(found.rpc, xmlrpc.LabXMLRPC)
+    assert isinstance(at(root, "/dashboard"), dashboard.DashboardPage)
 
 
 def test_optional_routes_left_out(events: Any, clock: Clock) -> None:

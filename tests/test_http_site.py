@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -102,6 +106,35 @@ def test_raw_http11_with_host(events: Any, clock: Clock) -> Any:
     )
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert data.endswith(b"\r\n\r\nok\n")
+
+
+def test_bare_lf_request_is_answered_at_once(events: Any, clock: Clock) -> None:
+    """Lines ended by a bare LF (nc, telnetlib) end the headers: answered as they arrive,
+    not 408 after header_timeout."""
+    factory = site(events, clock)
+    channel = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET /thing HTTP/1.0\n\n")
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert body == b"ok\n"
+    assert transport.disconnecting
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
+@pytest_twisted.inlineCallbacks
+def test_bare_lf_and_crlf_keep_alive(events: Any, clock: Clock) -> Any:
+    """LF, CRLF and a mix of both, with a body, on one kept-alive connection."""
+    data = yield exchange(
+        site(events, clock),
+        b"GET /thing HTTP/1.1\nHost: x\n\n"
+        b"POST /thing HTTP/1.1\r\nHost: x\nContent-Length: 4\r\n\r\na\nb\n"
+        b"GET /thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    responses = data.split(b"HTTP/1.1 200 OK\r\n")
+    assert len(responses) == 4 and responses[0] == b""
+    assert [r.partition(b"\r\n\r\n")[2] for r in responses[1:]] == [b"ok\n", b"4\n", b"ok\n"]
 
 
 @pytest_twisted.inlineCallbacks

@@ -114,22 +114,25 @@ def test_get_explains_the_endpoint(events: Any, clock: Clock) -> Any:
 
 @pytest_twisted.inlineCallbacks
 def test_is_even(events: Any, clock: Clock) -> Any:
-    """is_even answers for ints, odd and even, negative and zero."""
+    """is_even answers for ints, odd and even, negative and zero, and for doubles as the
+    course's n % 2 == 0 does: 4.0 is even, 3.0 and 2.5 are not."""
     results = yield calls(events, clock, ("is_even", 3), ("is_even", 4), ("is_even", -2),
-                          ("is_even", 0))
-    assert results == [False, True, True, True]
+                          ("is_even", 0), ("is_even", 3.0), ("is_even", 4.0), ("is_even", 2.5),
+                          ("is_even", -6.0), ("is_even", 2**31 - 1))
+    assert results == [False, True, True, True, False, True, False, True, False]
+    assert results == [n % 2 == 0 for n in (3, 4, -2, 0, 3.0, 4.0, 2.5, -6.0, 2**31 - 1)]
 
 
 @pytest_twisted.inlineCallbacks
-def test_is_even_refuses_non_ints(events: Any, clock: Clock) -> Any:
-    """A string, a double or a boolean is a Fault that names the type it got."""
-    results = yield calls(events, clock, ("is_even", "3"), ("is_even", 3.0), ("is_even", True))
+def test_is_even_refuses_non_numbers(events: Any, clock: Clock) -> Any:
+    """A string or a boolean is a Fault that names the type it got."""
+    results = yield calls(events, clock, ("is_even", "3"), ("is_even", True), ("is_even", None))
     assert all(isinstance(r, xmlrpc.client.Fault) for r in results)
     assert [r.faultCode for r in results] == [rpc.BAD_ARGUMENTS] * 3
     assert [r.faultString for r in results] == [
-        "is_even(n) needs an int, not a string",
-        "is_even(n) needs an int, not a double",
-        "is_even(n) needs an int, not a boolean",
+        "is_even(n) needs a number (int or double), not a string",
+        "is_even(n) needs a number (int or double), not a boolean",
+        "is_even(n) needs a number (int or double), not a nil",
     ]
 
 
@@ -138,7 +141,7 @@ def test_wrong_argument_count_is_a_clear_fault(events: Any, clock: Clock) -> Any
     """Too many or too few arguments give a Fault naming the parameters."""
     results = yield calls(events, clock, ("is_even", 1, 2), ("add", 1), ("time", 1))
     assert [r.faultString for r in results] == [
-        "is_even(int n) takes 1 argument, not 2",
+        "is_even(int|double n) takes 1 argument, not 2",
         "add(double a, double b) takes 2 arguments, not 1",
         "time() takes 0 arguments, not 1",
     ]
@@ -180,16 +183,18 @@ def test_time_is_iso8601_utc(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_introspection(events: Any, clock: Clock) -> Any:
     """system.listMethods, methodHelp (the docstring) and methodSignature describe the API."""
-    methods, help_text, add_help, signature, unknown = yield calls(
+    methods, help_text, add_help, signature, even_signature, unknown = yield calls(
         events, clock, ("system.listMethods",), ("system.methodHelp", "is_even"),
-        ("system.methodHelp", "add"), ("system.methodSignature", "add"), ("nope",),
+        ("system.methodHelp", "add"), ("system.methodSignature", "add"),
+        ("system.methodSignature", "is_even"), ("nope",),
     )
     assert {"is_even", "add", "echo", "time", "system.listMethods", "system.methodHelp",
             "system.methodSignature"} <= set(methods)
-    assert help_text.startswith("is_even(n): whether the integer n is even.")
+    assert help_text.startswith("is_even(n): whether the number n is even, n % 2 == 0")
     assert add_help.startswith("add(a, b): the sum a + b of two numbers (int or double). Two")
     assert "\n    " not in add_help
     assert signature == [["double", "double", "double"]]
+    assert even_signature == [["boolean", "int"], ["boolean", "double"]]
     assert unknown.faultString == "procedure nope not found"
 
 
@@ -243,16 +248,19 @@ def test_malformed_xml_is_a_fault(events: Any, clock: Clock) -> Any:
 
 
 def test_daemon_serves_xmlrpc(tmp_path: Path) -> None:
-    """The real daemon answers a plain xmlrpc.client at /RPC2, and refuses a DTD."""
+    """The real daemon answers a plain xmlrpc.client at /RPC2 and at /, where the course's
+    client points it, and refuses a DTD."""
     with running_daemon(tmp_path, http_config()) as running:
-        url = f"http://127.0.0.1:{running.port('http')}/RPC2"
-        with xmlrpc.client.ServerProxy(url) as proxy:
-            assert proxy.is_even(3) is False
-            assert proxy.add(2, 3) == 5
-            assert proxy.echo({"x": [1, "two"]}) == {"x": [1, "two"]}
-            assert "is_even" in proxy.system.listMethods()
-            with pytest.raises(xmlrpc.client.Fault, match="needs an int"):
-                proxy.is_even("three")
+        for path in ("/RPC2", "/"):
+            url = f"http://127.0.0.1:{running.port('http')}{path}"
+            with xmlrpc.client.ServerProxy(url) as proxy:
+                assert proxy.is_even(3) is False
+                assert proxy.is_even(4.0) is True
+                assert proxy.add(2, 3) == 5
+                assert proxy.echo({"x": [1, "two"]}) == {"x": [1, "two"]}
+                assert "is_even" in proxy.system.listMethods()
+                with pytest.raises(xmlrpc.client.Fault, match="needs a number"):
+                    proxy.is_even("three")
         transport = xmlrpc.client.Transport()
         with pytest.raises(xmlrpc.client.Fault, match="DOCTYPE"):
             transport.request(f"127.0.0.1:{running.port('http')}", "/RPC2",

@@ -36,6 +36,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
+from twisted.protocols import basic
 from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
 from twisted.web import http, resource, server
@@ -509,6 +510,49 @@ def test_http_channel_calls_the_hooks_as_netlab_assumes() -> None:
     )
     assert done[2], "HTTPChannel.persistent is no longer true for an HTTP/1.1 request"
     assert transport.value().endswith(b"posted hello")
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
+class LineChannel(http.HTTPChannel):
+    """Splits on LF as netlab's channel does, and records each line Twisted hands it."""
+
+    delimiter = b"\n"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[bytes] = []
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.append(line)
+        super().lineReceived(line.removesuffix(b"\r"))
+
+
+def test_http_channel_splits_lines_on_its_delimiter() -> None:
+    """HTTPChannel is a LineReceiver: each request and header line, split on the channel's
+    delimiter, goes through lineReceived; the body does not."""
+    assert isinstance(http.HTTPChannel(), basic.LineReceiver), (
+        "twisted.web.http.HTTPChannel is no longer a LineReceiver: netlab's NetlabChannel "
+        "(protocols/http/site.py) sets its delimiter to accept bare-LF requests"
+    )
+    root = resource.Resource()
+    root.putChild(b"r", Renders())
+    site = server.Site(root, timeout=None)
+    site.protocol = LineChannel  # type: ignore[assignment]
+    channel = site.buildProtocol(None)
+    assert isinstance(channel, LineChannel)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(b"POST /r HTTP/1.1\nHost: x\r\nContent-Length: 3\n\na\nb")
+    channel.dataReceived(b"GET /r HTTP/1.0\n\n")
+    assert channel.lines == [
+        b"POST /r HTTP/1.1", b"Host: x\r", b"Content-Length: 3", b"",
+        b"GET /r HTTP/1.0", b"",
+    ], (
+        f"HTTPChannel's lines are now {channel.lines}: netlab's NetlabChannel assumes "
+        "LineReceiver splits the request line and headers on self.delimiter and calls "
+        "lineReceived for each, without the delimiter, and leaves the body whole"
+    )
+    assert b"posted a\nb" in transport.value() and transport.value().endswith(b"got")
     channel.connectionLost(Failure(ConnectionDone()))
 
 

@@ -216,6 +216,7 @@ HTTP_CHANNEL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "connectionMade": (),
     "connectionLost": ("reason",),
     "dataReceived": ("data",),
+    "lineReceived": ("line",),
     "headerReceived": ("line",),
     "requestDone": ("request",),
     "writeHeaders": ("version", "code", "reason", "headers"),
@@ -233,10 +234,13 @@ HTTP_CHANNEL_HOOKS: tuple[str, ...] = tuple(HTTP_CHANNEL_OVERRIDES)
 # progress (the last is the one whose headers are arriving), whether the
 # connection stays open after this response, TimeoutMixin's setTimeout and
 # callLater (netlab schedules through its own clock and turns the HTTP idle
-# timer off after a WebSocket upgrade), and dataReceived, which websocket.py
-# wraps on the instance after the upgrade to cap a message's size.
+# timer off after a WebSocket upgrade), dataReceived, which websocket.py
+# wraps on the instance after the upgrade to cap a message's size, and
+# delimiter: HTTPChannel is a LineReceiver, which splits the request line and
+# headers on it (netlab splits on LF, so that bare-LF requests end, and its
+# lineReceived override drops the CR of a CRLF).
 HTTP_CHANNEL_STATE: tuple[str, ...] = (
-    "requests", "persistent", "setTimeout", "callLater", "dataReceived",
+    "requests", "persistent", "setTimeout", "callLater", "dataReceived", "delimiter",
 )
 
 

@@ -32,6 +32,7 @@ from netlab.protocols.http.multipart import (
     MAX_PARTS,
     MultipartParser,
     ParseError,
+    Part,
     boundary_from_content_type,
 )
 
@@ -77,14 +78,19 @@ def parse_urlencoded(body: bytes, max_fields: int = MAX_PARTS) -> list[tuple[str
         raise ParseError(f"more than {max_fields} form fields") from None
 
 
+def form_parts(content_type: str, content: IO[bytes], max_parts: int = MAX_PARTS) -> list[Part]:
+    """The parts of a C{multipart/form-data} body, in the order they came."""
+    parser = MultipartParser(boundary_from_content_type(content_type), max_parts=max_parts)
+    for chunk in chunks(content):
+        parser.feed(chunk)
+    return parser.close()
+
+
 def parse_form_data(
     content_type: str, content: IO[bytes], max_parts: int = MAX_PARTS
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The C{form} fields and C{files} summaries of a C{multipart/form-data} body."""
-    parser = MultipartParser(boundary_from_content_type(content_type), max_parts=max_parts)
-    for chunk in chunks(content):
-        parser.feed(chunk)
-    parts = parser.close()
+    parts = form_parts(content_type, content, max_parts)
     form = collapse(
         (part.name, bytes(part.value).decode("utf-8", "replace"))
         for part in parts if not part.is_file

@@ -14,12 +14,16 @@ from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.routes import make_site
 from netlab.protocols.http.settings import HttpSettings
+from netlab.protocols.http.timepage import zone_problem
 
 
 def check_http(settings: HttpSettings, config: Any, fail: Fail) -> None:
-    """A static folder must exist when the daemon starts."""
+    """A static folder must exist when the daemon starts; the time zone must be known."""
     if settings.static_dir and not Path(settings.static_dir).is_dir():
         raise fail("static_dir", settings.static_dir, "is not a directory")
+    problem = zone_problem(settings.timezone)
+    if problem:
+        raise fail("timezone", settings.timezone, problem)
 
 
 def configured_services(context: BuildContext) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from twisted.web.resource import IResource, Resource
 from netlab.protocols.http import (
     dashboard,
     forms,
+    front,
     inspect,
     metrics,
     static,
@@ -47,7 +48,7 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     # path                    resource                       methods
-    Route("/",                dashboard.DashboardPage,       "GET"),
+    Route("/",                front.page,                    "GET POST"),  # see front.py
     Route("/dashboard",       dashboard.DashboardPage,       "GET"),
     Route("/dashboard/stream", dashboard.DashboardStream,    "GET"),
     Route("/dashboard/netlab.js", dashboard.script,          "GET"),

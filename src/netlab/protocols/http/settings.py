@@ -26,3 +26,4 @@ class HttpSettings(StreamSettings):
     instructor_token: str = setting("")
     allowed_origins: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"))
     access_log: bool = setting(True)
+    timezone: str = setting("UTC")

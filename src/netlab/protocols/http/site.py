@@ -16,7 +16,8 @@ The limits and the access log live in the Request and the Site, through
 Twisted's extension points (C{requestFactory}, C{Request.gotLength} and
 C{handleContentChunk}, C{Site.log}).  The channel subclass keeps what has
 no such point: connection accounting, the header deadline between
-requests, raw header names, and the response sent in one piece.  The
+requests, raw header names, lines ended by a bare LF (as C{nc} and
+telnetlib send them), and the response sent in one piece.  The
 resources, and the tree of them, are in L{netlab.protocols.http.routes}.
 """
 
@@ -123,6 +124,12 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     """
 
     site: NetlabSite
+    # RFC 9112 section 2.2: a recipient MAY take a bare LF as a line's end
+    # and ignore a CR before it.  Twisted's LineReceiver splits on CRLF only,
+    # so a request typed into nc, or telnetlib's "GET / HTTP/1.0\n\n", would
+    # never end its headers (and meet the 408 of header_timeout).  Split on
+    # LF; lineReceived drops the CR.  A body is raw data, never split.
+    delimiter = b"\n"
     _header_deadline: IDelayedCall | None = None
     # When the wait for a request's headers began; None when none is owed.
     _headers_since: float | None = None
@@ -218,6 +225,12 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         self.bytes_in += len(data)
         self.site.counters.bytes_in += len(data)
         super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        """A request or header line, without its CR if it ended in CRLF."""
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        super().lineReceived(line)
 
     def headerReceived(self, line: bytes) -> bool:
         accepted: bool = super().headerReceived(line)

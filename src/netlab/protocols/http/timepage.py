@@ -2,6 +2,10 @@
 The "Time page" lab exercise: C{GET /time.html} (or C{/time}) shows the
 server's current date and time; C{?format=json} gives it to programs.
 
+The course's page is C{<h1>HH:MM:SS DD.MM.YYYY</h1>}: the page's heading is
+exactly that, in the site's C{timezone} (UTC unless the config names an
+IANA zone), and the rest of netlab's page spells the moment out.
+
 The time comes from the context's reactor, so a test can set it with a
 C{task.Clock}.
 """
@@ -10,8 +14,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.web import http, pages
 from twisted.web.iweb import IRenderable
@@ -26,6 +31,15 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
           "September", "October", "November", "December")
 
 
+def zone_problem(name: str) -> str | None:
+    """Why C{name} is not a time zone this machine knows, or None (the config check)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "unknown time zone"
+    return None
+
+
 @dataclass(frozen=True)
 class TimeReading:
     """One moment, in the forms the page and the JSON show."""
@@ -33,18 +47,24 @@ class TimeReading:
     unix: int
     iso: str
     text: str
+    clock: str = ""
     zone: str = "UTC"
 
     @classmethod
-    def at(cls, seconds: float) -> TimeReading:
-        """The reading for C{seconds} since the epoch, to the whole second."""
-        moment = datetime.fromtimestamp(int(seconds), tz=UTC)
+    def at(cls, seconds: float, zone: str = "UTC") -> TimeReading:
+        """The reading for C{seconds} since the epoch, to the whole second, in C{zone}."""
+        moment = datetime.fromtimestamp(int(seconds), tz=ZoneInfo(zone))
         # Names spelt out here rather than by strftime, which follows the locale.
         text = (
             f"{DAYS[moment.weekday()]}, {moment.day} {MONTHS[moment.month - 1]} "
-            f"{moment.year}, {moment:%H:%M:%S} UTC"
+            f"{moment.year}, {moment:%H:%M:%S} {moment.tzname()}"
         )
-        return cls(unix=int(seconds), iso=moment.strftime("%Y-%m-%dT%H:%M:%SZ"), text=text)
+        iso = (
+            moment.strftime("%Y-%m-%dT%H:%M:%SZ") if not moment.utcoffset()
+            else moment.isoformat()
+        )
+        return cls(unix=int(seconds), iso=iso, text=text,
+                   clock=moment.strftime("%H:%M:%S %d.%m.%Y"), zone=zone)
 
     def as_json(self) -> dict[str, object]:
         return {"iso": self.iso, "unix": self.unix, "zone": self.zone, "text": self.text}
@@ -53,15 +73,15 @@ class TimeReading:
 class TimePage(Resource):
     """The server's time as an HTML page, or as JSON with C{?format=json}."""
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, context: HttpContext) -> None:
         super().__init__()
-        self.reactor = reactor
+        self.context = context
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         return pages.notFound()
 
     def render_GET(self, request: Request) -> object:
-        reading = TimeReading.at(self.reactor.seconds())
+        reading = TimeReading.at(self.context.reactor.seconds(), self.context.settings.timezone)
         request.setHeader(b"Cache-Control", b"no-store")
         wanted = (request.args or {}).get(b"format", [b"html"])[0]
         if wanted == b"json":
@@ -74,7 +94,7 @@ class TimePage(Resource):
         page = tags.html(
             tags.head(tags.meta(charset="utf-8"), tags.title("Server time")),
             tags.body(
-                tags.h1("Server time"),
+                tags.h1(reading.clock),
                 tags.p(tags.time(reading.text, datetime=reading.iso, id="now")),
                 tags.p("Unix time: ", tags.code(str(reading.unix))),
                 tags.p(tags.a("The same as JSON", href="?format=json")),
@@ -89,4 +109,4 @@ class TimePage(Resource):
 
 def page(context: HttpContext) -> TimePage:
     """C{/time} (and C{/time.html}, the same page): the time on the site's clock."""
-    return TimePage(context.reactor)
+    return TimePage(context)

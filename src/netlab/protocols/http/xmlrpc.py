@@ -1,5 +1,6 @@
 """
-XML-RPC at C{/RPC2}: a few small procedures for trying an XML-RPC client,
+XML-RPC at C{/RPC2} (and at C{/}, where the course's clients call it: see
+L{netlab.protocols.http.front}): a few small procedures for trying an XML-RPC client,
 with the introspection API (C{system.listMethods}, C{system.methodHelp},
 C{system.methodSignature}).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime
 import functools
 import inspect
+import itertools
 import math
 import xmlrpc.client
 from collections.abc import Callable
@@ -63,12 +65,13 @@ def is_number(value: object) -> bool:
 
 def procedure(returns: str, *params: str) -> Callable[[Procedure], Procedure]:
     """
-    Publish a method's XML-RPC signature (C{"type name"} per parameter) and
-    its docstring, unindented, for C{system.methodHelp}; answer a wrong
-    argument count with a clear fault, instead of Twisted's logged traceback
-    and a bare C{"error"}.
+    Publish a method's XML-RPC signatures (C{"type name"} per parameter,
+    C{"int|double name"} for a parameter of either type: one signature per
+    choice) and its docstring, unindented, for C{system.methodHelp}; answer a
+    wrong argument count with a clear fault, instead of Twisted's logged
+    traceback and a bare C{"error"}.
     """
-    types = [param.split()[0] for param in params]
+    choices = [param.split()[0].split("|") for param in params]
 
     def decorate(method: Procedure) -> Procedure:
         name = method.__name__.removeprefix("xmlrpc_")
@@ -83,7 +86,9 @@ def procedure(returns: str, *params: str) -> Callable[[Procedure], Procedure]:
                 )
             return method(self, *args)
 
-        checked.signature = [[returns, *types]]  # type: ignore[attr-defined]
+        checked.signature = [  # type: ignore[attr-defined]
+            [returns, *types] for types in itertools.product(*choices)
+        ]
         checked.help = inspect.cleandoc(method.__doc__ or "")  # type: ignore[attr-defined]
         return checked  # type: ignore[return-value]
 
@@ -135,7 +140,8 @@ class LabXMLRPC(XMLRPC):
         names = ", ".join(self.listProcedures())
         return (
             "This is an XML-RPC endpoint: POST a methodCall here, e.g. with Python's\n"
-            "xmlrpc.client.ServerProxy(\"http://host:port/RPC2\").is_even(4).\n"
+            "xmlrpc.client.ServerProxy(\"http://host:port/RPC2\").is_even(4)\n"
+            "(or at http://host:port/, as the course's clients do).\n"
             f"Procedures: {names}, and system.listMethods, system.methodHelp, "
             "system.methodSignature.\n"
         ).encode()
@@ -155,12 +161,17 @@ class LabXMLRPC(XMLRPC):
         fault = Fault(REFUSED_DOCUMENT, f"refused: {why}")
         return xmlrpc.client.dumps(fault, methodresponse=True).encode()
 
-    @procedure("boolean", "int n")
+    @procedure("boolean", "int|double n")
     def xmlrpc_is_even(self, n: object) -> bool:
-        """is_even(n): whether the integer n is even. n must be an XML-RPC int."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise Fault(BAD_ARGUMENTS, f"is_even(n) needs an int, not a {xml_rpc_type(n)}")
-        return n % 2 == 0
+        """
+        is_even(n): whether the number n is even, n % 2 == 0, as the course's
+        server answers: for an int, or a double (4.0 is even; 3.0 and 2.5 are not).
+        """
+        if not is_number(n):
+            raise Fault(
+                BAD_ARGUMENTS, f"is_even(n) needs a number (int or double), not a {xml_rpc_type(n)}"
+            )
+        return bool(n % 2 == 0)  # type: ignore[operator]
 
     @procedure("double", "double a", "double b")
     def xmlrpc_add(self, a: object, b: object) -> int | float:

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import xmlrpc.client
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,3 +195,64 @@ def test_dictionary_decryption(lab: Course) -> None:
     sock.send(b"qwe,asd,nope,zxc")
     assert sock.recv(1024) == b"hello,world,?nope?,bye"
     sock.close()
+
+
+def test_http_by_hand_with_bare_newlines(lab: Course) -> None:
+    """GET / HTTP/1.0 with bare newlines, as typed into nc: answered at once."""
+    sock = client(lab, "http")
+    sock.sendall(b"GET / HTTP/1.0\n\n")
+    reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"CLIENT VALUES:" in reply
+    sock.close()
+
+
+def test_http_get_inspector(lab: Course) -> None:
+    """curl -i 'http://host:port/?foo=bar': the CLIENT / SERVER / HEADERS report."""
+    curl = require_tool("curl")
+    result = subprocess.run(
+        [curl, "-si", lab.url("/?foo=bar")], capture_output=True, timeout=30, check=True
+    )
+    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    text = body.decode()
+    for expected in ("CLIENT VALUES:", "command=GET", "path=/?foo=bar", "query=foo=bar",
+                     "SERVER VALUES:", "HEADERS RECEIVED:", "User-Agent=curl/"):
+        assert expected in text, text
+
+
+def test_http_post_form(lab: Course, tmp_path: Path) -> None:
+    """curl -F name=x -F foo=bar -F datafile=@file to /: the course's form report."""
+    curl = require_tool("curl")
+    upload = tmp_path / "notes.txt"
+    upload.write_bytes(b"twelve bytes")
+    result = subprocess.run(
+        [curl, "-s", lab.url("/"), "-F", "name=x", "-F", "foo=bar",
+         "-F", f"datafile=@{upload}"],
+        capture_output=True, timeout=30, check=True,
+    )
+    text = result.stdout.decode()
+    assert "Path: /" in text and "Form data:" in text, text
+    assert "\tname=x" in text and "\tfoo=bar" in text, text
+    assert '\tUploaded datafile as "notes.txt" (12 bytes)' in text, text
+
+
+def test_time_page(lab: Course) -> None:
+    """GET /time.html: an <h1>HH:MM:SS DD.MM.YYYY</h1>; anything else 404."""
+    import re
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(lab.url("/time.html"), timeout=20) as page:
+        html = page.read().decode()
+    assert re.search(r"<h1>\d\d:\d\d:\d\d \d\d\.\d\d\.\d{4}</h1>", html), html
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(lab.url("/time.htm"), timeout=20)
+    assert missing.value.code == 404
+
+
+def test_xmlrpc_at_the_root(lab: Course) -> None:
+    """xmlrpc.client.ServerProxy('http://host:port/'): is_even for ints and floats."""
+    proxy = xmlrpc.client.ServerProxy(lab.url("/"))
+    assert [proxy.is_even(n) for n in (3, 4, 3.0, 4.0, 2.5)] == [False, True, False, True, False]
+    assert "is_even" in proxy.system.listMethods()

@@ -103,7 +103,9 @@ def test_shapes() -> None:
 def test_protocol_for_each_shape() -> None:
     """Plain without shapes keeps the byte-exact fast path; everything else is chunked or lined."""
     assert protocol_for(EchoSettings()) is PlainEcho
-    assert protocol_for(EchoSettings(unit="line")) is LineEcho
+    assert protocol_for(EchoSettings(unit="line")) is PlainEcho
+    assert protocol_for(EchoSettings(mode="ok", unit="line")) is LineEcho
+    assert protocol_for(EchoSettings(prefix="> ", unit="line")) is LineEcho
     assert protocol_for(EchoSettings(mode="upper")) is ChunkEcho
     assert protocol_for(EchoSettings(prefix="> ")) is ChunkEcho
     assert protocol_for(EchoSettings(reply="thanks")) is ChunkEcho
@@ -288,7 +290,7 @@ def test_reload_applies_shapes_to_new_connections(events: Any, clock: Clock) -> 
     old.peer_write(b"a")
     new.peer_write(b"b")
     assert (old.peer_read(), new.peer_read()) == (b"a", b"new: b")
-    factory.configure(EchoSettings(name="echo", unit="line"))
+    factory.configure(EchoSettings(name="echo", mode="upper", unit="line"))
     _, lined = serve(factory, clock, port=40002)
     lined.peer_write(b"c")
     assert lined.peer_read() == b""

@@ -245,13 +245,11 @@ def protocol_for(settings: EchoSettings) -> type[EchoProtocol]:
     Which protocol serves C{settings}: the byte-exact fast path unless a
     line unit or a reply shape needs more.
     """
-    if settings.unit == "line":
-        return LineEcho
     if settings.mode == "plain" and not (
         settings.prefix or settings.reply or settings.close_after != NEVER
     ):
         return PlainEcho
-    return ChunkEcho
+    return LineEcho if settings.unit == "line" else ChunkEcho
 
 
 class EchoFactory(StreamFactory):

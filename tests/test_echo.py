@@ -77,7 +77,7 @@ def test_upper_is_utf8_aware(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_ok_mode_banner_and_lines(events: Any, clock: Clock) -> Any:
     """OK mode greets the client, then answers each line as OK...<line>."""
-    factory = echo_factory(events, clock, mode="ok", banner="Welcome to netlab")
+    factory = echo_factory(events, clock, mode="ok", unit="line", banner="Welcome to netlab")
     data = yield session(factory, b"one\r\ntwo\n", b"OK...two\n")
     assert data == b"Welcome to netlab\r\nOK...one\r\nOK...two\n"
 
@@ -108,7 +108,7 @@ def test_line_quit_word(events: Any, clock: Clock) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_long_line_refused_not_echoed(events: Any, clock: Clock) -> Any:
     """A line over max_line gets one error line, is not echoed, and the session goes on."""
-    factory = echo_factory(events, clock, mode="ok", max_line=16)
+    factory = echo_factory(events, clock, mode="ok", unit="line", max_line=16)
     data = yield session(factory, b"x" * 40 + b"\nshort\n", b"OK...short\n")
     assert data == b"ERROR line longer than 16 bytes, not echoed\nOK...short\n"
     assert b"x" * 17 not in data
@@ -298,7 +298,7 @@ __all__ = ["Collector"]
 @pytest_twisted.inlineCallbacks
 def test_half_close_still_answered(events: Any, clock: Clock) -> Any:
     """A client that shuts down its sending side (nc -N) still gets every answer."""
-    factory = echo_factory(events, clock, mode="upper")
+    factory = echo_factory(events, clock, mode="upper", unit="line")
     port = listen(factory)
     client = yield connect(port)
     client.send(b"first\nlast line without newline")

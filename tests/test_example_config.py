@@ -44,7 +44,14 @@ def test_example_loads() -> None:
     loaded = config.load(EXAMPLE, environment=True)
     assert loaded.source == str(EXAMPLE)
     assert loaded.log.file == ""
-    assert [e.mode for e in loaded.echo] == ["plain", "upper", "ok"]
+    assert [e.mode for e in loaded.echo][:3] == ["plain", "upper", "ok"]
+    # Then the course's one-shot servers (tests/test_echo_course.py runs them).
+    assert [(e.name, e.mode, e.close_after) for e in loaded.echo[3:]] == [
+        ("course-your-data", "plain", 1),
+        ("course-ok-once", "ok", 1),
+        ("course-echo-once", "plain", 1),
+        ("course-thanks", "plain", 0),
+    ]
     assert loaded.echo[2].quit == "exit"
     assert loaded.echo[2].banner
     assert [f.framing for f in loaded.framed_echo] == ["int32", "netstring", "binary", "digits"]

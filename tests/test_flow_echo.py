@@ -24,14 +24,17 @@ def echo_factory(events: Any, clock: Clock, **settings: Any) -> EchoFactory:
 
 
 @pytest.mark.parametrize(
-    ("mode", "unit", "answer"),
+    ("settings", "unit", "answer"),
     [
-        ("plain", bytes(range(256)) * 256, None),
-        ("ok", b"a line to answer\n" * 4096, b"OK...a line to answer\n" * 4096),
+        ({"mode": "plain"}, bytes(range(256)) * 256, None),
+        ({"mode": "ok", "unit": "line"}, b"a line to answer\n" * 4096,
+         b"OK...a line to answer\n" * 4096),
+        ({"mode": "upper"}, "straße\n".encode() * 8192, b"STRASSE\n" * 8192),
     ],
+    ids=["plain", "ok-line", "upper-chunk"],
 )
 def test_server_stops_reading_while_its_client_does_not(
-    events: Any, clock: Clock, mode: str, unit: bytes, answer: bytes | None
+    events: Any, clock: Clock, settings: dict[str, str], unit: bytes, answer: bytes | None
 ) -> None:
     """
     A client that sends 8 units without reading: the server pauses reading
@@ -39,7 +42,7 @@ def test_server_stops_reading_while_its_client_does_not(
     that, reads nothing more while paused, and resumes once the client has
     read; in the end every answer arrives, in order.
     """
-    factory = echo_factory(events, clock, mode=mode)
+    factory = echo_factory(events, clock, **settings)
     server, transport = serve(factory, clock)
     assert transport.producer is transport and transport.streaming
     for _ in range(8):

@@ -161,3 +161,80 @@ def test_guard_refuses_own_service_ports(events: Any, clock: Clock) -> None:
     assert not guard.admit(b"x", "192.0.2.1", 7019)
     assert "loop guard" in events.kinds(DROPPED)[0]["reason"]
     assert guard.admit(b"x", "192.0.2.1", 40000)
+
+
+@pytest_twisted.inlineCallbacks
+def test_reply_and_prefix_to_loopback(events: Any, clock: Clock) -> Any:
+    """The course's UDP server: a fixed reply, or a prefix; loopback may get more than it sent."""
+    guard = guard_for(events, clock, reply="Thank you for the data")
+    server_port, client, client_port = yield udp_pair(guard, events)
+    client_port.write(b"hi")
+    received = yield client.wait_datagrams(1)
+    assert received[0][0] == b"Thank you for the data"
+    guard.configure(UdpEchoSettings(name="udp", prefix="Your data: "))
+    client_port.write(b"hi")
+    received = yield client.wait_datagrams(2)
+    assert received[1][0] == b"Your data: hi"
+    assert guard.counters.dropped == 0
+    yield client_port.stopListening()
+    yield server_port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_amplifying_reply_only_to_amplify_to(events: Any, clock: Clock) -> Any:
+    """
+    Over real sockets, from a source outside amplify_to: a reply larger than
+    its request is dropped, counted and reported once per interval; a reply
+    no larger than its request still goes out.
+    """
+    guard = guard_for(events, clock, reply="okay", amplify_to=("192.0.2.0/24",))
+    server_port, client, client_port = yield udp_pair(guard, events)
+    for _ in range(3):
+        client_port.write(b"x")
+    # Loopback keeps order: once the witness is answered, the three were read.
+    client_port.write(b"witness")
+    received = yield client.wait_datagrams(1)
+    assert [data for data, _ in received] == [b"okay"]
+    assert guard.counters.dropped == 3
+    (dropped,) = events.kinds(DROPPED)
+    assert dropped["reason"] == "reply larger than the request, to a source not in amplify_to"
+    assert dropped["what"] == "a 1-byte datagram"
+    yield client_port.stopListening()
+    yield server_port.stopListening()
+
+
+class SentDatagrams:
+    """A datagram transport that keeps what is written (for spoofed sources)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def write(self, data: bytes, addr: Any) -> None:
+        self.sent.append((data, addr))
+
+
+@pytest.mark.parametrize(
+    ("host", "answered"),
+    [
+        ("192.0.2.7", True),
+        ("::ffff:192.0.2.7", True),
+        ("198.51.100.7", False),
+        ("2001:db8::7", False),
+    ],
+)
+def test_prefix_to_spoofable_sources(
+    events: Any, clock: Clock, host: str, answered: bool
+) -> None:
+    """A prefix makes every reply larger: only amplify_to sources get one."""
+    guard = guard_for(events, clock, prefix="Your data: ", amplify_to=("192.0.2.0/24",))
+    protocol = UdpEcho("udp", guard, events)
+    protocol.transport = SentDatagrams()  # type: ignore[assignment]
+    protocol.datagramReceived(b"hi", (host, 40000))
+    sent = protocol.transport.sent  # type: ignore[attr-defined]
+    assert sent == ([(b"Your data: hi", (host, 40000))] if answered else [])
+    assert guard.counters.dropped == (0 if answered else 1)
+
+
+def test_default_amplify_to_is_loopback() -> None:
+    """By default only this machine may be answered with more than it sent."""
+    assert UdpEchoSettings().amplify_to == ("127.0.0.0/8", "::1/128")

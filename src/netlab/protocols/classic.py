@@ -28,10 +28,12 @@ from twisted.internet.interfaces import IConsumer, IPullProducer, IReactorTime
 from zope.interface import implementer
 
 from netlab.core.events import EventLog
-from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
+from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
 from netlab.core.limits import DatagramGuard
 from netlab.core.settings import LOOPBACK, DatagramGuardSettings, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
+from netlab.protocols.echo_shapes import session_end
+from netlab.protocols.lines import TelnetFilter
 from netlab.protocols.udp import GuardedDatagramProtocol
 
 NAMES = ("discard", "daytime", "time", "chargen", "qotd")
@@ -56,6 +58,9 @@ class ClassicSettings(StreamSettings, DatagramGuardSettings):
     enabled: bool = setting(False)
     listen: tuple[str, ...] = setting((), endpoints="any")
     quotes: tuple[str, ...] = setting(())
+    # Discard over TCP only (the course's sink server); the others ignore them.
+    quit: str = setting("")
+    close_on_empty_line: bool = setting(False)
 
 # RFC 868 counts seconds from 1900-01-01, Unix from 1970-01-01.
 SECONDS_1900_TO_1970 = 2_208_988_800
@@ -175,14 +180,35 @@ class ClassicFactory(StreamFactory):
 
 
 class Discard(ClassicProtocol):
-    """RFC 863: reads everything, answers nothing, until idle or closed."""
+    """
+    RFC 863: reads everything, answers nothing, until idle or closed; or,
+    as the course's sink server, until a line that is the C{quit} word or,
+    with C{close_on_empty_line}, an empty line.
+    """
 
     # A sink has no conversation to say goodbye in.
     has_lines = False
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        settings = self.factory.settings
+        self.quit_word = settings.quit.encode("utf-8")
+        self.on_empty_line = settings.close_on_empty_line
+        # Lines matter only to a sink that can be told to stop.
+        self.telnet = TelnetFilter() if self.quit_word or self.on_empty_line else None
+        self.at_line_start = True
+
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
         self.received(data)
+        if self.telnet is None or self.close_reason is not None:
+            return
+        text = self.telnet.feed(data)
+        end = session_end(text, self.quit_word, self.on_empty_line, self.at_line_start)
+        if end is not None:
+            self.close(end[1])
+        elif text:
+            self.at_line_start = text.endswith(b"\n")
 
 
 class OneShot(ClassicProtocol):
@@ -440,6 +466,12 @@ def _builder(name: str) -> Callable[[ClassicSettings, BuildContext], BuiltServic
     return build
 
 
+def _check_discard(settings: ClassicSettings, config: object, fail: Fail) -> None:
+    """The sink's quit word is a line of its own."""
+    if "\n" in settings.quit or "\r" in settings.quit:
+        raise fail("quit", settings.quit, "must be a single line")
+
+
 def _with_quotes(settings: ClassicSettings) -> ClassicSettings:
     """Quote of the day says the built-in quotes unless the file gives some."""
     if settings.quotes:
@@ -457,6 +489,7 @@ SERVICE_KINDS = [
         ),
         build=_builder(name),
         finish=_with_quotes if name == "qotd" else None,
+        check=_check_discard if name == "discard" else None,
     )
     for name in NAMES
 ]

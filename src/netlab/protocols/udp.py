@@ -4,7 +4,8 @@ UDP echo: each datagram back to its sender, byte for byte.
 A UDP server that answers anyone can be aimed at a victim by spoofing the
 source address, so every datagram passes the L{DatagramGuard} first: no
 answer to privileged source ports, broadcast or multicast sources, nor past
-a per-source rate.  An echo is never larger than its request.
+a per-source rate.  An echo is never larger than its request, unless the
+source is one the service trusts with more (C{amplify_to}).
 """
 
 from __future__ import annotations
@@ -18,13 +19,25 @@ from twisted.logger import LogLevel
 from netlab.core.events import ERROR, RECEIVED, SENT, EventLog, format_peer, sample
 from netlab.core.fastwrite import send_datagram
 from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
-from netlab.core.limits import DatagramGuard
-from netlab.core.settings import LOOPBACK, DatagramSettings
+from netlab.core.limits import AccessList, DatagramGuard
+from netlab.core.settings import LOOPBACK, DatagramSettings, setting
+
+# Who may get a reply larger than its request, by default: this machine.
+AMPLIFY_TO = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass(frozen=True, kw_only=True)
 class UdpEchoSettings(DatagramSettings):
-    """One C{[[udp_echo]]} listener."""
+    """
+    One C{[[udp_echo]]} listener: byte-exact by default, or a C{prefix}
+    before the data, or a fixed C{reply} instead of it (the course's
+    C{Thank you for the data}).  A reply longer than its request goes only
+    to sources in C{amplify_to}.
+    """
+
+    prefix: str = setting("")
+    reply: str = setting("")
+    amplify_to: tuple[str, ...] = setting(AMPLIFY_TO, cidrs=True)
 
 
 class GuardedDatagramProtocol(DatagramProtocol):
@@ -82,10 +95,46 @@ class GuardedDatagramProtocol(DatagramProtocol):
 
 
 class UdpEcho(GuardedDatagramProtocol):
-    """Echoes each admitted datagram to its sender unchanged."""
+    """
+    Echoes each admitted datagram to its sender: unchanged, or shaped by
+    the service's C{prefix} and C{reply}.  The settings are the guard's, so
+    a reload's new shape applies to the next datagram.
+    """
 
-    def answer(self, data: bytes) -> bytes:
-        return data
+    _source: tuple[str, int] = ("", 0)
+    _shaped_for: object = None
+    _prefix = b""
+    _reply: bytes | None = None
+    _amplify = AccessList((), ())
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        # answer() is given only the data; the amplification check needs
+        # the source too.
+        self._source = (addr[0], addr[1])
+        super().datagramReceived(data, addr)
+
+    def answer(self, data: bytes) -> bytes | None:
+        settings = self.guard.settings
+        if not isinstance(settings, UdpEchoSettings) or not (settings.prefix or settings.reply):
+            return data
+        if settings is not self._shaped_for:
+            self._prefix = settings.prefix.encode("utf-8")
+            self._reply = settings.reply.encode("utf-8") if settings.reply else None
+            self._amplify = AccessList(settings.amplify_to, ())
+            self._shaped_for = settings
+        reply = self._prefix + (data if self._reply is None else self._reply)
+        if len(reply) > len(data):
+            host, port = self._source
+            if self._amplify.refusal(host) is not None:
+                # A spoofed source would turn a small request into a bigger
+                # answer aimed at someone else: reflection with a gain.
+                self.counters.dropped += 1
+                self.guard.reporter.report(
+                    "reply larger than the request, to a source not in amplify_to",
+                    host, port, len(data),
+                )
+                return None
+        return reply
 
 
 def build_udp_echo(settings: UdpEchoSettings, context: BuildContext) -> BuiltService:

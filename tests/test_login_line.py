@@ -17,6 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 
 from memory import MemoryTCP, PassClock, serve
+from netlab.core.passwords import hash_password, verify_password
 from netlab.protocols.login.auth import DUMMY_HASH, LoginService
 from netlab.protocols.login.line import WILL_ECHO, WONT_ECHO, LoginFactory
 from netlab.protocols.login.settings import LoginSettings
@@ -38,7 +39,9 @@ class Hasher:
 
     def verify(self, password: str, encoded: str) -> Deferred[bool]:
         self.checked.append((password, encoded))
-        ok = encoded == f"fake${password}"
+        ok = encoded == f"fake${password}" or (
+            encoded.startswith("scrypt$") and verify_password(password, encoded)
+        )
         if self.auto:
             return succeed(ok)
         d: Deferred[bool] = Deferred()
@@ -247,6 +250,16 @@ def test_registration(labs: Any, events: Any) -> None:
     again.peer_read()
     assert say(again, b"bob\n") == b"Password: "
     assert say(again, b"hunter22\n").endswith(b"Bob@netlab:~$ ")
+
+
+def test_config_users(labs: Any) -> None:
+    """A user of the config logs in with its scrypt hash, and its name cannot be registered."""
+    teacher = hash_password("chalk-dust", n=2**10)
+    lab = labs(registration="open", users=(f"Teacher:{teacher}",))
+    client = lab.connect()
+    client.peer_read()
+    assert say(client, b"teacher\n") == b"Password: "
+    assert say(client, b"chalk-dust\n").endswith(b"Teacher@netlab:~$ ")
 
 
 def test_registration_full(labs: Any) -> None:

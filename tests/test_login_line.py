@@ -19,7 +19,8 @@ from twisted.internet.defer import Deferred, succeed
 from memory import MemoryTCP, PassClock, serve
 from netlab.core.passwords import hash_password, verify_password
 from netlab.protocols.login.auth import DUMMY_HASH, LoginService
-from netlab.protocols.login.line import WILL_ECHO, WONT_ECHO, LoginFactory
+from netlab.protocols.login.line import LoginFactory
+from netlab.protocols.login.prompts import WILL_ECHO, WONT_ECHO
 from netlab.protocols.login.settings import LoginSettings
 from netlab.protocols.login.store import LoginStore
 

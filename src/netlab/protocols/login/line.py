@@ -26,33 +26,20 @@ from twisted.python.failure import Failure
 from netlab.core.events import RECEIVED, SENT, EventLog
 from netlab.core.fastwrite import write_now
 from netlab.protocols.base import StreamFactory, StreamProtocol
-from netlab.protocols.lines import IAC, WILL, WONT, LineSplitter, TelnetFilter
-from netlab.protocols.login import shell
+from netlab.protocols.lines import IAC, LineSplitter, TelnetFilter
+from netlab.protocols.login import prompts, shell
 from netlab.protocols.login.auth import DUMMY_HASH, LoginService
-from netlab.protocols.login.settings import USER_NAME, LoginSettings
-
-ECHO = 0x01
-WILL_ECHO = bytes((IAC, WILL, ECHO))
-WONT_ECHO = bytes((IAC, WONT, ECHO))
-
-# What the connection waits for.
-(IDENTIFY, LOGIN, PASSWORD, NEW_PASSWORD, RETYPE, BUSY, SHELL) = (
-    "identify", "login", "password", "new password", "retype", "busy", "shell",
+from netlab.protocols.login.prompts import (
+    BUSY,
+    IDENTIFY,
+    LOGIN,
+    NEW_PASSWORD,
+    PASSWORD,
+    PROMPTS,
+    RETYPE,
+    SHELL,
 )
-PROMPTS = {
-    IDENTIFY: "What is your name? ",
-    LOGIN: "login: ",
-    PASSWORD: "Password: ",
-    RETYPE: "Retype the password: ",
-}
-MAX_NAME = 40
-
-BAD_NAME = "Login names are a letter, then up to 31 letters, digits, _, - or ."
-
-
-def clean(text: str) -> str:
-    """C{text} without control characters, so nothing typed can drive a terminal."""
-    return "".join(c for c in text if c.isprintable()).strip()
+from netlab.protocols.login.settings import USER_NAME, LoginSettings
 
 
 class LoginLine(StreamProtocol):
@@ -149,9 +136,9 @@ class LoginLine(StreamProtocol):
         self.drain()
 
     def handle(self, raw: str, ending: bytes) -> None:
-        text = clean(raw)
+        text = prompts.clean(raw)
         if self.state == IDENTIFY:
-            self.identified(text[:MAX_NAME])
+            self.identified(text[:prompts.MAX_NAME])
         elif self.state == LOGIN:
             self.login(text, crlf=ending == b"\r\n")
         elif self.state == PASSWORD:
@@ -216,7 +203,7 @@ class LoginLine(StreamProtocol):
             self.prompt_login()
             return
         if not USER_NAME.match(name):
-            self.send_line(BAD_NAME)
+            self.send_line(prompts.BAD_NAME)
             self.prompt_login()
             return
         # telnet ends lines with CR LF; netcat and most scripts with LF alone.
@@ -374,13 +361,13 @@ class LoginLine(StreamProtocol):
         mode = self.factory.settings.hide_password
         if mode == "always" or (mode == "telnet" and self.speaks_telnet):
             self.hidden = True
-            self.send(WILL_ECHO)
+            self.send(prompts.WILL_ECHO)
 
     def reveal(self) -> None:
         """Echo is the client's again; end the line its Enter did not show."""
         if self.hidden:
             self.hidden = False
-            self.send(WONT_ECHO + b"\r\n")
+            self.send(prompts.WONT_ECHO + b"\r\n")
 
     # -- output and time ---------------------------------------------------------------------
 

@@ -110,3 +110,18 @@ def test_runs_unprivileged_on_loopback_only() -> None:
         _, args, kwargs = split_endpoint(description)
         assert ipaddress.ip_address(kwargs["interface"]).is_loopback, description
         assert int(args[0]) >= 1024, description
+
+
+def test_no_two_services_share_an_address() -> None:
+    """Each enabled service listens on addresses of its own: the example starts as written."""
+    loaded = config.load(EXAMPLE)
+    seen: dict[tuple[str, str, str], str] = {}
+    for _, settings in loaded.services():
+        if not settings.enabled:
+            continue
+        for description in settings.listen:
+            _, args, kwargs = split_endpoint(description)
+            family = "udp" if endpoint_kind(description) == "datagram" else "tcp"
+            key = (family, args[0] if args else kwargs.get("port", ""), kwargs.get("interface", ""))
+            assert key not in seen, f"{settings.name} and {seen[key]} both listen on {key}"
+            seen[key] = settings.name

@@ -1,0 +1,210 @@
+"""
+What every connection of one login service shares, with no transport code:
+the accounts (the config's C{users} and the database's), the failure limits
+per address and per user, the bound on concurrent hashing, tokens, and the
+service's events and counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import LogLevel
+
+from netlab.core.events import CHAT, EventLog
+from netlab.core.limits import RateLimiter
+from netlab.protocols.login.settings import LoginSettings, parse_users, user_key
+from netlab.protocols.login.store import LoginStore
+
+# Checked when the name is unknown, so that a wrong name costs the same
+# time as a wrong password and the timing does not tell which names exist.
+# The hash of a random password nobody kept.
+DUMMY_HASH = "scrypt$16384$8$1$TQ7etzSU3kxvKo9RQOHMTQ$bZZFNPUiZzwdLmoIxBjERUHzRURkYYbX9cqwKhMSJwI"
+
+TOKEN_BYTES = 16
+# Keys a failure limit remembers at most; the oldest is forgotten first.
+MAX_KEYS = 65_536
+
+
+def token_digest(token: str) -> str:
+    """What is stored of a token: its sha256 (a random token needs no salt)."""
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def looks_like_token(text: str) -> bool:
+    """Whether C{text} has the form of a token this service issues."""
+    return len(text) == 2 * TOKEN_BYTES and all(c in "0123456789abcdef" for c in text)
+
+
+class FailureLimit:
+    """
+    Failed logins per key (an address, or a user name), through the token
+    bucket of L{RateLimiter}: C{failures} failures at once, refilled evenly
+    over C{window} seconds.  A failure that finds the bucket empty locks the
+    key for the time one failure takes to refill; a locked key is not even
+    checked, so guessing stays slow however many connections guess.
+    """
+
+    def __init__(self, failures: int, window: float, now: Callable[[], float]) -> None:
+        self._now = now
+        self._reset(failures, window)
+
+    def _reset(self, failures: int, window: float) -> None:
+        self.failures, self.window = failures, window
+        self._locked: dict[str, float] = {}
+        self._bucket = RateLimiter(failures / window, failures, MAX_KEYS, self._now)
+
+    def configure(self, failures: int, window: float) -> None:
+        """New limits (a reload); the counts so far are kept if they are unchanged."""
+        if (failures, window) != (self.failures, self.window):
+            self._reset(failures, window)
+
+    @property
+    def pause(self) -> float:
+        """Seconds a locked key waits: the time one failure takes to refill."""
+        return self.window / self.failures
+
+    def failed(self, key: str) -> bool:
+        """Count one failure of C{key}; whether that locked it."""
+        if self._bucket.allow(key):
+            return False
+        now = self._now()
+        if len(self._locked) >= MAX_KEYS:
+            self._locked = {k: t for k, t in self._locked.items() if t > now}
+        self._locked[key] = now + self.pause
+        return True
+
+    def wait(self, key: str) -> float:
+        """Seconds before C{key} may try again (0: now)."""
+        until = self._locked.get(key)
+        if until is None:
+            return 0.0
+        left = until - self._now()
+        if left <= 0:
+            del self._locked[key]
+            return 0.0
+        return left
+
+
+class LoginService:
+    """
+    The accounts and limits of one C{[login]} service.
+
+    @param verify: checks a password against a hash, off the event loop
+        (L{netlab.core.passwords.verify_later}; tests pass their own).
+    @param make_hash: hashes a new password, off the event loop.
+    """
+
+    def __init__(
+        self,
+        settings: LoginSettings,
+        events: EventLog,
+        clock: IReactorTime,
+        store: LoginStore,
+        verify: Callable[[str, str], Deferred[bool]],
+        make_hash: Callable[[str], Deferred[str]],
+    ) -> None:
+        self.events = events
+        self.clock = clock
+        self.store = store
+        self.verify = verify
+        self.make_hash = make_hash
+        self.counters = events.counters_for(settings.name)
+        self.by_address = FailureLimit(
+            settings.address_failures, settings.failure_window, clock.seconds
+        )
+        self.by_user = FailureLimit(settings.user_failures, settings.failure_window, clock.seconds)
+        self.configure(settings)
+
+    def configure(self, settings: LoginSettings) -> None:
+        """New settings (a reload): accounts, limits and the zone apply at once."""
+        self.settings = settings
+        self.name = settings.name
+        self.users = parse_users(settings.users)
+        self.zone = ZoneInfo(settings.timezone)
+        self.by_address.configure(settings.address_failures, settings.failure_window)
+        self.by_user.configure(settings.user_failures, settings.failure_window)
+        # Checks under way finish on the semaphore they started on.
+        self.hashing = DeferredSemaphore(settings.max_hashing)
+
+    # -- accounts -------------------------------------------------------------
+
+    def account(self, name: str) -> tuple[str, str] | None:
+        """C{(name as registered, hash)}: the config's users first, then the database's."""
+        return self.users.get(user_key(name)) or self.store.user(name)
+
+    def can_register(self) -> bool:
+        """Whether one more user may register here."""
+        return (
+            self.settings.registration == "open"
+            and self.store.user_count() < self.settings.max_users
+        )
+
+    def check_password(self, password: str, encoded: str) -> Deferred[bool]:
+        """Verify in a thread, at most C{max_hashing} at once (the rest wait)."""
+        return self.hashing.run(self.verify, password, encoded)
+
+    def new_hash(self, password: str) -> Deferred[str]:
+        """Hash a new password in a thread, under the same bound."""
+        return self.hashing.run(self.make_hash, password)
+
+    def register(self, name: str, encoded: str) -> None:
+        """Keep a new user's hash."""
+        self.store.add_user(name, encoded, self.clock.seconds())
+
+    # -- failures ---------------------------------------------------------------
+
+    def wait(self, host: str, name: str) -> int:
+        """Whole seconds before C{name} may try from C{host} again (0: now)."""
+        left = max(self.by_address.wait(host), self.by_user.wait(user_key(name)))
+        return math.ceil(left)
+
+    def failed(self, host: str, name: str) -> bool:
+        """Count a failed login in both limits; whether either is now locked."""
+        by_address = self.by_address.failed(host)
+        by_user = self.by_user.failed(user_key(name))
+        return by_address or by_user
+
+    # -- tokens -----------------------------------------------------------------
+
+    def issue_token(self, name: str) -> str | None:
+        """A new token for C{name}, valid C{token_ttl} seconds (None: tokens are off)."""
+        ttl = self.settings.token_ttl
+        if not ttl:
+            return None
+        token = secrets.token_hex(TOKEN_BYTES)
+        now = self.clock.seconds()
+        self.store.add_token(token_digest(token), name, now + ttl, now)
+        return token
+
+    def token_left(self, name: str, text: str) -> float | None:
+        """Seconds left of C{name}'s token C{text}, or None if it is none (or expired)."""
+        if not looks_like_token(text):
+            return None
+        now = self.clock.seconds()
+        expires = self.store.token_expires(token_digest(text), name, now)
+        return None if expires is None else expires - now
+
+    # -- events -------------------------------------------------------------------
+
+    def count(self, what: str) -> None:
+        """Bump one of the service's own counters (logins, failures...)."""
+        extra = self.counters.extra
+        extra[what] = extra.get(what, 0) + 1
+
+    def event(
+        self, action: str, peer: str, user: str | None,
+        level: LogLevel = LogLevel.info, detail: str = "", **fields: Any,
+    ) -> None:
+        """Log one login event; never pass a password or a token."""
+        what = f"{action}: {detail}" if detail else action
+        self.events.emit(
+            CHAT, self.name, peer, level, action=action, nick=user or "-", what=what, **fields
+        )

@@ -62,16 +62,23 @@ def test_chunked_echo(lab: Course) -> None:
 
 
 def test_echo_with_service_messages(lab: Course) -> None:
-    """Connect, send, disconnect: the log narrates each step with the peer's address."""
+    """
+    Connect, send, disconnect: the log narrates each step with the peer's
+    address, and (log_payload on this echo) the data, UTF-8 as text.
+    """
     sock = client(lab, "echo")
     host, port = sock.getsockname()
     me = f"{host}:{port}"
-    sock.send(b"log me")
-    assert sock.recv(1024) == b"log me"
+    message = "log me, привет".encode()
+    sock.send(message)
+    assert sock.recv(1024) == message
     sock.close()
     lab.daemon.wait_for_log(rf"echo: {me} connected")
+    lab.daemon.wait_for_log(rf"echo: received {len(message)} bytes from {me}: log me, привет$")
+    lab.daemon.wait_for_log(rf"echo: sent {len(message)} bytes to {me}: log me, привет$")
     lab.daemon.wait_for_log(
-        rf"echo: {me} disconnected \(closed by client\) .* 6 bytes in, 6 bytes out"
+        rf"echo: {me} disconnected \(closed by client\) .* {len(message)} bytes in, "
+        rf"{len(message)} bytes out"
     )
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from twisted.logger import LogLevel
+
 LOOPBACK = "127.0.0.1"
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -98,6 +100,28 @@ class DatagramGuardSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PayloadLogging:
+    """
+    C{log_payload}: this service's payload samples at C{info}, so one
+    service's data can be shown (the course's "service messages" exercise)
+    without the whole daemon at debug level, which would show everyone's.
+    Services that carry private text (the chat, logins) do not offer it.
+    """
+
+    log_payload: bool = setting(False)
+
+
+def payload_level(log_payload: bool, debug_enabled: bool) -> LogLevel | None:
+    """
+    The level a service logs its payload samples at (None: not at all): its
+    own C{log_payload}, else the daemon's level, which a reload may change.
+    """
+    if log_payload:
+        return LogLevel.info
+    return LogLevel.debug if debug_enabled else None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatagramSettings(DatagramGuardSettings):
     """What every datagram-only service has: its name, switch and addresses."""
 
@@ -160,6 +184,8 @@ __all__ = [
     "DatagramGuardSettings",
     "DatagramSettings",
     "LogSettings",
+    "PayloadLogging",
     "StreamSettings",
+    "payload_level",
     "setting",
 ]

@@ -35,7 +35,7 @@ from netlab.core.events import (
     sample,
 )
 from netlab.core.fastwrite import write_now
-from netlab.core.settings import StreamSettings
+from netlab.core.settings import StreamSettings, payload_level
 
 SHUTDOWN_MESSAGE = "Server shutting down."
 
@@ -162,13 +162,14 @@ class StreamProtocol(Protocol, IdleTimeout, ConnectionRecord):
         """Called when the client half-closes, before the close: flush partial input."""
 
     def received(self, data: bytes) -> None:
-        """Count C{data} as received, and narrate it at debug level."""
+        """Count C{data} as received, and narrate it (debug level, or the service's)."""
         size = len(data)
         self.bytes_in += size
         self.counters.bytes_in += size
-        if self.events.debug_enabled:
+        level = payload_level(self.factory.log_payload, self.events.debug_enabled)
+        if level is not None:
             self.events.emit(
-                RECEIVED, self.factory.name, self.peer, LogLevel.debug,
+                RECEIVED, self.factory.name, self.peer, level,
                 nbytes=size, sample=sample(data),
             )
 
@@ -178,9 +179,10 @@ class StreamProtocol(Protocol, IdleTimeout, ConnectionRecord):
         self.bytes_out += size
         self.counters.bytes_out += size
         write_now(self.transport, data)
-        if self.events.debug_enabled:
+        level = payload_level(self.factory.log_payload, self.events.debug_enabled)
+        if level is not None:
             self.events.emit(
-                SENT, self.factory.name, self.peer, LogLevel.debug,
+                SENT, self.factory.name, self.peer, level,
                 nbytes=size, sample=sample(data),
             )
 
@@ -255,11 +257,13 @@ class StreamFactory(ServerFactory):
         self.counters = self.books.counters
         self.limits = self.books.limits
         self.open_protocols = self.books.open
+        self.log_payload: bool = getattr(settings, "log_payload", False)
 
     def configure(self, settings: StreamSettings) -> None:
         """New settings (a reload): protocols read them from here from now on."""
         self.settings = settings
         self.books.configure(settings)
+        self.log_payload = getattr(settings, "log_payload", False)
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         refusal = self.books.admit(addr)

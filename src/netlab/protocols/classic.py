@@ -30,7 +30,13 @@ from zope.interface import implementer
 from netlab.core.events import EventLog
 from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
 from netlab.core.limits import DatagramGuard
-from netlab.core.settings import LOOPBACK, DatagramGuardSettings, StreamSettings, setting
+from netlab.core.settings import (
+    LOOPBACK,
+    DatagramGuardSettings,
+    PayloadLogging,
+    StreamSettings,
+    setting,
+)
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.echo_shapes import session_end
 from netlab.protocols.lines import TelnetFilter
@@ -50,7 +56,7 @@ DEFAULT_QUOTES = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassicSettings(StreamSettings, DatagramGuardSettings):
+class ClassicSettings(StreamSettings, DatagramGuardSettings, PayloadLogging):
     """
     One classic inetd service; C{listen} mixes stream and C{udp:} strings.
     """

@@ -34,7 +34,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from netlab.core.events import EventLog
 from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
-from netlab.core.settings import LOOPBACK, StreamSettings, setting
+from netlab.core.settings import LOOPBACK, PayloadLogging, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 
@@ -45,7 +45,7 @@ _NOT_IN_WORD = re.compile(r"[,\s]")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DictionarySettings(StreamSettings):
+class DictionarySettings(StreamSettings, PayloadLogging):
     """One C{[[dictionary]]} listener."""
 
     words: tuple[tuple[str, str], ...] = setting(())

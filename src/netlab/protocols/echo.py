@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from netlab.core.events import EventLog
 from netlab.core.fastwrite import write_now
 from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
-from netlab.core.settings import LOOPBACK, StreamSettings, setting
+from netlab.core.settings import LOOPBACK, PayloadLogging, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.echo_shapes import Shape, Upper, line_ending, session_end, upper_line
 from netlab.protocols.lines import LineSplitter, TelnetFilter
@@ -40,7 +40,7 @@ NEVER = -1
 
 
 @dataclass(frozen=True, kw_only=True)
-class EchoSettings(StreamSettings):
+class EchoSettings(StreamSettings, PayloadLogging):
     """One C{[[echo]]} listener."""
 
     mode: str = setting("plain", choices=ECHO_MODES)
@@ -98,7 +98,7 @@ class PlainEcho(EchoProtocol):
         self.resetTimeout()
         if len(data) >= getattr(self.transport, "bufferSize", BULK_READ):
             self._read_more(self.transport)
-        if self.events.debug_enabled:
+        if self.factory.log_payload or self.events.debug_enabled:
             self.received(data)
             self.send(data)
         else:

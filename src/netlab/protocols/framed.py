@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from netlab.core.events import EventLog
 from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
-from netlab.core.settings import LOOPBACK, StreamSettings, setting
+from netlab.core.settings import LOOPBACK, PayloadLogging, StreamSettings, setting
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.framing import BINARY_WIDTHS, Header, header_for
 
@@ -28,7 +28,7 @@ BYTE_ORDERS = ("big", "little")
 
 
 @dataclass(frozen=True, kw_only=True)
-class FramedEchoSettings(StreamSettings):
+class FramedEchoSettings(StreamSettings, PayloadLogging):
     """One C{[[framed_echo]]} listener."""
 
     framing: str = setting("int32", choices=FRAMINGS)

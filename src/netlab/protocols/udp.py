@@ -20,14 +20,14 @@ from netlab.core.events import ERROR, RECEIVED, SENT, EventLog, format_peer, sam
 from netlab.core.fastwrite import send_datagram
 from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
 from netlab.core.limits import AccessList, DatagramGuard
-from netlab.core.settings import LOOPBACK, DatagramSettings, setting
+from netlab.core.settings import LOOPBACK, DatagramSettings, PayloadLogging, payload_level, setting
 
 # Who may get a reply larger than its request, by default: this machine.
 AMPLIFY_TO = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass(frozen=True, kw_only=True)
-class UdpEchoSettings(DatagramSettings):
+class UdpEchoSettings(DatagramSettings, PayloadLogging):
     """
     One C{[[udp_echo]]} listener: byte-exact by default, or a C{prefix}
     before the data, or a fixed C{reply} instead of it (the course's
@@ -65,9 +65,12 @@ class GuardedDatagramProtocol(DatagramProtocol):
         if not self.guard.admit(data, host, port):
             return
         events = self.events
-        if events.debug_enabled:
+        level = payload_level(
+            getattr(self.guard.settings, "log_payload", False), events.debug_enabled
+        )
+        if level is not None:
             events.emit(
-                RECEIVED, self.name, format_peer(host, port), LogLevel.debug,
+                RECEIVED, self.name, format_peer(host, port), level,
                 nbytes=len(data), sample=sample(data),
             )
         reply = self.answer(data)
@@ -84,9 +87,9 @@ class GuardedDatagramProtocol(DatagramProtocol):
         counters = self.counters
         counters.datagrams_out += 1
         counters.bytes_out += len(reply)
-        if events.debug_enabled:
+        if level is not None:
             events.emit(
-                SENT, self.name, format_peer(host, port), LogLevel.debug,
+                SENT, self.name, format_peer(host, port), level,
                 nbytes=len(reply), sample=sample(reply),
             )
 

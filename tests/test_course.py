@@ -263,3 +263,98 @@ def test_xmlrpc_at_the_root(lab: Course) -> None:
     proxy = xmlrpc.client.ServerProxy(lab.url("/"))
     assert [proxy.is_even(n) for n in (3, 4, 3.0, 4.0, 2.5)] == [False, True, False, True, False]
     assert "is_even" in proxy.system.listMethods()
+
+
+# -- the course's echo servers ---------------------------------------------------
+
+
+def one_shot(lab: Course, service: str, data: bytes | None) -> bytes:
+    """Connect, maybe send once, read until the server closes."""
+    sock = client(lab, service)
+    if data is not None:
+        sock.send(data)
+    reply = read_until_closed(sock)
+    sock.close()
+    return reply
+
+
+def test_upper_case_echo(lab: Course) -> None:
+    """send('hello, world!') with no newline: HELLO, WORLD! at once."""
+    sock = client(lab, "echo-upper")
+    sock.send("hello, world! straße".encode())
+    assert sock.recv(1024) == b"HELLO, WORLD! STRASSE"
+    sock.close()
+
+
+def test_ok_server(lab: Course) -> None:
+    """The welcome line, then OK...<data> for each chunk, newline or not."""
+    sock = client(lab, "echo-ok")
+    assert b"Welcome" in sock.recv(1024)
+    sock.send(b"hello")
+    assert sock.recv(1024) == b"OK...hello"
+    sock.send(b"again\r\n")
+    assert sock.recv(1024) == b"OK...again\r\n"
+    sock.close()
+
+
+def test_one_shot_servers(lab: Course) -> None:
+    """The course's four one-shot servers."""
+    assert one_shot(lab, "course-your-data", b"hello") == b"Hello!\r\nYour data: hello"
+    assert one_shot(lab, "course-ok-once", b"hello") == b"OK...hello"
+    assert one_shot(lab, "course-echo-once", b"hello") == b"hello"
+    assert one_shot(lab, "course-thanks", None) == b"Thank you for the connection\r\n"
+
+
+def test_udp_fixed_reply(lab: Course) -> None:
+    """sendto, recvfrom: a fixed text instead of the data."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(20)
+    sock.sendto(b"some data", lab.address("course-udp-thanks", "udp"))
+    assert sock.recvfrom(1024)[0] == b"Thank you for the data"
+    sock.close()
+
+
+def test_sink_server(lab: Course) -> None:
+    """Lines, then an empty line (or exit): everything logged, then the close."""
+    for last in (b"\n", b"exit\n"):
+        sock = client(lab, "discard")
+        port = sock.getsockname()[1]
+        sock.sendall(b"first line\nsecond line\n" + last)
+        assert read_until_closed(sock) == b""
+        sock.close()
+        lab.daemon.wait_for_log(
+            rf"discard: received \d+ bytes from 127\.0\.0\.1:{port}: first line\\nsecond line"
+        )
+        lab.daemon.wait_for_log(rf"discard: 127\.0\.0\.1:{port} disconnected")
+
+
+def test_timeouts(lab: Course) -> None:
+    """Connect and send nothing: after the timeout, a message and the close."""
+    sock = client(lab, "course-timeout")
+    assert read_until_closed(sock) == b"Idle for 5 seconds, closing. Bye.\r\n"
+    sock.close()
+
+
+# -- identification and login -------------------------------------------------------
+
+
+def test_identification_and_telnetlib_login(lab: Course) -> None:
+    """
+    A new user registers; the course's telnetlib example prints the listing;
+    the token it is given logs in again; the address is then known by name.
+    """
+    import re
+
+    from test_login_e2e import SocketTelnet, course_example, register, telnetlib_module
+
+    port = lab.port("login")
+    register(port, b"student", b"s3cret-pw")
+    output = course_example(telnetlib_module().Telnet, port, b"student", b"s3cret-pw")
+    assert "README  lab1.py  notes.txt" in output
+    token = re.search(r"Your token: ([0-9a-f]{32})", output)
+    assert token is not None
+    again = course_example(SocketTelnet, port, b"student", token[1].encode())
+    assert "Token accepted" in again and "README  lab1.py  notes.txt" in again
+    known = SocketTelnet("127.0.0.1", port)
+    assert known.read_until(b"login: ") == b"Hello, student.\r\nlogin: "
+    known.close()

@@ -45,13 +45,16 @@ def test_example_loads() -> None:
     assert loaded.source == str(EXAMPLE)
     assert loaded.log.file == ""
     assert [e.mode for e in loaded.echo][:3] == ["plain", "upper", "ok"]
-    # Then the course's one-shot servers (tests/test_echo_course.py runs them).
+    # Then the course's one-shot servers (tests/test_echo_course.py runs them)
+    # and the short-timeout echo of the "Timeouts" exercise.
     assert [(e.name, e.mode, e.close_after) for e in loaded.echo[3:]] == [
         ("course-your-data", "plain", 1),
         ("course-ok-once", "ok", 1),
         ("course-echo-once", "plain", 1),
         ("course-thanks", "plain", 0),
+        ("course-timeout", "plain", -1),
     ]
+    assert loaded.echo[7].idle_timeout == 5
     assert loaded.echo[2].quit == "exit"
     assert loaded.echo[2].banner
     assert [f.framing for f in loaded.framed_echo] == ["int32", "netstring", "binary", "digits"]

@@ -484,3 +484,15 @@ def test_twistd_refuses_a_bad_config(tmp_path: Path) -> None:
     assert "Traceback" not in output
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))
+
+
+def test_static_dir_is_taken_from_the_config_files_folder(tmp_path: Path) -> None:
+    """A relative static_dir names a folder beside the config file, wherever the daemon runs."""
+    (tmp_path / "conf" / "files").mkdir(parents=True)
+    path = write(tmp_path / "conf", '[http]\nstatic_dir = "files"\n')
+    assert config.load(path).http.static_dir == str(tmp_path / "conf" / "files")
+    absolute = write(tmp_path, f'[http]\nstatic_dir = "{tmp_path / "conf"}"\n', "abs.toml")
+    assert config.load(absolute).http.static_dir == str(tmp_path / "conf")
+    missing = write(tmp_path, '[http]\nstatic_dir = "files"\n', "missing.toml")
+    with pytest.raises(ConfigError, match=r'\[http\]\.static_dir = ".*files": is not a directory'):
+        config.load(missing)

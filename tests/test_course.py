@@ -358,3 +358,14 @@ def test_identification_and_telnetlib_login(lab: Course) -> None:
     known = SocketTelnet("127.0.0.1", port)
     assert known.read_until(b"login: ") == b"Hello, student.\r\nlogin: "
     known.close()
+
+
+def test_serving_a_folder(lab: Course) -> None:
+    """Like python -m http.server: the folder is listed, its files served with Last-Modified."""
+    import urllib.request
+
+    with urllib.request.urlopen(lab.url("/static/"), timeout=20) as listing:
+        assert b"hello.txt" in listing.read()
+    with urllib.request.urlopen(lab.url("/static/hello.txt"), timeout=20) as page:
+        assert page.read() == (course.EXAMPLE.parent / "static" / "hello.txt").read_bytes()
+        assert page.headers["Last-Modified"]

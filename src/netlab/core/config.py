@@ -86,6 +86,8 @@ class _Loader:
     def __init__(self, source: str, environment: bool) -> None:
         self.source = source
         self.environment = environment
+        # The config file's folder, for paths given relative to it.
+        self.folder: Path | None = None
 
     def fail(self, key: str, value: object, why: str) -> ConfigError:
         return ConfigError(f"{self.source}: {key} = {_show(value)}: {why}")
@@ -130,6 +132,8 @@ class _Loader:
             choices = meta.get("choices")
             if choices and value not in choices:
                 raise self.fail(key, value, f"must be one of {', '.join(choices)}")
+            if meta.get("beside_config") and value and self.folder is not None:
+                return str(self.folder / value)  # an absolute value stays as it is
             return value
         if hint == STRING_TABLE:
             return self.string_table(key, value)
@@ -196,9 +200,11 @@ def parse(
     environment: bool = True,
     *,
     kinds: Sequence[ServiceKind[Any]],
+    folder: Path | None = None,
 ) -> Config:
     """
-    Validate a parsed TOML document into a L{Config} of C{kinds}.
+    Validate a parsed TOML document into a L{Config} of C{kinds}; relative
+    paths of fields declared C{beside_config} are taken from C{folder}.
 
     Sections left out keep their kind's defaults (an echo and a UDP echo on
     loopback port 7007, the chat, the web site).  C{echo = []} turns a list
@@ -207,6 +213,7 @@ def parse(
     @raise ConfigError: naming C{source}, the key and the value.
     """
     loader = _Loader(source, environment)
+    loader.folder = folder
     by_section = {kind.section: kind for kind in kinds}
     sections: dict[str, Any] = {
         kind.section: (
@@ -340,7 +347,7 @@ def load(
         raise ConfigError(
             f"{source}: not valid TOML: not UTF-8 (byte {e.start} is {bad:#04x})"
         ) from None
-    return parse(data, source, environment, kinds=kinds)
+    return parse(data, source, environment, kinds=kinds, folder=Path(path).resolve().parent)
 
 
 def overrides(config: Config, **log: Any) -> Config:

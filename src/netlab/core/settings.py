@@ -33,6 +33,7 @@ def setting(
     choices: Sequence[str] | None = None,
     endpoints: str | None = None,
     cidrs: bool = False,
+    beside_config: bool = False,
 ) -> Any:
     """
     A dataclass field with the limits that validation enforces.
@@ -40,6 +41,9 @@ def setting(
     @param endpoints: C{"stream"}, C{"datagram"} or C{"any"}: the field is a
         list of listen strings of that kind.
     @param cidrs: the field is a list of CIDR network strings.
+    @param beside_config: the field is a path which, when relative, is
+        taken from the config file's folder, not from wherever the daemon
+        was started (a folder shipped beside the config).
     """
     return field(
         default=default,
@@ -49,6 +53,7 @@ def setting(
             "choices": choices,
             "endpoints": endpoints,
             "cidrs": cidrs,
+            "beside_config": beside_config,
         },
     )
 

@@ -21,7 +21,7 @@ class HttpSettings(StreamSettings):
     max_redirects: int = setting(20, lo=1, hi=1000)
     redirect_hosts: tuple[str, ...] = setting(())
     trusted_proxies: tuple[str, ...] = setting((), cidrs=True)
-    static_dir: str = setting("")
+    static_dir: str = setting("", beside_config=True)
     static_listing: bool = setting(False)
     instructor_token: str = setting("")
     allowed_origins: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"))

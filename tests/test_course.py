@@ -369,3 +369,33 @@ def test_serving_a_folder(lab: Course) -> None:
     with urllib.request.urlopen(lab.url("/static/hello.txt"), timeout=20) as page:
         assert page.read() == (course.EXAMPLE.parent / "static" / "hello.txt").read_bytes()
         assert page.headers["Last-Modified"]
+
+
+def test_error_handling(lab: Course) -> None:
+    """
+    A port nothing listens on refuses the connection; a client past a
+    service's per-peer cap gets one ERROR line and the close, and the
+    clients already in are still served.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(closed, timeout=20)
+    # From 127.0.0.2, an address no other test connects from, so the count
+    # of this peer's connections is exactly the ones held here.
+    def from_another_host() -> socket.socket:
+        return socket.create_connection(
+            lab.address("echo"), timeout=20, source_address=("127.0.0.2", 0)
+        )
+
+    held = [from_another_host() for _ in range(50)]  # max_connections_per_peer = 50
+    try:
+        extra = from_another_host()
+        assert read_until_closed(extra).startswith(b"ERROR too many connections")
+        extra.close()
+        held[0].send(b"still here")
+        assert held[0].recv(1024) == b"still here"
+    finally:
+        for sock in held:
+            sock.close()

@@ -189,9 +189,9 @@ def test_three_wrong_passwords_close_after_the_delay(labs: Any, events: Any) -> 
     assert out == b"Login incorrect\r\nToo many failed logins: goodbye.\r\n"
     lab.advance(0)
     assert not client.connected
-    failed = [e for e in events.kinds("chat") if e["action"] == "login failed"]
+    failed = [e for e in events.kinds("login") if e["action"] == "login failed"]
     assert [e["what"] for e in failed] == [f"login failed: attempt {n} of 3" for n in (1, 2, 3)]
-    assert all(e["nick"] == "alice" for e in failed)
+    assert all(e["user"] == "alice" for e in failed)
     assert lab.service.counters.extra["failures"] == 3
     assert not any("wrong" in str(e) for e in events.seen)
 
@@ -244,7 +244,7 @@ def test_registration(labs: Any, events: Any) -> None:
     out = say(client, b"hunter22\n")
     assert out.endswith(b"Bob@netlab:~$ ")
     assert lab.store.user("bob") == ("Bob", "fake$hunter22")
-    assert [e["action"] for e in events.kinds("chat")].count("registered") == 1
+    assert [e["action"] for e in events.kinds("login")].count("registered") == 1
     assert not any("hunter2" in str(e) for e in events.seen)
     # The new account logs in with its password, in any case.
     again = lab.connect("127.0.0.2")
@@ -304,7 +304,7 @@ def test_token_logs_in_until_it_expires(labs: Any, events: Any) -> None:
     say(third, token.encode() + b"\n")
     lab.advance(0)
     assert third.peer_read() == b"Login incorrect\r\nlogin: "
-    assert [e["what"] for e in events.kinds("chat") if e["action"] == "logged in"] == [
+    assert [e["what"] for e in events.kinds("login") if e["action"] == "logged in"] == [
         "logged in: with a password", "logged in: with a token",
     ]
 
@@ -331,7 +331,7 @@ def test_failures_per_user_lock_the_user(labs: Any, events: Any) -> None:
     client.peer_read()
     for _ in range(3):
         assert fail_once(lab, client, b"alice") == b"Login incorrect\r\nlogin: "
-    assert [e["action"] for e in events.kinds("chat")].count("locked out") == 1
+    assert [e["action"] for e in events.kinds("login")].count("locked out") == 1
     checks = len(lab.hasher.checked)
     other = lab.connect("192.0.2.7")
     other.peer_read()
@@ -386,7 +386,7 @@ def test_identify_ask(labs: Any, events: Any) -> None:
     again = lab.connect()
     assert again.peer_read() == b"Hello, Ann [31mSmith.\r\nlogin: "
     assert lab.connect("192.0.2.9").peer_read() == b"What is your name? "
-    assert [e["action"] for e in events.kinds("chat")].count("named") == 1
+    assert [e["action"] for e in events.kinds("login")].count("named") == 1
 
 
 def test_identify_by_login(labs: Any) -> None:

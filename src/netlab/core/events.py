@@ -40,6 +40,7 @@ LISTENING = "listening"
 CANNOT_LISTEN = "cannot_listen"
 READY = "ready"
 CHAT = "chat"
+LOGIN = "login"
 HTTP_REQUEST = "http_request"
 FILE_LIMIT = "file_limit"
 RELOAD = "reload"
@@ -62,6 +63,7 @@ FORMATS: dict[str, str] = {
     CANNOT_LISTEN: "{service}: cannot listen on {description}: {error}",
     READY: "netlab ready: {count} listeners",
     CHAT: "{service}: {nick} ({peer}) {what}",
+    LOGIN: "{service}: {user} ({peer}) {what}",
     HTTP_REQUEST: '{service}: {peer} "{method} {path}" {status} {nbytes} bytes {duration}s',
     FILE_LIMIT: "open files limit: {soft} (hard limit {hard})",
     RELOAD: "reload: {outcome}",

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import LogLevel
 
-from netlab.core.events import CHAT, EventLog
+from netlab.core.events import LOGIN, EventLog
 from netlab.core.limits import RateLimiter
 from netlab.protocols.login.settings import LoginSettings, parse_users, user_key
 from netlab.protocols.login.store import LoginStore
@@ -206,5 +206,5 @@ class LoginService:
         """Log one login event; never pass a password or a token."""
         what = f"{action}: {detail}" if detail else action
         self.events.emit(
-            CHAT, self.name, peer, level, action=action, nick=user or "-", what=what, **fields
+            LOGIN, self.name, peer, level, action=action, user=user or "-", what=what, **fields
         )

@@ -310,3 +310,30 @@ def test_daemon_multiple_ranges(big: Path, tmp_path: Path) -> None:
         five = ",".join(f"{n * 10}-{n * 10 + 1}" for n in range(5))
         got = parse_response(curl_sync("-i", "-m", "20", "-r", five, url, check=True).stdout)
         assert (got.status, got.body) == (200, BIG)
+
+
+@pytest_twisted.inlineCallbacks
+def test_etag_and_if_none_match(folder: Path, events: Any, clock: Clock) -> Any:
+    """Files send a weak ETag (size and mtime); If-None-Match with it, in a list, or * is 304
+    with the ETag; another tag is 200 even with a matching If-Modified-Since (RFC 9110 13.2.2);
+    a changed file has a new tag."""
+    [(status, headers, _)] = yield fetch(folder, events, clock, ["/static/hello.txt"])
+    tag = headers["etag"]
+    assert status == 200 and tag.startswith('W/"') and tag.endswith('"')
+    matches = [tag, f'"other", {tag}', "*", tag.removeprefix("W/")]
+    for match in matches:
+        [(status, headers304, body)] = yield fetch(
+            folder, events, clock, ["/static/hello.txt"], "-H", f"If-None-Match: {match}",
+        )
+        assert (status, body, headers304["etag"]) == (304, b"", tag), match
+    [(status, _, body)] = yield fetch(
+        folder, events, clock, ["/static/hello.txt"], "-H", 'If-None-Match: W/"other"',
+        "-H", f"If-Modified-Since: {headers['last-modified']}",
+    )
+    assert (status, body) == (200, HELLO)
+    (folder / "hello.txt").write_bytes(HELLO * 2)
+    [(status, changed, body)] = yield fetch(
+        folder, events, clock, ["/static/hello.txt"], "-H", f"If-None-Match: {tag}",
+    )
+    assert (status, body) == (200, HELLO * 2)
+    assert changed["etag"] != tag

@@ -49,6 +49,8 @@ from netlab.core.config import ConfigError
          "no inherited socket named 'nowhere'"),
         ({"http": {"max_body": -1}},
          "x.toml: [http].max_body = -1: must be from 0 to 1073741824"),
+        ({"http": {"max_ranges": 0}},
+         "x.toml: [http].max_ranges = 0: must be from 1 to 1000"),
     ],
 )
 def test_section_errors(data: dict[str, Any], message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,135 @@ def test_daemon_serves_static(folder: Path, tmp_path: Path) -> None:
         assert get("/static/")[0] == 403
         assert get("/static/%2e%2e/outside/secret.txt")[0] == 404
         assert get("/static/link-out.txt")[0] == 404
+
+
+BIG = random.Random(12).randbytes(200_000)
+
+
+def parts(response: Any) -> list[tuple[str, bytes]]:
+    """The parts of a multipart/byteranges body: (Content-Range, bytes) each, checking that
+    the body is framed exactly (boundaries, part headers, final boundary, Content-Length)."""
+    kind, _, boundary = response.headers["content-type"].partition("; boundary=")
+    assert kind == "multipart/byteranges"
+    marker = b"--" + boundary.strip('"').encode()
+    body = response.body
+    assert int(response.headers["content-length"]) == len(body)
+    assert body.endswith(b"\r\n" + marker + b"--\r\n")
+    found = []
+    for chunk in body[: -len(marker) - 6].split(b"\r\n" + marker + b"\r\n")[1:]:
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        fields = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n"))
+        found.append((fields["Content-Range"], data))
+    assert body.startswith(b"\r\n" + marker + b"\r\n")
+    return found
+
+
+@pytest.fixture
+def big(folder: Path) -> Path:
+    """The static folder with a 200 KB file of fixed random bytes in it."""
+    (folder / "big.bin").write_bytes(BIG)
+    return folder
+
+
+@pytest_twisted.inlineCallbacks
+def test_multiple_ranges_of_a_big_file(big: Path, events: Any, clock: Clock) -> Any:
+    """curl -r with two ranges of a 200 KB file gets both, exactly, as multipart/byteranges
+    (Twisted's own producer raised ValueError here and left the connection hanging)."""
+    served = serve(events, clock, routes.of(static), root=Root(), static_dir=str(big))
+    try:
+        got = yield served.fetch("/static/big.bin", "-m", "30", "-r", "0-65350,100000-100099")
+        assert got.status == 206
+        assert parts(got) == [
+            ("bytes 0-65350/200000", BIG[:65351]),
+            ("bytes 100000-100099/200000", BIG[100000:100100]),
+        ]
+        many = ",".join(f"{n * 12_000}-{n * 12_000 + 9_999}" for n in range(16))
+        got = yield served.fetch("/static/big.bin", "-m", "30", "-r", many)
+        assert parts(got) == [
+            (f"bytes {n * 12_000}-{n * 12_000 + 9_999}/200000",
+             BIG[n * 12_000: n * 12_000 + 10_000]) for n in range(16)
+        ]
+    finally:
+        yield served.close()
+
+
+RANGES = [
+    # (Range header, status, Content-Range or None for multipart, body or parts)
+    ("bytes=0-3,2-5,6-7", 206, "bytes 0-7/21", HELLO[:8]),          # overlapping, adjacent
+    ("bytes=0-,0-,0-,0-", 206, "bytes 0-20/21", HELLO),              # the same range again
+    ("bytes=15-,-3", 206, "bytes 15-20/21", HELLO[15:]),             # suffix inside an open end
+    ("bytes=100-200,5-6", 206, "bytes 5-6/21", HELLO[5:7]),          # one of two out of bounds
+    ("bytes=0-99999", 206, "bytes 0-20/21", HELLO),                  # end past the file
+    ("bytes=10-12,0-1", 206, None, [("bytes 0-1/21", HELLO[:2]),     # reversed: sorted
+                                    ("bytes 10-12/21", HELLO[10:13])]),
+    ("bytes=0-1,3-4,20-", 206, None, [("bytes 0-1/21", HELLO[:2]), ("bytes 3-4/21", HELLO[3:5]),
+                                      ("bytes 20-20/21", HELLO[20:])]),
+    ("bytes=100-200", 416, "bytes */21", b""),                       # out of bounds
+    ("bytes=21-,50-60", 416, "bytes */21", b""),                     # every range out of bounds
+    ("bytes=5-2", 200, None, HELLO),                                 # malformed: ignored
+    ("bytes=" + ",".join(["0-"] * 500), 200, None, HELLO),           # over max_ranges: whole file
+    ("bytes=" + ",".join(f"{n}-{n}" for n in range(17)), 200, None, HELLO),
+]
+
+
+@pytest_twisted.inlineCallbacks
+def test_range_headers(folder: Path, events: Any, clock: Clock) -> Any:
+    """Raw Range headers: ranges are merged and sorted, one range left is a plain 206, none
+    satisfiable is 416 with bytes */SIZE, a malformed header or more than max_ranges ranges
+    is the whole file with 200."""
+    served = serve(events, clock, routes.of(static), root=Root(), static_dir=str(folder),
+                   max_ranges=16)
+    try:
+        for header, status, content_range, expected in RANGES:
+            got = yield served.fetch("/static/hello.txt", "-m", "30", "-H", f"Range: {header}")
+            assert got.status == status, header
+            if status == 206 and content_range is None:
+                assert parts(got) == expected, header
+                continue
+            assert got.body == expected, header
+            assert got.headers["content-length"] == str(len(expected)), header
+            assert got.headers.get("content-range") == content_range, header
+    finally:
+        yield served.close()
+
+
+def test_daemon_multiple_ranges(big: Path, tmp_path: Path) -> None:
+    """The real daemon answers curl's two ranges of a big file in full, without hanging."""
+    config = http_config(f'static_dir = "{big}"', "max_ranges = 4")
+    with running_daemon(tmp_path, config) as running:
+        url = f"http://127.0.0.1:{running.port('http')}/static/big.bin"
+        got = parse_response(
+            curl_sync("-i", "-m", "20", "-r", "0-65350,100000-100099", url, check=True).stdout
+        )
+        assert parts(got) == [("bytes 0-65350/200000", BIG[:65351]),
+                              ("bytes 100000-100099/200000", BIG[100000:100100])]
+        five = ",".join(f"{n * 10}-{n * 10 + 1}" for n in range(5))
+        got = parse_response(curl_sync("-i", "-m", "20", "-r", five, url, check=True).stdout)
+        assert (got.status, got.body) == (200, BIG)
+
+
+@pytest_twisted.inlineCallbacks
+def test_etag_and_if_none_match(folder: Path, events: Any, clock: Clock) -> Any:
+    """Files send a weak ETag (size and mtime); If-None-Match with it, in a list, or * is 304
+    with the ETag; another tag is 200 even with a matching If-Modified-Since (RFC 9110 13.2.2);
+    a changed file has a new tag."""
+    [(status, headers, _)] = yield fetch(folder, events, clock, ["/static/hello.txt"])
+    tag = headers["etag"]
+    assert status == 200 and tag.startswith('W/"') and tag.endswith('"')
+    matches = [tag, f'"other", {tag}', "*", tag.removeprefix("W/")]
+    for match in matches:
+        [(status, headers304, body)] = yield fetch(
+            folder, events, clock, ["/static/hello.txt"], "-H", f"If-None-Match: {match}",
+        )
+        assert (status, body, headers304["etag"]) == (304, b"", tag), match
+    [(status, _, body)] = yield fetch(
+        folder, events, clock, ["/static/hello.txt"], "-H", 'If-None-Match: W/"other"',
+        "-H", f"If-Modified-Since: {headers['last-modified']}",
+    )
+    assert (status, body) == (200, HELLO)
+    (folder / "hello.txt").write_bytes(HELLO * 2)
+    [(status, changed, body)] = yield fetch(
+        folder, events, clock, ["/static/hello.txt"], "-H", f"If-None-Match: {tag}",
+    )
+    assert (status, body) == (200, HELLO * 2)
+    assert changed["etag"] != tag

@@ -466,3 +466,27 @@ def test_e2e_gzip(daemon: Daemon) -> None:
     assert raw.stdout[:2] == b"\x1f\x8b"
     unpacked = curl_sync("--compressed", f"{base}/gzip")
     assert json.loads(unpacked.stdout)["gzipped"] is True
+
+
+@pytest_twisted.inlineCallbacks
+def test_caching_headers_of_generated_bodies(events: Any) -> Any:
+    """/gzip says its body depends on Accept-Encoding (Vary), even when sent regardless; the
+    generated bodies of /bytes, /stream and /delay are never stored (Cache-Control: no-store)."""
+    clock = WatchedClock()
+    served = serve_status(events, clock=clock)
+    try:
+        zipped = yield fetch(served.url("/gzip"))
+        assert zipped.headers["vary"] == "Accept-Encoding"
+        for path in ("/bytes/10", "/bytes/10?seed=3", "/stream/2"):
+            got = yield fetch(served.url(path))
+            assert (got.status, got.headers.get("cache-control")) == (200, "no-store"), path
+        scheduled = clock.scheduled(1.0)
+        answer = run_curl("-i", served.url("/delay/1"))
+        yield scheduled
+        clock.advance(1.0)
+        out, err, code = yield answer
+        assert code == 0, err
+        got = parse_response(out)
+        assert (got.status, got.headers.get("cache-control")) == (200, "no-store")
+    finally:
+        yield served.close()

@@ -23,6 +23,7 @@ class HttpSettings(StreamSettings):
     trusted_proxies: tuple[str, ...] = setting((), cidrs=True)
     static_dir: str = setting("", beside_config=True)
     static_listing: bool = setting(False)
+    max_ranges: int = setting(16, lo=1, hi=1000)
     instructor_token: str = setting("")
     allowed_origins: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"))
     access_log: bool = setting(True)

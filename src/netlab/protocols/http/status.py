@@ -58,6 +58,15 @@ def text_body(request: Request, text: str) -> bytes:
     return text.encode()
 
 
+def no_store(request: Request) -> None:
+    """
+    Marks a generated body (random bytes, a stream, a delayed answer) as not
+    to be stored: each request makes a new one, and a cache that kept one
+    would hide the very behaviour a student is trying to watch.
+    """
+    request.setHeader(b"Cache-Control", b"no-store")
+
+
 def bad_request(detail: str) -> IResource:
     """A 400 page with one line saying what is wrong."""
     return pages.errorPage(http.BAD_REQUEST, "Bad Request", detail)
@@ -182,6 +191,7 @@ class Delay(Leaf):
 
     def _answer(self, request: Request) -> None:
         body = json_body(request, {"delay": self.seconds})
+        no_store(request)
         request.setHeader(b"Content-Length", b"%d" % len(body))
         request.write(body)
         request.finish()
@@ -205,6 +215,7 @@ class RandomBytes(Leaf):
         else:
             return bad_request("seed must be a whole number").render(request)
         request.setHeader(b"Content-Type", b"application/octet-stream")
+        no_store(request)
         return data
 
     render_HEAD = render_GET
@@ -220,6 +231,7 @@ class Stream(Leaf):
     def render_GET(self, request: Request) -> object:
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        no_store(request)
         for line in range(self.count):
             request.write(json.dumps({"id": line, "of": self.count}).encode() + b"\n")
         request.finish()
@@ -411,11 +423,17 @@ class BasicAuth(Resource):
 
 
 class Gzip(Leaf):
-    """A gzip-compressed JSON body, whatever the client says it accepts."""
+    """
+    A gzip-compressed JSON body, whatever the client says it accepts. It
+    still says C{Vary: Accept-Encoding}, as a server that compresses on
+    request must, so students see the header that keeps a shared cache from
+    handing the gzipped body to a client that cannot read it.
+    """
 
     def render_GET(self, request: Request) -> object:
         body = json_body(request, {"gzipped": True, "method": request.method.decode("ascii")})
         request.setHeader(b"Content-Encoding", b"gzip")
+        request.setHeader(b"Vary", b"Accept-Encoding")
         return gzip.compress(body, mtime=0)
 
     render_HEAD = render_GET

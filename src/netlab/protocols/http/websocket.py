@@ -9,11 +9,13 @@ visitor's network position.  A request without C{Origin} (a command-line
 client, not a browser) is let in.
 
 Twisted's WebSocket support reassembles whole messages in memory with no
-limit of its own, so every connection counts the bytes it receives since
-its last complete message and is closed (code 1009) once that passes a
-hard cap: C{max_body} for the echo, C{max(4 * max_line, 64 KiB)} for the
-chat.  A chat message that arrives whole but is longer than C{max_line}
-gets one error line and is dropped, as on telnet.
+limit of its own, so every connection follows the frames as they arrive,
+counts the payload of the message in progress (not frame headers, not the
+control frames that may come between its fragments: see L{MessageMeter})
+and is closed (code 1009) as soon as that passes a hard cap: C{max_body}
+for the echo, C{max(4 * max_line, 64 KiB)} for the chat.  A chat message
+that arrives whole but is longer than C{max_line} gets one error line and
+is dropped, as on telnet.
 
 After the upgrade (the HTTP channel keeps its own connection accounting,
 see L{netlab.protocols.http.site.NetlabChannel}; the WebSocket is accounted
@@ -114,6 +116,90 @@ class GuardedWebSocketResource(WebSocketResource):
         return result
 
 
+class MessageMeter:
+    """
+    Follows the frames of what a client sends, byte by byte as it arrives,
+    to count the payload of the message in progress before wsproto (which
+    has no limit) buffers it.  Frame headers and mask keys are not payload,
+    so a message of exactly the cap passes; control frames (ping, pong,
+    close: at most 125 bytes each) may come between a message's fragments
+    and are no part of it; only the final frame of a message ends it.
+
+    @ivar size: payload bytes of the message in progress.
+    @ivar largest: the largest C{size} reached during the last L{feed}, so
+        a message that ends and another that starts in one read are each
+        held to the cap.
+    @ivar data_bytes: payload bytes of data frames in the last L{feed}.
+    @ivar data_seen: whether the last L{feed} held any byte of a data
+        frame (header or payload): the client is sending a message.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.largest = 0
+        self.data_bytes = 0
+        self.data_seen = False
+        self._header = b""
+        self._remaining = 0
+        self._control = False
+        self._final = False
+
+    def feed(self, data: bytes) -> None:
+        """Account for C{data}, the next bytes from the client."""
+        self.largest = self.size
+        self.data_bytes = 0
+        self.data_seen = False
+        position = 0
+        # Each pass takes at least one byte: bounded by len(data).
+        while position < len(data):
+            if self._remaining == 0:
+                # A header (its length known once its second byte is).
+                needed = self._header_length() - len(self._header)
+                self._header += data[position:position + needed]
+                position += needed
+                if not self._header[0] & 0x08:
+                    self.data_seen = True
+                if len(self._header) == self._header_length():
+                    self._start_frame()
+                continue
+            chunk = min(self._remaining, len(data) - position)
+            position += chunk
+            self._remaining -= chunk
+            if not self._control:
+                self.data_seen = True
+                self.data_bytes += chunk
+                self.size += chunk
+                self.largest = max(self.largest, self.size)
+            if self._remaining == 0:
+                self._end_frame()
+
+    def _header_length(self) -> int:
+        """The whole header's length, as far as the bytes so far tell (at least 2)."""
+        if len(self._header) < 2:
+            return 2
+        second = self._header[1]
+        length = {126: 4, 127: 10}.get(second & 0x7F, 2)
+        return length + (4 if second & 0x80 else 0)
+
+    def _start_frame(self) -> None:
+        first, second = self._header[0], self._header[1]
+        self._final = bool(first & 0x80)
+        self._control = bool(first & 0x08)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(self._header[2:4], "big")
+        elif length == 127:
+            length = int.from_bytes(self._header[2:10], "big")
+        self._remaining = length
+        if length == 0:
+            self._end_frame()
+
+    def _end_frame(self) -> None:
+        self._header = b""
+        if self._final and not self._control:
+            self.size = 0
+
+
 @implementer(IPushProducer)
 class MeteredSocket(ConnectionRecord):
     """
@@ -141,7 +227,7 @@ class MeteredSocket(ConnectionRecord):
         self.transport: WebSocketTransport | None = None
         # The TCP connection under it, for flow control and aborting.
         self.tcp: Any = request.channel.transport
-        self.pending = 0
+        self.meter = MessageMeter()
         self.output_paused = False
         self.unsent_over_buffer = 0
         self.close_reason: str | None = None
@@ -164,8 +250,8 @@ class MeteredSocket(ConnectionRecord):
         def received(data: bytes) -> None:
             if self.close_reason is not None:
                 return
-            self.pending += len(data)
-            if self.pending > self.max_pending:
+            self.meter.feed(data)
+            if self.meter.largest > self.max_pending:
                 self.too_big()
                 return
             wire_received(data)
@@ -190,7 +276,7 @@ class MeteredSocket(ConnectionRecord):
             self.binary(bytes(data))
 
     def pongReceived(self, payload: bytes) -> None:
-        self.pending = 0
+        """A pong is no part of a message: the size count goes on (see L{MessageMeter})."""
 
     def connectionLost(self, reason: Failure) -> None:
         self.lost = True
@@ -219,7 +305,6 @@ class MeteredSocket(ConnectionRecord):
     # -- input -----------------------------------------------------------------
 
     def arrived(self, size: int) -> None:
-        self.pending = 0
         self.bytes_in += size
         self.counters.bytes_in += size
         extra = self.counters.extra

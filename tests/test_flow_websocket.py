@@ -238,3 +238,31 @@ def test_pongs_and_pings_do_not_count_toward_the_size(events: Any) -> None:
     assert messages(user.peer_read()) == [b"a" * 500 + b"b" * 500]
     assert not user.disconnecting
 
+
+def test_a_message_still_arriving_is_activity(events: Any) -> None:
+    """
+    A slow client sending one large message in fragments, or one frame a
+    few bytes at a time, is not idle: the idle timer restarts with every
+    piece, the message comes back whole, and a client that leaves halfway
+    has the bytes it sent counted when it disconnects.
+    """
+    clock = PassClock()
+    site = echo_site(events, clock, idle_timeout=10)
+    user = open_socket(site, clock, b"/ws/echo", 40000)
+    for n in range(5):
+        user.peer_write(frame(b"%d" % n, opcode=0x1 if n == 0 else 0x0, final=False))
+        clock.advance(6)
+    one = frame(b"z" * 40, opcode=0x0)
+    for i in range(0, len(one), 10):
+        user.peer_write(one[i:i + 10])
+        clock.advance(6)
+    assert not user.disconnecting
+    assert messages(user.peer_read()) == [b"01234" + b"z" * 40]
+    user.peer_write(frame(b"q" * 100, opcode=0x2, final=False))
+    user.peer_write(frame(b"r" * 50, opcode=0x0, final=False)[:20])
+    clock.advance(6)
+    assert not user.disconnecting
+    user.peer_close()
+    clock.advance(0)
+    [gone] = [e for e in events.kinds("disconnected") if e["service"] == "http-ws"]
+    assert gone["bytes_in"] == 45 + 100 + 14  # the last frame: 2 + 4 header bytes, 14 of payload

@@ -250,10 +250,19 @@ class MeteredSocket(ConnectionRecord):
         def received(data: bytes) -> None:
             if self.close_reason is not None:
                 return
-            self.meter.feed(data)
-            if self.meter.largest > self.max_pending:
+            meter = self.meter
+            meter.feed(data)
+            # Counted as it arrives, so a client that leaves halfway through
+            # a message is still credited with what it sent.
+            self.bytes_in += meter.data_bytes
+            self.counters.bytes_in += meter.data_bytes
+            if meter.largest > self.max_pending:
                 self.too_big()
                 return
+            if meter.data_seen:
+                # A message still arriving (a fragment, part of a frame) is
+                # activity: a slow upload is not idle.  Control frames are not.
+                self.arm_idle()
             wire_received(data)
 
         channel.dataReceived = received
@@ -266,12 +275,12 @@ class MeteredSocket(ConnectionRecord):
         self.opened()
 
     def textMessageReceived(self, message: str) -> None:
-        self.arrived(len(message.encode("utf-8")))
+        self.arrived()
         if self.close_reason is None:
             self.text(message)
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
-        self.arrived(len(data))
+        self.arrived()
         if self.close_reason is None:
             self.binary(bytes(data))
 
@@ -304,12 +313,10 @@ class MeteredSocket(ConnectionRecord):
 
     # -- input -----------------------------------------------------------------
 
-    def arrived(self, size: int) -> None:
-        self.bytes_in += size
-        self.counters.bytes_in += size
+    def arrived(self) -> None:
+        """A whole message arrived (its bytes, and activity, were counted as they came)."""
         extra = self.counters.extra
         extra["messages_in"] = extra.get("messages_in", 0) + 1
-        self.arm_idle()
 
     def too_big(self) -> None:
         """A message is still arriving past the hard cap: close (1009)."""

@@ -266,3 +266,28 @@ def test_a_message_still_arriving_is_activity(events: Any) -> None:
     clock.advance(0)
     [gone] = [e for e in events.kinds("disconnected") if e["service"] == "http-ws"]
     assert gone["bytes_in"] == 45 + 100 + 14  # the last frame: 2 + 4 header bytes, 14 of payload
+
+
+def test_upgrade_without_host_is_400(events: Any) -> None:
+    """
+    An upgrade request with no Host header (or two) is the client's error:
+    400 and one refused event, not a 500 from wsproto's handshake.
+    """
+    clock = PassClock()
+    site = echo_site(events, clock)
+    without_host = UPGRADE.replace(b"Host: 127.0.0.1\r\n", b"")
+    two_hosts = UPGRADE.replace(b"Host: 127.0.0.1\r\n", b"Host: a.example\r\nHost: b.example\r\n")
+    for port, request in enumerate((without_host, two_hosts), start=40000):
+        _, user = serve(site, clock, port=port)
+        user.peer_write(request % b"/ws/echo")
+        clock.advance(0)
+        answer = user.peer_read()
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+        assert b"\r\nupgrade:" not in answer.lower()
+        user.peer_close()
+        clock.advance(0)
+    refused = [e for e in events.kinds("refused") if e["service"] == "http-ws"]
+    assert [e["limit"] for e in refused] == [
+        "WebSocket upgrade without a Host header", "WebSocket upgrade with 2 Host headers",
+    ]
+    assert not [e for e in events.kinds("connected") if e["service"] == "http-ws"]

@@ -106,6 +106,12 @@ class GuardedWebSocketResource(WebSocketResource):
             request.setHeader(b"upgrade", b"websocket")
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"426 Upgrade Required: this address takes WebSocket connections only.\n"
+        hosts = request.requestHeaders.getRawHeaders(b"host") or []
+        if len(hosts) != 1:
+            # wsproto's handshake builds an h11 request, which raises on these
+            # (a 500 and a critical traceback) rather than answering.
+            count = "without a Host header" if not hosts else f"with {len(hosts)} Host headers"
+            return self.bad_upgrade(request, f"WebSocket upgrade {count}")
         result = super().render_GET(request)
         if result == NOT_DONE_YET:
             # The 101 was written past the Request; still one access event.
@@ -114,6 +120,13 @@ class GuardedWebSocketResource(WebSocketResource):
             if log is not None:
                 log(request)
         return result
+
+    def bad_upgrade(self, request: Request, reason: str) -> bytes:
+        """A malformed upgrade request: 400 and one refused event, no traceback."""
+        self.context.websockets().refused(describe_address(request.getClientAddress()), reason)
+        request.setResponseCode(400)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return f"400 Bad Request: {reason}.\n".encode()
 
 
 class MessageMeter:

@@ -10,6 +10,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.websocket import WebSocketClientEndpoint, WebSocketTransport
 
@@ -242,6 +243,36 @@ def test_oversized_echo_message_closes(events: Any) -> Any:
     yield site.when_idle()
     yield port.stopListening()
     assert [e for e in events.kinds("dropped") if e["service"] == "http-ws"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_upgrade_without_host_is_400(events: Any) -> Any:
+    """
+    A raw client's upgrade without a Host header gets 400, not a 500 with a
+    critical traceback in the log.
+    """
+    critical: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") == LogLevel.critical or event.get("isError"):
+            critical.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        site = web_site(events)
+        port = listen(site)
+        client: Collector = yield connect(port)
+        client.send(UPGRADE.format(path="/ws/echo", port=0, extra="").replace(
+            "Host: 127.0.0.1:0\r\n", "").encode())
+        data = yield client.wait_text(b"\r\n\r\n")
+        yield close_all(client)
+        yield site.when_idle()
+        yield port.stopListening()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert data.startswith(b"HTTP/1.1 400 ")
+    assert not critical
+    assert [e["status"] for e in events.kinds("http_request")] == [400]
 
 
 @pytest_twisted.inlineCallbacks

@@ -9,11 +9,13 @@ visitor's network position.  A request without C{Origin} (a command-line
 client, not a browser) is let in.
 
 Twisted's WebSocket support reassembles whole messages in memory with no
-limit of its own, so every connection counts the bytes it receives since
-its last complete message and is closed (code 1009) once that passes a
-hard cap: C{max_body} for the echo, C{max(4 * max_line, 64 KiB)} for the
-chat.  A chat message that arrives whole but is longer than C{max_line}
-gets one error line and is dropped, as on telnet.
+limit of its own, so every connection follows the frames as they arrive,
+counts the payload of the message in progress (not frame headers, not the
+control frames that may come between its fragments: see L{MessageMeter})
+and is closed (code 1009) as soon as that passes a hard cap: C{max_body}
+for the echo, C{max(4 * max_line, 64 KiB)} for the chat.  A chat message
+that arrives whole but is longer than C{max_line} gets one error line and
+is dropped, as on telnet.
 
 After the upgrade (the HTTP channel keeps its own connection accounting,
 see L{netlab.protocols.http.site.NetlabChannel}; the WebSocket is accounted
@@ -104,6 +106,12 @@ class GuardedWebSocketResource(WebSocketResource):
             request.setHeader(b"upgrade", b"websocket")
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"426 Upgrade Required: this address takes WebSocket connections only.\n"
+        hosts = request.requestHeaders.getRawHeaders(b"host") or []
+        if len(hosts) != 1:
+            # wsproto's handshake builds an h11 request, which raises on these
+            # (a 500 and a critical traceback) rather than answering.
+            count = "without a Host header" if not hosts else f"with {len(hosts)} Host headers"
+            return self.bad_upgrade(request, f"WebSocket upgrade {count}")
         result = super().render_GET(request)
         if result == NOT_DONE_YET:
             # The 101 was written past the Request; still one access event.
@@ -112,6 +120,97 @@ class GuardedWebSocketResource(WebSocketResource):
             if log is not None:
                 log(request)
         return result
+
+    def bad_upgrade(self, request: Request, reason: str) -> bytes:
+        """A malformed upgrade request: 400 and one refused event, no traceback."""
+        self.context.websockets().refused(describe_address(request.getClientAddress()), reason)
+        request.setResponseCode(400)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return f"400 Bad Request: {reason}.\n".encode()
+
+
+class MessageMeter:
+    """
+    Follows the frames of what a client sends, byte by byte as it arrives,
+    to count the payload of the message in progress before wsproto (which
+    has no limit) buffers it.  Frame headers and mask keys are not payload,
+    so a message of exactly the cap passes; control frames (ping, pong,
+    close: at most 125 bytes each) may come between a message's fragments
+    and are no part of it; only the final frame of a message ends it.
+
+    @ivar size: payload bytes of the message in progress.
+    @ivar largest: the largest C{size} reached during the last L{feed}, so
+        a message that ends and another that starts in one read are each
+        held to the cap.
+    @ivar data_bytes: payload bytes of data frames in the last L{feed}.
+    @ivar data_seen: whether the last L{feed} held any byte of a data
+        frame (header or payload): the client is sending a message.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.largest = 0
+        self.data_bytes = 0
+        self.data_seen = False
+        self._header = b""
+        self._remaining = 0
+        self._control = False
+        self._final = False
+
+    def feed(self, data: bytes) -> None:
+        """Account for C{data}, the next bytes from the client."""
+        self.largest = self.size
+        self.data_bytes = 0
+        self.data_seen = False
+        position = 0
+        # Each pass takes at least one byte: bounded by len(data).
+        while position < len(data):
+            if self._remaining == 0:
+                # A header (its length known once its second byte is).
+                needed = self._header_length() - len(self._header)
+                self._header += data[position:position + needed]
+                position += needed
+                if not self._header[0] & 0x08:
+                    self.data_seen = True
+                if len(self._header) == self._header_length():
+                    self._start_frame()
+                continue
+            chunk = min(self._remaining, len(data) - position)
+            position += chunk
+            self._remaining -= chunk
+            if not self._control:
+                self.data_seen = True
+                self.data_bytes += chunk
+                self.size += chunk
+                self.largest = max(self.largest, self.size)
+            if self._remaining == 0:
+                self._end_frame()
+
+    def _header_length(self) -> int:
+        """The whole header's length, as far as the bytes so far tell (at least 2)."""
+        if len(self._header) < 2:
+            return 2
+        second = self._header[1]
+        length = {126: 4, 127: 10}.get(second & 0x7F, 2)
+        return length + (4 if second & 0x80 else 0)
+
+    def _start_frame(self) -> None:
+        first, second = self._header[0], self._header[1]
+        self._final = bool(first & 0x80)
+        self._control = bool(first & 0x08)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(self._header[2:4], "big")
+        elif length == 127:
+            length = int.from_bytes(self._header[2:10], "big")
+        self._remaining = length
+        if length == 0:
+            self._end_frame()
+
+    def _end_frame(self) -> None:
+        self._header = b""
+        if self._final and not self._control:
+            self.size = 0
 
 
 @implementer(IPushProducer)
@@ -141,7 +240,7 @@ class MeteredSocket(ConnectionRecord):
         self.transport: WebSocketTransport | None = None
         # The TCP connection under it, for flow control and aborting.
         self.tcp: Any = request.channel.transport
-        self.pending = 0
+        self.meter = MessageMeter()
         self.output_paused = False
         self.unsent_over_buffer = 0
         self.close_reason: str | None = None
@@ -164,10 +263,19 @@ class MeteredSocket(ConnectionRecord):
         def received(data: bytes) -> None:
             if self.close_reason is not None:
                 return
-            self.pending += len(data)
-            if self.pending > self.max_pending:
+            meter = self.meter
+            meter.feed(data)
+            # Counted as it arrives, so a client that leaves halfway through
+            # a message is still credited with what it sent.
+            self.bytes_in += meter.data_bytes
+            self.counters.bytes_in += meter.data_bytes
+            if meter.largest > self.max_pending:
                 self.too_big()
                 return
+            if meter.data_seen:
+                # A message still arriving (a fragment, part of a frame) is
+                # activity: a slow upload is not idle.  Control frames are not.
+                self.arm_idle()
             wire_received(data)
 
         channel.dataReceived = received
@@ -180,17 +288,17 @@ class MeteredSocket(ConnectionRecord):
         self.opened()
 
     def textMessageReceived(self, message: str) -> None:
-        self.arrived(len(message.encode("utf-8")))
+        self.arrived()
         if self.close_reason is None:
             self.text(message)
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
-        self.arrived(len(data))
+        self.arrived()
         if self.close_reason is None:
             self.binary(bytes(data))
 
     def pongReceived(self, payload: bytes) -> None:
-        self.pending = 0
+        """A pong is no part of a message: the size count goes on (see L{MessageMeter})."""
 
     def connectionLost(self, reason: Failure) -> None:
         self.lost = True
@@ -218,13 +326,10 @@ class MeteredSocket(ConnectionRecord):
 
     # -- input -----------------------------------------------------------------
 
-    def arrived(self, size: int) -> None:
-        self.pending = 0
-        self.bytes_in += size
-        self.counters.bytes_in += size
+    def arrived(self) -> None:
+        """A whole message arrived (its bytes, and activity, were counted as they came)."""
         extra = self.counters.extra
         extra["messages_in"] = extra.get("messages_in", 0) + 1
-        self.arm_idle()
 
     def too_big(self) -> None:
         """A message is still arriving past the hard cap: close (1009)."""

@@ -7,6 +7,8 @@ limits a server facing a room of students needs.
   reading the rest.
 * A connection must send its complete headers within C{header_timeout}
   seconds, however slowly it trickles bytes (slowloris).
+* A request line over the line limit is answered 414, headers over their
+  limits (a line, the total, the number) 431, not closed without a word.
 * Connections per peer and in total are capped like every stream service.
 * Every request is one access event in the EventLog.
 * C{OPTIONS} works on every resource (an C{Allow} list); C{HEAD} does
@@ -134,6 +136,11 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     # When the wait for a request's headers began; None when none is owed.
     _headers_since: float | None = None
     refused = False
+    # Whether a request's line has come in and its headers are arriving, and
+    # how many bytes of line and headers it has sent (the limits are
+    # Twisted's MAX_LENGTH, totalHeadersSize and maxHeaders).
+    _reading_head = False
+    _head_size = 0
 
     # What the first Request.write of a response has produced so far, to be
     # sent as one piece (or None when no first write is under way).
@@ -164,6 +171,8 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         keep-alive request): when it fires with nothing owed, it stops.
         """
         self._headers_since = None
+        self._reading_head = False
+        self._head_size = 0
 
     def _stop_header_deadline(self) -> None:
         self._headers_since = None
@@ -227,12 +236,48 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
-        """A request or header line, without its CR if it ended in CRLF."""
+        """
+        A request or header line, without its CR if it ended in CRLF.  The
+        request line and headers are counted here against Twisted's own
+        C{totalHeadersSize}, which Twisted answers with a bare 400: a
+        client (and a student) should learn which limit it met.
+        """
         if line[-1:] == b"\r":
             line = line[:-1]
+        if not self._reading_head:
+            if not line:
+                # An empty line before a request line (Twisted eats one).
+                super().lineReceived(line)
+                return
+            self._reading_head = True
+        self._head_size += len(line)
+        if self._head_size > self.totalHeadersSize:
+            self._head_too_large(f"request headers over {self.totalHeadersSize} bytes")
+            return
         super().lineReceived(line)
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        A line over C{MAX_LENGTH} with no end in sight: LineReceiver would
+        just hang up (curl's "Empty reply from server"); answer 414 for a
+        request line, 431 for a header line.
+        """
+        self._head_too_large(f"line over {self.MAX_LENGTH} bytes")
+
+    def _head_too_large(self, why: str) -> None:
+        """Refuse the request whose line or headers went over a limit."""
+        if not self._reading_head:
+            # No line of this request has come in whole: its request line is too long.
+            self._refuse(414, "URI Too Long", f"request line: {why}")
+        else:
+            self._refuse(431, "Request Header Fields Too Large", why)
+
     def headerReceived(self, line: bytes) -> bool:
+        if self.requests and len(self.requests[-1].raw_headers) >= self.maxHeaders:
+            self._refuse(
+                431, "Request Header Fields Too Large", f"more than {self.maxHeaders} headers"
+            )
+            return False
         accepted: bool = super().headerReceived(line)
         if accepted and self.requests:
             name, _, value = line.partition(b":")

@@ -12,7 +12,9 @@ import pytest_twisted
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.internet.utils import getProcessOutputAndValue
 
+from helpers import require_tool
 from httptest import Served, parse_response, run_curl, serve
 from netlab.protocols.http import front, inspect, routes, timepage
 from netlab.protocols.http.site import NetlabSite
@@ -81,3 +83,40 @@ def test_too_many_headers_is_431(events: Any, clock: Clock) -> Any:
     data = yield exchange(site(events, clock), request)
     assert data.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert len(events.kinds("refused")) == 1
+
+
+# -- 2. absolute-form targets (what a client sends to a proxy) ----------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_absolute_form_through_curl_proxy(events: Any, clock: Clock) -> Any:
+    """curl -x (netlab as the proxy) sends GET http://example.invalid/get: the path is
+    routed and the report's url is the whole URL, as httpbin's is."""
+    web = served(events, clock)
+    curl = require_tool("curl")
+    out, err, code = yield getProcessOutputAndValue(
+        curl, ["-sS", "-i", "-x", web.base, "http://example.invalid/get?x=1"], env={})
+    assert code == 0, err
+    response = parse_response(out)
+    assert response.status == 200
+    report = response.json()
+    assert report["url"] == "http://example.invalid/get?x=1"
+    assert (report["path"], report["args"]) == ("/get", {"x": "1"})
+    assert report["headers"]["Host"] == "example.invalid"
+    yield web.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_absolute_form_authority_wins_over_host(events: Any, clock: Clock) -> Any:
+    """RFC 9112 3.2.2: with an absolute-form target the Host header is replaced by its
+    authority; a target without a path is the root's."""
+    data = yield exchange(
+        site(events, clock),
+        b"GET HTTP://other.invalid:8080/thing?a=b HTTP/1.1\r\nHost: wrong\r\n\r\n"
+        b"OPTIONS http://other.invalid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\n\r\nok\n" in data
+    assert b"HTTP/1.1 204 No Content\r\n" in data
+    first = events.kinds("http_request")[0]
+    assert first["path"] == "/thing?a=b"

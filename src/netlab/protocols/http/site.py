@@ -11,6 +11,8 @@ limits a server facing a room of students needs.
   limits (a line, the total, the number) 431, not closed without a word.
 * Connections per peer and in total are capped like every stream service.
 * Every request is one access event in the EventLog.
+* An absolute-form target (C{GET http://host/path}, as sent to a proxy) is
+  served as its path.
 * C{OPTIONS} works on every resource (an C{Allow} list); C{HEAD} does
   wherever C{GET} does (Twisted's own behaviour).
 
@@ -57,6 +59,28 @@ class NetlabRequest(server.Request):
         self.body_received = 0
         # Header names as the client spelled them, for the inspection pages.
         self.raw_headers: list[tuple[bytes, bytes]] = []
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        An absolute-form target (C{GET http://host/get}, what a client
+        sends to a proxy, such as C{curl -x}) is served as its path, with
+        its authority as the Host (RFC 9112 section 3.2.2); Twisted would
+        look up C{http:} as the first path segment and answer 404.
+        """
+        if path[:1] != b"/":
+            path = self._origin_form(path)
+        super().requestReceived(command, path, version)
+
+    def _origin_form(self, target: bytes) -> bytes:
+        """C{target}'s path and query, and its authority into Host, if it is absolute-form."""
+        scheme, sep, rest = target.partition(b"://")
+        if not sep or scheme.lower() not in (b"http", b"https"):
+            return target
+        end = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+        authority, rest = rest[:end], rest[end:]
+        if authority:
+            self.requestHeaders.setRawHeaders(b"Host", [authority])
+        return rest if rest[:1] == b"/" else b"/" + rest
 
     def write(self, data: bytes) -> None:
         """

@@ -10,13 +10,16 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 
 from helpers import require_tool
-from httptest import Served, parse_response, run_curl, serve
-from netlab.protocols.http import front, inspect, routes, timepage
+from httptest import Served, build_site, parse_response, run_curl, serve
+from netlab.protocols.http import front, inspect, routes, status, timepage
 from netlab.protocols.http.site import NetlabSite
 from test_http_site import exchange, site
 
@@ -120,3 +123,55 @@ def test_absolute_form_authority_wins_over_host(events: Any, clock: Clock) -> An
     assert b"HTTP/1.1 204 No Content\r\n" in data
     first = events.kinds("http_request")[0]
     assert first["path"] == "/thing?a=b"
+
+
+# -- 3. a method the resource does not answer ---------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_unsupported_method_is_405_with_allow(events: Any, clock: Clock) -> Any:
+    """curl -X PUT /time gets 405 and the Allow list OPTIONS gives, not Twisted's 501 Huh?"""
+    web = served(events, clock)
+    for method, path in (("PUT", "/time"), ("DELETE", "/"), ("PATCH", "/get"), ("POST", "/time")):
+        response = yield web.fetch(path, "-X", method)
+        assert response.status == 405, (method, path)
+        options = yield web.fetch(path, "-X", "OPTIONS")
+        assert options.status == 204
+        assert response.headers["allow"] == options.headers["allow"], (method, path)
+        assert "GET" in response.headers["allow"]
+    statuses = [event["status"] for event in events.kinds("http_request")]
+    assert statuses == [405, 204] * 4
+    yield web.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_unknown_method_on_a_known_path_is_405(events: Any, clock: Clock) -> Any:
+    """A method nobody implements is still answered by what the resource allows."""
+    data = yield exchange(
+        site(events, clock), b"BREW /thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert b"\r\nAllow: GET, HEAD, OPTIONS, POST\r\n" in data
+
+
+# -- 6. HEAD is answered without Twisted's "I think I'll eat it" --------------
+
+
+def test_head_logs_no_eaten_body(events: Any, clock: Clock) -> None:
+    """HEAD on every GET resource of these modules: headers and a Content-Length, no body,
+    and none of Twisted's warnings about a body it had to eat."""
+    factory = build_site(events, clock, routes.of(inspect, timepage, front, status))
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        for path in (b"/", b"/get", b"/headers", b"/ip", b"/user-agent", b"/time",
+                     b"/status/200", b"/cookies", b"/cache"):
+            channel, transport = connected(factory)
+            channel.dataReceived(b"HEAD %s HTTP/1.0\r\n\r\n" % path)
+            head, _, body = transport.value().partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200 OK\r\n"), (path, head)
+            assert body == b"", path
+            channel.connectionLost(Failure(ConnectionDone()))
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    eaten = [e for e in seen if "eat it" in e.get("log_format", "")]
+    assert eaten == []

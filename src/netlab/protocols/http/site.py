@@ -13,8 +13,9 @@ limits a server facing a room of students needs.
 * Every request is one access event in the EventLog.
 * An absolute-form target (C{GET http://host/path}, as sent to a proxy) is
   served as its path.
-* C{OPTIONS} works on every resource (an C{Allow} list); C{HEAD} does
-  wherever C{GET} does (Twisted's own behaviour).
+* C{OPTIONS} works on every resource (an C{Allow} list), a method a
+  resource does not render is 405 with that list; C{HEAD} works wherever
+  C{GET} does, without Twisted's warning about the body it leaves out.
 
 The limits and the access log live in the Request and the Site, through
 Twisted's extension points (C{requestFactory}, C{Request.gotLength} and
@@ -27,6 +28,7 @@ resources, and the tree of them, are in L{netlab.protocols.http.routes}.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -36,6 +38,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
+from twisted.web.server import UnsupportedMethod
 
 from netlab.core._twisted import computed_allowed_methods, upgrade_to_websocket
 from netlab.core.accounting import ConnectionRecord, ServiceBooks
@@ -127,19 +130,97 @@ class NetlabRequest(server.Request):
         super().handleContentChunk(data)
 
     def render(self, resrc: resource.IResource) -> None:
-        if self.method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
-            allowed = getattr(resrc, "allowedMethods", None)
-            if allowed is None:
-                allowed = computed_allowed_methods(resrc)
-            methods = {m.decode() for m in allowed} | {"OPTIONS"}
-            if "GET" in methods:
-                methods.add("HEAD")
+        """
+        Twisted's C{Request.render}, with three answers of its own:
+
+        * C{OPTIONS}, where the resource has no C{render_OPTIONS}: 204 and
+          the C{Allow} list;
+        * a method the resource does not render: 405 and that same list,
+          whatever the method (Twisted answers C{501 Huh?} to any but GET,
+          HEAD and POST);
+        * C{HEAD}: L{Resource}'s own C{render_HEAD} returns C{render_GET}'s
+          body, "the framework will handle this correctly", and Twisted's
+          render drops it, but logs "I think I'll eat it" for every HEAD.
+          Here the body only gives the C{Content-Length}.
+        """
+        method = self.method
+        if method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
             self.setResponseCode(204)
-            self.setHeader(b"Allow", ", ".join(sorted(methods)).encode())
+            self.setHeader(b"Allow", allow_list(resrc))
             self.setHeader(b"Content-Length", b"0")
             self.finish()
             return
-        super().render(resrc)
+        if method == b"HEAD" and _head_lacks_get(resrc):
+            self._not_allowed(resrc, None)
+            return
+        try:
+            body = resrc.render(self)
+        except UnsupportedMethod as error:
+            if method == b"HEAD" and b"GET" in error.allowedMethods:
+                # A resource of its own kind without render_HEAD: Twisted fakes
+                # it with a GET whose body it leaves out, and logs nothing odd.
+                super().render(resrc)
+                return
+            self._not_allowed(resrc, error.allowedMethods)
+            return
+        if body is server.NOT_DONE_YET:
+            return
+        if not isinstance(body, bytes):
+            # Request.process answers 500 (and logs it) for what render raises.
+            raise TypeError(f"{resrc!r} rendered {type(body).__name__}, not bytes")
+        if method == b"HEAD":
+            # As Twisted's: an empty body leaves alone the Content-Length
+            # a resource that knows HEAD (static.File) has set.
+            if body:
+                self.setHeader(b"Content-Length", b"%d" % (len(body),))
+            self.write(b"")
+        else:
+            self.setHeader(b"Content-Length", b"%d" % (len(body),))
+            self.write(body)
+        self.finish()
+
+    def _not_allowed(self, resrc: resource.IResource, allowed: Sequence[bytes] | None) -> None:
+        """405, the methods C{resrc} answers in C{Allow}, and one line saying so."""
+        methods = allow_list(resrc, allowed)
+        body = b"405 Method Not Allowed: %s is not answered here (allowed: %s)\n" % (
+            self.method, methods)
+        self.setResponseCode(405)
+        self.setHeader(b"Allow", methods)
+        self.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        self.setHeader(b"Content-Length", b"%d" % (len(body),))
+        self.write(b"" if self.method == b"HEAD" else body)
+        self.finish()
+
+
+def _head_lacks_get(resrc: resource.IResource) -> bool:
+    """
+    Whether C{resrc} dispatches on the method as L{Resource} does and has
+    L{Resource}'s own C{render_HEAD} but no C{render_GET}, which that
+    C{render_HEAD} would call (a 500 where a 405 is owed).
+    """
+    kind = type(resrc)
+    return (
+        getattr(kind, "render", None) is resource.Resource.render
+        and getattr(kind, "render_HEAD", None) is resource.Resource.render_HEAD
+        and not hasattr(resrc, "render_GET")
+    )
+
+
+def allow_list(resrc: resource.IResource, allowed: Sequence[bytes] | None = None) -> bytes:
+    """
+    The C{Allow} value of C{resrc}: the methods it renders (its
+    C{allowedMethods}, else its C{render_*} methods, as Twisted works them
+    out), with C{OPTIONS}, and C{HEAD} wherever C{GET} is; the same for an
+    OPTIONS and a 405.
+    """
+    if allowed is None:
+        allowed = getattr(resrc, "allowedMethods", None)
+    if allowed is None:
+        allowed = computed_allowed_methods(resrc)
+    methods = {m.decode("ascii", "replace") for m in allowed} | {"OPTIONS"}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)).encode()
 
 
 class NetlabChannel(http.HTTPChannel, ConnectionRecord):

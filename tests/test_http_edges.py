@@ -175,3 +175,21 @@ def test_head_logs_no_eaten_body(events: Any, clock: Clock) -> None:
         globalLogPublisher.removeObserver(seen.append)
     eaten = [e for e in seen if "eat it" in e.get("log_format", "")]
     assert eaten == []
+
+
+# -- 4. two Host headers --------------------------------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_two_host_headers_are_400(events: Any, clock: Clock) -> Any:
+    """RFC 9112 3.2: a request with more than one Host is 400, and is not served."""
+    for request in (
+        b"GET /thing HTTP/1.1\r\nHost: a\r\nhost: b\r\nConnection: close\r\n\r\n",
+        b"GET /thing HTTP/1.1\r\nHOST: a\r\nConnection: close\r\nHost: a\r\n\r\n",
+    ):
+        data = yield exchange(site(events, clock), request)
+        assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n"), data
+        assert data.count(b"HTTP/1.1") == 1 and b"ok\n" not in data
+    refusals = [event["limit"] for event in events.kinds("refused")]
+    assert refusals == ["more than one Host header"] * 2
+    assert events.kinds("http_request") == []

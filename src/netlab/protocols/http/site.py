@@ -11,6 +11,7 @@ limits a server facing a room of students needs.
   limits (a line, the total, the number) 431, not closed without a word.
 * Connections per peer and in total are capped like every stream service.
 * Every request is one access event in the EventLog.
+* A request with two C{Host} headers is 400.
 * An absolute-form target (C{GET http://host/path}, as sent to a proxy) is
   served as its path.
 * C{OPTIONS} works on every resource (an C{Allow} list), a method a
@@ -382,6 +383,12 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
             self._refuse(
                 431, "Request Header Fields Too Large", f"more than {self.maxHeaders} headers"
             )
+            return False
+        if line[:5].lower() == b"host:" and self.requests and (
+            self.requests[-1].requestHeaders.hasHeader(b"Host")
+        ):
+            # RFC 9112 section 3.2: which of two Hosts would be the one?
+            self._refuse(400, "Bad Request", "more than one Host header")
             return False
         accepted: bool = super().headerReceived(line)
         if accepted and self.requests:

@@ -193,3 +193,57 @@ def test_two_host_headers_are_400(events: Any, clock: Clock) -> Any:
     refusals = [event["limit"] for event in events.kinds("refused")]
     assert refusals == ["more than one Host header"] * 2
     assert events.kinds("http_request") == []
+
+
+# -- 5. an idle keep-alive connection -----------------------------------------
+
+
+def test_idle_keepalive_closed_quietly_at_idle_timeout(events: Any, clock: Clock) -> None:
+    """Between requests a kept-alive connection owes no headers: past header_timeout it
+    gets no 408 and no refusal; at idle_timeout it is closed without a word."""
+    factory = site(events, clock, header_timeout=10, idle_timeout=60)
+    channel, transport = connected(factory)
+    channel.dataReceived(b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n")
+    answered = transport.value()
+    assert answered.startswith(b"HTTP/1.1 200 OK\r\n") and answered.endswith(b"ok\n")
+    clock.advance(11)
+    assert (transport.value(), transport.disconnecting) == (answered, False)
+    clock.advance(48)
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.disconnecting
+    assert transport.value() == answered
+    assert events.kinds("refused") == []
+    channel.connectionLost(Failure(ConnectionDone()))
+    assert clock.getDelayedCalls() == []
+
+
+def test_fresh_silent_connection_is_idle_not_408(events: Any, clock: Clock) -> None:
+    """A connection that has sent nothing yet (a browser's spare one) is idle too."""
+    factory = site(events, clock, header_timeout=10, idle_timeout=30)
+    channel, transport = connected(factory)
+    clock.advance(29)
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.disconnecting and transport.value() == b""
+    assert events.kinds("refused") == []
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
+def test_header_deadline_starts_with_the_first_byte(events: Any, clock: Clock) -> None:
+    """After an idle spell, a request whose first byte has come has header_timeout to end
+    its headers: 408 and one refusal then."""
+    factory = site(events, clock, header_timeout=10, idle_timeout=60)
+    channel, transport = connected(factory)
+    channel.dataReceived(b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n")
+    answered = transport.value()
+    clock.advance(40)
+    channel.dataReceived(b"G")
+    clock.advance(9)
+    channel.dataReceived(b"ET /thing HTTP/1.1\r\n")
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.disconnecting
+    assert transport.value()[len(answered):].startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert len(events.kinds("refused")) == 1
+    channel.connectionLost(Failure(ConnectionDone()))

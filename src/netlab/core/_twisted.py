@@ -219,7 +219,6 @@ HTTP_CHANNEL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "lineReceived": ("line",),
     "lineLengthExceeded": ("line",),
     "headerReceived": ("line",),
-    "requestDone": ("request",),
     "writeHeaders": ("version", "code", "reason", "headers"),
     "write": ("data",),
     "writeSequence": ("iovec",),
@@ -242,10 +241,12 @@ HTTP_CHANNEL_HOOKS: tuple[str, ...] = tuple(HTTP_CHANNEL_OVERRIDES)
 # lineReceived override drops the CR of a CRLF), and the limits of a
 # request's head (MAX_LENGTH a line, totalHeadersSize the line and headers,
 # maxHeaders their number), which netlab answers with 414 or 431 itself,
-# not Twisted's bare 400 or LineReceiver's silent close.
+# not Twisted's bare 400 or LineReceiver's silent close; and line_mode, 0
+# while a body is read or a request is answered (LineReceiver's raw mode),
+# so that only a new request's first byte starts the header deadline.
 HTTP_CHANNEL_STATE: tuple[str, ...] = (
     "requests", "persistent", "setTimeout", "callLater", "dataReceived", "delimiter",
-    "MAX_LENGTH", "totalHeadersSize", "maxHeaders",
+    "MAX_LENGTH", "totalHeadersSize", "maxHeaders", "line_mode",
 )
 
 

@@ -21,8 +21,8 @@ limits a server facing a room of students needs.
 The limits and the access log live in the Request and the Site, through
 Twisted's extension points (C{requestFactory}, C{Request.gotLength} and
 C{handleContentChunk}, C{Site.log}).  The channel subclass keeps what has
-no such point: connection accounting, the header deadline between
-requests, raw header names, lines ended by a bare LF (as C{nc} and
+no such point: connection accounting, the header deadline of a request
+once its first byte has come, raw header names, lines ended by a bare LF (as C{nc} and
 telnetlib send them), and the response sent in one piece.  The
 resources, and the tree of them, are in L{netlab.protocols.http.routes}.
 """
@@ -260,10 +260,15 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         self._host = self.transport.getHost()
         self._secure = super().isSecure()
         self.site.books.opened(self, LogLevel.debug)
-        self._arm_header_deadline()
 
     def _arm_header_deadline(self) -> None:
-        """The client owes us a request's headers from now on."""
+        """
+        The client owes us a request's headers from now on: a request has
+        begun to arrive.  Not before: a connection between requests (or a
+        browser's spare one, before its first) owes nothing, and is closed
+        quietly at C{idle_timeout} (Twisted's C{TimeoutMixin}), not sent a
+        408 it never asked for and counted as refused.
+        """
         self._headers_since = self.site.context.reactor.seconds()
         if self._header_deadline is None:
             self._header_deadline = self.callLater(
@@ -339,6 +344,10 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     def dataReceived(self, data: bytes) -> None:
         self.bytes_in += len(data)
         self.site.counters.bytes_in += len(data)
+        if self._headers_since is None and self.line_mode and data and not self.refused:
+            # The first byte of a request (in raw mode, a body or a request
+            # read ahead while one is answered: not yet).
+            self._arm_header_deadline()
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
@@ -352,10 +361,14 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
             line = line[:-1]
         if not self._reading_head:
             if not line:
-                # An empty line before a request line (Twisted eats one).
+                # An empty line before a request line (Twisted eats one):
+                # no request has begun.
+                self._headers_since = None
                 super().lineReceived(line)
                 return
             self._reading_head = True
+            if self._headers_since is None:
+                self._arm_header_deadline()
         self._head_size += len(line)
         if self._head_size > self.totalHeadersSize:
             self._head_too_large(f"request headers over {self.totalHeadersSize} bytes")
@@ -418,11 +431,6 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         # Twisted's own way to ignore what a client sends after the end.
         self.dataReceived = lambda data: None  # type: ignore[method-assign]
         self.transport.loseConnection()
-
-    def requestDone(self, request: http.Request) -> None:
-        super().requestDone(request)
-        if self.persistent and self.transport is not None and not self.refused:
-            self._arm_header_deadline()
 
     def _protocolUpgradeForWebsockets(self, protocol: Any) -> None:
         """

@@ -326,7 +326,7 @@ def test_post_needs_post(events: Any, clock: Any) -> Any:
     site = make_site(events, clock)
     answer = yield curl(site, "/post")
     assert answer.status == 405
-    assert answer.headers["allow"] == "POST"
+    assert answer.headers["allow"] == "OPTIONS, POST"
     head = yield curl(site, "/post", "-I")
     assert head.status == 405
 

@@ -168,7 +168,7 @@ def test_methods_and_other_paths(events: Any, clock: Clock) -> Any:
     assert options.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     put = yield served.fetch("/", "-X", "PUT")
     assert put.status == 405
-    assert put.headers["allow"] == "GET, HEAD, POST"
+    assert put.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     for path in ("/nothing", "/index.html", "/time.html/x"):
         missing = yield served.fetch(path)
         assert missing.status == 404, path

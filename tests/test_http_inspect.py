@@ -186,7 +186,7 @@ def test_head_and_wrong_method(events: Any, clock: Any) -> Any:
     assert head.body == b""
     post = yield curl(site, "/get", "-d", "x=1")
     assert post.status == 405
-    assert post.headers["allow"] == "GET, HEAD"
+    assert post.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 @pytest_twisted.inlineCallbacks

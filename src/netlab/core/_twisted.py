@@ -217,8 +217,8 @@ HTTP_CHANNEL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "connectionLost": ("reason",),
     "dataReceived": ("data",),
     "lineReceived": ("line",),
+    "lineLengthExceeded": ("line",),
     "headerReceived": ("line",),
-    "requestDone": ("request",),
     "writeHeaders": ("version", "code", "reason", "headers"),
     "write": ("data",),
     "writeSequence": ("iovec",),
@@ -238,9 +238,15 @@ HTTP_CHANNEL_HOOKS: tuple[str, ...] = tuple(HTTP_CHANNEL_OVERRIDES)
 # wraps on the instance after the upgrade to cap a message's size, and
 # delimiter: HTTPChannel is a LineReceiver, which splits the request line and
 # headers on it (netlab splits on LF, so that bare-LF requests end, and its
-# lineReceived override drops the CR of a CRLF).
+# lineReceived override drops the CR of a CRLF), and the limits of a
+# request's head (MAX_LENGTH a line, totalHeadersSize the line and headers,
+# maxHeaders their number), which netlab answers with 414 or 431 itself,
+# not Twisted's bare 400 or LineReceiver's silent close; and line_mode, 0
+# while a body is read or a request is answered (LineReceiver's raw mode),
+# so that only a new request's first byte starts the header deadline.
 HTTP_CHANNEL_STATE: tuple[str, ...] = (
     "requests", "persistent", "setTimeout", "callLater", "dataReceived", "delimiter",
+    "MAX_LENGTH", "totalHeadersSize", "maxHeaders", "line_mode",
 )
 
 

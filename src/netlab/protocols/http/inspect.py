@@ -16,10 +16,10 @@ import ipaddress
 import json
 import platform
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from twisted.web import pages, server
+from twisted.web import server
 from twisted.web.resource import Resource
 from twisted.web.server import UnsupportedMethod
 
@@ -368,21 +368,9 @@ def bad_request(request: server.Request, why: str) -> bytes:
 
 
 class InspectionResource(Resource):
-    """A leaf whose wrong-method answer is C{twisted.web.pages}' 405 with an C{Allow} list."""
+    """A leaf; a wrong method gets the site's 405 and C{Allow} list (NetlabRequest.render)."""
 
     isLeaf = True
-
-    def render(self, request: server.Request) -> bytes | int:
-        try:
-            body: bytes = super().render(request)
-        except UnsupportedMethod as error:
-            methods: Iterable[bytes] = error.allowedMethods
-            allowed = ", ".join(sorted(method.decode() for method in methods))
-            request.setHeader(b"Allow", allowed.encode())
-            page = pages.errorPage(405, "Method Not Allowed", f"Allowed here: {allowed}.")
-            # NOT_DONE_YET: the page is written as it renders.
-            return cast(int, page.render(request))
-        return body
 
     def render_HEAD(self, request: server.Request) -> bytes:
         """HEAD where GET is allowed; Twisted's default would fail on a POST-only resource."""

@@ -7,22 +7,29 @@ limits a server facing a room of students needs.
   reading the rest.
 * A connection must send its complete headers within C{header_timeout}
   seconds, however slowly it trickles bytes (slowloris).
+* A request line over the line limit is answered 414, headers over their
+  limits (a line, the total, the number) 431, not closed without a word.
 * Connections per peer and in total are capped like every stream service.
 * Every request is one access event in the EventLog.
-* C{OPTIONS} works on every resource (an C{Allow} list); C{HEAD} does
-  wherever C{GET} does (Twisted's own behaviour).
+* A request with two C{Host} headers is 400.
+* An absolute-form target (C{GET http://host/path}, as sent to a proxy) is
+  served as its path.
+* C{OPTIONS} works on every resource (an C{Allow} list), a method a
+  resource does not render is 405 with that list; C{HEAD} works wherever
+  C{GET} does, without Twisted's warning about the body it leaves out.
 
 The limits and the access log live in the Request and the Site, through
 Twisted's extension points (C{requestFactory}, C{Request.gotLength} and
 C{handleContentChunk}, C{Site.log}).  The channel subclass keeps what has
-no such point: connection accounting, the header deadline between
-requests, raw header names, lines ended by a bare LF (as C{nc} and
+no such point: connection accounting, the header deadline of a request
+once its first byte has come, raw header names, lines ended by a bare LF (as C{nc} and
 telnetlib send them), and the response sent in one piece.  The
 resources, and the tree of them, are in L{netlab.protocols.http.routes}.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -32,6 +39,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
+from twisted.web.server import UnsupportedMethod
 
 from netlab.core._twisted import computed_allowed_methods, upgrade_to_websocket
 from netlab.core.accounting import ConnectionRecord, ServiceBooks
@@ -55,6 +63,28 @@ class NetlabRequest(server.Request):
         self.body_received = 0
         # Header names as the client spelled them, for the inspection pages.
         self.raw_headers: list[tuple[bytes, bytes]] = []
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        An absolute-form target (C{GET http://host/get}, what a client
+        sends to a proxy, such as C{curl -x}) is served as its path, with
+        its authority as the Host (RFC 9112 section 3.2.2); Twisted would
+        look up C{http:} as the first path segment and answer 404.
+        """
+        if path[:1] != b"/":
+            path = self._origin_form(path)
+        super().requestReceived(command, path, version)
+
+    def _origin_form(self, target: bytes) -> bytes:
+        """C{target}'s path and query, and its authority into Host, if it is absolute-form."""
+        scheme, sep, rest = target.partition(b"://")
+        if not sep or scheme.lower() not in (b"http", b"https"):
+            return target
+        end = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+        authority, rest = rest[:end], rest[end:]
+        if authority:
+            self.requestHeaders.setRawHeaders(b"Host", [authority])
+        return rest if rest[:1] == b"/" else b"/" + rest
 
     def write(self, data: bytes) -> None:
         """
@@ -101,19 +131,97 @@ class NetlabRequest(server.Request):
         super().handleContentChunk(data)
 
     def render(self, resrc: resource.IResource) -> None:
-        if self.method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
-            allowed = getattr(resrc, "allowedMethods", None)
-            if allowed is None:
-                allowed = computed_allowed_methods(resrc)
-            methods = {m.decode() for m in allowed} | {"OPTIONS"}
-            if "GET" in methods:
-                methods.add("HEAD")
+        """
+        Twisted's C{Request.render}, with three answers of its own:
+
+        * C{OPTIONS}, where the resource has no C{render_OPTIONS}: 204 and
+          the C{Allow} list;
+        * a method the resource does not render: 405 and that same list,
+          whatever the method (Twisted answers C{501 Huh?} to any but GET,
+          HEAD and POST);
+        * C{HEAD}: L{Resource}'s own C{render_HEAD} returns C{render_GET}'s
+          body, "the framework will handle this correctly", and Twisted's
+          render drops it, but logs "I think I'll eat it" for every HEAD.
+          Here the body only gives the C{Content-Length}.
+        """
+        method = self.method
+        if method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
             self.setResponseCode(204)
-            self.setHeader(b"Allow", ", ".join(sorted(methods)).encode())
+            self.setHeader(b"Allow", allow_list(resrc))
             self.setHeader(b"Content-Length", b"0")
             self.finish()
             return
-        super().render(resrc)
+        if method == b"HEAD" and _head_lacks_get(resrc):
+            self._not_allowed(resrc, None)
+            return
+        try:
+            body = resrc.render(self)
+        except UnsupportedMethod as error:
+            if method == b"HEAD" and b"GET" in error.allowedMethods:
+                # A resource of its own kind without render_HEAD: Twisted fakes
+                # it with a GET whose body it leaves out, and logs nothing odd.
+                super().render(resrc)
+                return
+            self._not_allowed(resrc, error.allowedMethods)
+            return
+        if body is server.NOT_DONE_YET:
+            return
+        if not isinstance(body, bytes):
+            # Request.process answers 500 (and logs it) for what render raises.
+            raise TypeError(f"{resrc!r} rendered {type(body).__name__}, not bytes")
+        if method == b"HEAD":
+            # As Twisted's: an empty body leaves alone the Content-Length
+            # a resource that knows HEAD (static.File) has set.
+            if body:
+                self.setHeader(b"Content-Length", b"%d" % (len(body),))
+            self.write(b"")
+        else:
+            self.setHeader(b"Content-Length", b"%d" % (len(body),))
+            self.write(body)
+        self.finish()
+
+    def _not_allowed(self, resrc: resource.IResource, allowed: Sequence[bytes] | None) -> None:
+        """405, the methods C{resrc} answers in C{Allow}, and one line saying so."""
+        methods = allow_list(resrc, allowed)
+        body = b"405 Method Not Allowed: %s is not answered here (allowed: %s)\n" % (
+            self.method, methods)
+        self.setResponseCode(405)
+        self.setHeader(b"Allow", methods)
+        self.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        self.setHeader(b"Content-Length", b"%d" % (len(body),))
+        self.write(b"" if self.method == b"HEAD" else body)
+        self.finish()
+
+
+def _head_lacks_get(resrc: resource.IResource) -> bool:
+    """
+    Whether C{resrc} dispatches on the method as L{Resource} does and has
+    L{Resource}'s own C{render_HEAD} but no C{render_GET}, which that
+    C{render_HEAD} would call (a 500 where a 405 is owed).
+    """
+    kind = type(resrc)
+    return (
+        getattr(kind, "render", None) is resource.Resource.render
+        and getattr(kind, "render_HEAD", None) is resource.Resource.render_HEAD
+        and not hasattr(resrc, "render_GET")
+    )
+
+
+def allow_list(resrc: resource.IResource, allowed: Sequence[bytes] | None = None) -> bytes:
+    """
+    The C{Allow} value of C{resrc}: the methods it renders (its
+    C{allowedMethods}, else its C{render_*} methods, as Twisted works them
+    out), with C{OPTIONS}, and C{HEAD} wherever C{GET} is; the same for an
+    OPTIONS and a 405.
+    """
+    if allowed is None:
+        allowed = getattr(resrc, "allowedMethods", None)
+    if allowed is None:
+        allowed = computed_allowed_methods(resrc)
+    methods = {m.decode("ascii", "replace") for m in allowed} | {"OPTIONS"}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)).encode()
 
 
 class NetlabChannel(http.HTTPChannel, ConnectionRecord):
@@ -134,6 +242,11 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     # When the wait for a request's headers began; None when none is owed.
     _headers_since: float | None = None
     refused = False
+    # Whether a request's line has come in and its headers are arriving, and
+    # how many bytes of line and headers it has sent (the limits are
+    # Twisted's MAX_LENGTH, totalHeadersSize and maxHeaders).
+    _reading_head = False
+    _head_size = 0
 
     # What the first Request.write of a response has produced so far, to be
     # sent as one piece (or None when no first write is under way).
@@ -147,10 +260,15 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         self._host = self.transport.getHost()
         self._secure = super().isSecure()
         self.site.books.opened(self, LogLevel.debug)
-        self._arm_header_deadline()
 
     def _arm_header_deadline(self) -> None:
-        """The client owes us a request's headers from now on."""
+        """
+        The client owes us a request's headers from now on: a request has
+        begun to arrive.  Not before: a connection between requests (or a
+        browser's spare one, before its first) owes nothing, and is closed
+        quietly at C{idle_timeout} (Twisted's C{TimeoutMixin}), not sent a
+        408 it never asked for and counted as refused.
+        """
         self._headers_since = self.site.context.reactor.seconds()
         if self._header_deadline is None:
             self._header_deadline = self.callLater(
@@ -164,6 +282,8 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         keep-alive request): when it fires with nothing owed, it stops.
         """
         self._headers_since = None
+        self._reading_head = False
+        self._head_size = 0
 
     def _stop_header_deadline(self) -> None:
         self._headers_since = None
@@ -224,15 +344,65 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     def dataReceived(self, data: bytes) -> None:
         self.bytes_in += len(data)
         self.site.counters.bytes_in += len(data)
+        if self._headers_since is None and self.line_mode and data and not self.refused:
+            # The first byte of a request (in raw mode, a body or a request
+            # read ahead while one is answered: not yet).
+            self._arm_header_deadline()
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
-        """A request or header line, without its CR if it ended in CRLF."""
+        """
+        A request or header line, without its CR if it ended in CRLF.  The
+        request line and headers are counted here against Twisted's own
+        C{totalHeadersSize}, which Twisted answers with a bare 400: a
+        client (and a student) should learn which limit it met.
+        """
         if line[-1:] == b"\r":
             line = line[:-1]
+        if not self._reading_head:
+            if not line:
+                # An empty line before a request line (Twisted eats one):
+                # no request has begun.
+                self._headers_since = None
+                super().lineReceived(line)
+                return
+            self._reading_head = True
+            if self._headers_since is None:
+                self._arm_header_deadline()
+        self._head_size += len(line)
+        if self._head_size > self.totalHeadersSize:
+            self._head_too_large(f"request headers over {self.totalHeadersSize} bytes")
+            return
         super().lineReceived(line)
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        A line over C{MAX_LENGTH} with no end in sight: LineReceiver would
+        just hang up (curl's "Empty reply from server"); answer 414 for a
+        request line, 431 for a header line.
+        """
+        self._head_too_large(f"line over {self.MAX_LENGTH} bytes")
+
+    def _head_too_large(self, why: str) -> None:
+        """Refuse the request whose line or headers went over a limit."""
+        if not self._reading_head:
+            # No line of this request has come in whole: its request line is too long.
+            self._refuse(414, "URI Too Long", f"request line: {why}")
+        else:
+            self._refuse(431, "Request Header Fields Too Large", why)
+
     def headerReceived(self, line: bytes) -> bool:
+        if self.requests and len(self.requests[-1].raw_headers) >= self.maxHeaders:
+            self._refuse(
+                431, "Request Header Fields Too Large", f"more than {self.maxHeaders} headers"
+            )
+            return False
+        if line[:5].lower() == b"host:" and self.requests and (
+            self.requests[-1].requestHeaders.hasHeader(b"Host")
+        ):
+            # RFC 9112 section 3.2: which of two Hosts would be the one?
+            self._refuse(400, "Bad Request", "more than one Host header")
+            return False
         accepted: bool = super().headerReceived(line)
         if accepted and self.requests:
             name, _, value = line.partition(b":")
@@ -261,11 +431,6 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         # Twisted's own way to ignore what a client sends after the end.
         self.dataReceived = lambda data: None  # type: ignore[method-assign]
         self.transport.loseConnection()
-
-    def requestDone(self, request: http.Request) -> None:
-        super().requestDone(request)
-        if self.persistent and self.transport is not None and not self.refused:
-            self._arm_header_deadline()
 
     def _protocolUpgradeForWebsockets(self, protocol: Any) -> None:
         """

@@ -51,6 +51,8 @@ from netlab.core.config import ConfigError
          "x.toml: [http].max_body = -1: must be from 0 to 1073741824"),
         ({"http": {"max_ranges": 0}},
          "x.toml: [http].max_ranges = 0: must be from 1 to 1000"),
+        ({"http": {"cors": "everything"}},
+         'x.toml: [http].cors = "everything": must be one of inspection, all, off'),
     ],
 )
 def test_section_errors(data: dict[str, Any], message: str) -> None:

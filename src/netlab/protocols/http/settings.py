@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netlab.core.settings import StreamSettings, setting
+from netlab.protocols.http import cors as cors_modes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,5 +27,7 @@ class HttpSettings(StreamSettings):
     max_ranges: int = setting(16, lo=1, hi=1000)
     instructor_token: str = setting("")
     allowed_origins: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"))
+    # Which routes send CORS headers: see netlab.protocols.http.cors.
+    cors: str = setting("inspection", choices=cors_modes.MODES)
     access_log: bool = setting(True)
     timezone: str = setting("UTC")

@@ -17,6 +17,9 @@ limits a server facing a room of students needs.
 * C{OPTIONS} works on every resource (an C{Allow} list), a method a
   resource does not render is 405 with that list; C{HEAD} works wherever
   C{GET} does, without Twisted's warning about the body it leaves out.
+* CORS headers, as httpbin's, on the routes C{[http] cors} names (see
+  L{netlab.protocols.http.cors}), added here so every route, old or new,
+  gets them without a line of its own.
 
 The limits and the access log live in the Request and the Site, through
 Twisted's extension points (C{requestFactory}, C{Request.gotLength} and
@@ -45,6 +48,7 @@ from netlab.core._twisted import computed_allowed_methods, upgrade_to_websocket
 from netlab.core.accounting import ConnectionRecord, ServiceBooks
 from netlab.core.events import HTTP_REQUEST, describe_address
 from netlab.core.fastwrite import write_now
+from netlab.protocols.http import cors
 from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.settings import HttpSettings
 
@@ -90,11 +94,15 @@ class NetlabRequest(server.Request):
         """
         The first write sends the status line, the headers and C{data} in one
         go (see L{NetlabChannel.writeHeaders}); later writes go straight on.
+        The CORS headers are added then, once the resource has set its own
+        (every response's head passes here: C{finish} writes C{b""} first).
         """
         channel = self.channel
         if self.startedWriting or channel is None:
             super().write(data)
             return
+        if cors.applies(channel.site.context.settings.cors, self.path):
+            cors.add_origin(self)
         channel.response_head = []
         try:
             super().write(data)
@@ -147,7 +155,10 @@ class NetlabRequest(server.Request):
         method = self.method
         if method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
             self.setResponseCode(204)
-            self.setHeader(b"Allow", allow_list(resrc))
+            allowed = allow_list(resrc)
+            self.setHeader(b"Allow", allowed)
+            if cors.applies(self.channel.site.context.settings.cors, self.path):
+                cors.add_preflight(self, allowed)
             self.setHeader(b"Content-Length", b"0")
             self.finish()
             return

@@ -220,3 +220,14 @@ def test_websocket_echo_alias(events: Any, clock: Any) -> Any:
     assert root.children[b"websocket"].children[b"echo"] is root.children[b"ws"].children[b"echo"]
     answer = yield curl(site, "/websocket/echo")
     assert answer.status == 426
+
+
+@pytest_twisted.inlineCallbacks
+def test_head_where_get(events: Any, clock: Any) -> Any:
+    """HEAD works where GET does (headers, no body) and is 405 on the one-method routes."""
+    answer = yield curl(make_site(events, clock), "/json", "-I")
+    assert answer.status == 200 and answer.body == b""
+    assert answer.content_type == "application/json"
+    put = yield curl(make_site(events, clock), "/put", "-I")
+    assert put.status == 405
+    assert "PUT" in put.headers["allow"]

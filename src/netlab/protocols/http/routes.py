@@ -21,6 +21,7 @@ from twisted.web.resource import IResource, Resource
 
 from netlab.protocols.http import (
     dashboard,
+    formats,
     forms,
     front,
     inspect,
@@ -81,6 +82,22 @@ ROUTES: tuple[Route, ...] = (
     Route("/ws/echo",         websocket.echo_endpoint,       "GET"),
     Route("/ws/chat",         websocket.chat_endpoint,       "GET"),  # with the chat
     Route("/chat",            websocket.chat_page,           "GET"),  # with the chat
+    # httpbin: fixed formats and methods
+    Route("/put",             formats.put,                   "PUT"),
+    Route("/patch",           formats.patch,                 "PATCH"),
+    Route("/delete",          formats.delete,                "DELETE"),
+    Route("/response-headers", formats.response_headers,     "GET POST"),
+    Route("/json",            formats.slideshow_json,        "GET"),
+    Route("/html",            formats.html,                  "GET"),
+    Route("/xml",             formats.xml,                   "GET"),
+    Route("/robots.txt",      formats.robots,                "GET"),
+    Route("/deny",            formats.deny,                  "GET"),
+    Route("/encoding/utf8",   formats.utf8,                  "GET"),
+    Route("/uuid",            formats.make_uuid,             "GET"),
+    Route("/base64",          formats.base64_decoder,        "GET"),
+    Route("/bearer",          formats.bearer,                "GET"),
+    Route("/hostname",        formats.hostname,              "GET"),
+    Route("/websocket/echo",  websocket.echo_endpoint,       "GET"),  # /ws/echo's resource
 )
 
 

@@ -28,6 +28,7 @@ from netlab.protocols.http import (
     static,
     status,
     timepage,
+    transfer,
     websocket,
     xmlrpc,
 )
@@ -81,6 +82,13 @@ ROUTES: tuple[Route, ...] = (
     Route("/ws/echo",         websocket.echo_endpoint,       "GET"),
     Route("/ws/chat",         websocket.chat_endpoint,       "GET"),  # with the chat
     Route("/chat",            websocket.chat_page,           "GET"),  # with the chat
+    # httpbin: transfers, conditionals and redirects
+    Route("/range",           transfer.range_bytes,          "GET"),
+    Route("/stream-bytes",    transfer.stream_bytes,         "GET"),
+    Route("/deflate",         transfer.deflate,              "GET"),
+    Route("/links",           transfer.links,                "GET"),
+    Route("/etag",            transfer.etag,                 "GET"),
+    Route("/absolute-redirect", transfer.absolute_redirect,  "GET"),
 )
 
 

@@ -29,6 +29,7 @@ from netlab.protocols.http import (
     static,
     status,
     timepage,
+    transfer,
     websocket,
     xmlrpc,
 )
@@ -98,6 +99,13 @@ ROUTES: tuple[Route, ...] = (
     Route("/bearer",          formats.bearer,                "GET"),
     Route("/hostname",        formats.hostname,              "GET"),
     Route("/websocket/echo",  websocket.echo_endpoint,       "GET"),  # /ws/echo's resource
+    # httpbin: transfers, conditionals and redirects
+    Route("/range",           transfer.range_bytes,          "GET"),
+    Route("/stream-bytes",    transfer.stream_bytes,         "GET"),
+    Route("/deflate",         transfer.deflate,              "GET"),
+    Route("/links",           transfer.links,                "GET"),
+    Route("/etag",            transfer.etag,                 "GET"),
+    Route("/absolute-redirect", transfer.absolute_redirect,  "GET"),
 )
 
 

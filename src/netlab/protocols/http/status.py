@@ -28,10 +28,12 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.inspect import Inspector, send_json
 
 STATUS_CODE = re.compile(r"[1-5][0-9]{2}")
 WHOLE = re.compile(r"[0-9]{1,9}")
 SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+WEIGHT = re.compile(r"[0-9]{1,9}(\.[0-9]{0,9})?|\.[0-9]{1,9}")
 # RFC 6265: a cookie name is an RFC 7230 token, a value is cookie-octets.
 COOKIE_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 COOKIE_VALUE = re.compile(rb"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
@@ -123,21 +125,35 @@ class Numbered(Resource):
 class StatusRoot(Resource):
     """C{/status/CODE} or C{/status/CODE,CODE,...} (one chosen at random)."""
 
-    usage = "use /status/CODE or /status/CODE,CODE,... with codes from 200 to 599"
+    usage = (
+        "use /status/CODE or /status/CODE,CODE,... (or CODE:WEIGHT,...)"
+        " with codes from 200 to 599"
+    )
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__()
         self.rng = rng
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        texts = path.decode("ascii", "replace").split(",")
-        if not all(STATUS_CODE.fullmatch(text) for text in texts):
+        items = [text.partition(":") for text in path.decode("ascii", "replace").split(",")]
+        if not all(STATUS_CODE.fullmatch(code) for code, _, _ in items):
             return bad_request(self.usage)
-        codes = [int(text) for text in texts]
+        codes = [int(code) for code, _, _ in items]
         if any(code < 200 for code in codes):
             # A 1xx is never a final answer: a client would wait for another.
             return bad_request("1xx codes are informational, not a final answer: " + self.usage)
-        return StatusCode(codes, self.rng)
+        if not any(colon for _, colon, _ in items):
+            return StatusCode(codes, self.rng)
+        # httpbin's CODE:WEIGHT, a missing weight counting 1.
+        weights = [
+            (float(weight) if WEIGHT.fullmatch(weight) else -1.0) if colon else 1.0
+            for _, colon, weight in items
+        ]
+        if min(weights) < 0 or sum(weights) <= 0:
+            return bad_request(
+                "a weight must be a number, e.g. /status/200:0.9,500:0.1, and not all zero"
+            )
+        return StatusCode(codes, self.rng, weights)
 
     def render_GET(self, request: Request) -> object:
         return bad_request(self.usage).render(request)
@@ -148,13 +164,19 @@ class StatusRoot(Resource):
 class StatusCode(Leaf):
     """Answers with one of its codes, and a body only where one is allowed."""
 
-    def __init__(self, codes: list[int], rng: random.Random) -> None:
+    def __init__(
+        self, codes: list[int], rng: random.Random, weights: list[float] | None = None
+    ) -> None:
         super().__init__()
         self.codes = codes
         self.rng = rng
+        self.weights = weights
 
     def render_GET(self, request: Request) -> object:
-        code = self.rng.choice(self.codes)
+        if self.weights is None:
+            code = self.rng.choice(self.codes)
+        else:
+            code = self.rng.choices(self.codes, self.weights)[0]
         request.setResponseCode(code)
         if code in http.NO_BODY_CODES:
             # Neither a body nor a Content-Length may follow a 204 or 304.
@@ -247,23 +269,49 @@ class Redirect(Leaf):
     the current one, which survive being mounted under a proxy's prefix.
     """
 
-    def __init__(self, hops: int, *, name: str, relative: bool) -> None:
+    def __init__(self, hops: int, *, name: str, relative: bool, absolute: bool = False) -> None:
         super().__init__()
         self.hops = hops
         self.name = name
         self.relative = relative
+        self.absolute = absolute
 
-    def location(self) -> str:
-        if self.relative:
+    def location(self, request: Request) -> str:
+        """
+        The next hop. With C{?absolute=true} (httpbin's), C{/redirect/N}
+        continues as C{/absolute-redirect}: full URLs, as old clients and
+        some proxies want to see.
+        """
+        absolute = self.absolute or (
+            not self.relative
+            and (request.args or {}).get(b"absolute", [b""])[0].lower() == b"true"
+        )
+        if self.relative and not absolute:
             return f"{self.hops - 1}" if self.hops > 1 else "../get"
-        return f"/{self.name}/{self.hops - 1}" if self.hops > 1 else "/get"
+        name = "absolute-redirect" if absolute else self.name
+        path = f"/{name}/{self.hops - 1}" if self.hops > 1 else "/get"
+        return base_url(request) + path if absolute else path
 
     def render_GET(self, request: Request) -> object:
-        location = self.location()
+        location = self.location(request)
         request.redirect(location.encode())
         return text_body(request, f"redirecting to {location}\n")
 
     render_HEAD = render_POST = render_PUT = render_PATCH = render_DELETE = render_GET
+
+
+def base_url(request: Request) -> str:
+    """
+    This server's scheme and authority as the client named it (its Host),
+    for an absolute C{Location}; the listening address when the Host could
+    make the URL point somewhere else.
+    """
+    scheme = "https" if request.isSecure() else "http"
+    host = (request.getHeader(b"Host") or b"").decode("latin-1")
+    if not host or UNSAFE_URL.search(host) or any(c in host for c in "/?#@"):
+        address = request.getHost()
+        host = f"{getattr(address, 'host', 'localhost')}:{getattr(address, 'port', 80)}"
+    return f"{scheme}://{host}"
 
 
 def redirect_refusal(url: str, hosts: tuple[str, ...]) -> str | None:
@@ -357,8 +405,20 @@ class Cookies(Resource):
     render_HEAD = render_GET
 
 
-class SetCookies(Leaf):
-    """C{/cookies/set?name=value}: sets them for the whole site, then shows them."""
+class SetCookies(Resource):
+    """
+    C{/cookies/set?name=value}: sets them for the whole site, then shows
+    them; C{/cookies/set/NAME/VALUE} (httpbin's path form) sets one.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        if path == b"":
+            return self
+        rest = request.postpath or []
+        if len(rest) != 1:
+            return pages.notFound("No Such Resource", "use /cookies/set/NAME/VALUE")
+        request.postpath = []
+        return SetOneCookie(path, rest[0])
 
     def render_GET(self, request: Request) -> object:
         pairs = query_pairs(request)
@@ -369,6 +429,25 @@ class SetCookies(Leaf):
             request.addCookie(name, value, path=b"/")
         request.redirect(b"/cookies")
         return text_body(request, "cookies set; redirecting to /cookies\n")
+
+    render_HEAD = render_GET
+
+
+class SetOneCookie(Leaf):
+    """C{/cookies/set/NAME/VALUE}: sets that one cookie, then shows them all."""
+
+    def __init__(self, name: bytes, value: bytes) -> None:
+        super().__init__()
+        self.name = name
+        self.value = value
+
+    def render_GET(self, request: Request) -> object:
+        why = cookie_refusal([(self.name, self.value)], "use /cookies/set/NAME/VALUE")
+        if why is not None:
+            return bad_request(why).render(request)
+        request.addCookie(self.name, self.value, path=b"/")
+        request.redirect(b"/cookies")
+        return text_body(request, "cookie set; redirecting to /cookies\n")
 
     render_HEAD = render_GET
 
@@ -444,7 +523,18 @@ class Cache(Leaf):
     A page that never changes, with a fixed C{ETag} and C{Last-Modified}, so
     a conditional request gets 304. C{If-None-Match} wins over
     C{If-Modified-Since} when both are sent (RFC 9110, 13.2.2).
+    C{/cache/N} is httpbin's other cache page (L{CacheFor}).
     """
+
+    def __init__(self, inspector: Inspector | None = None) -> None:
+        super().__init__()
+        self.inspector = inspector
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        text = path.decode("ascii", "replace")
+        if self.inspector is None or not WHOLE.fullmatch(text):
+            return bad_request("use /cache/SECONDS, e.g. /cache/60")
+        return CacheFor(int(text), self.inspector)
 
     def render_GET(self, request: Request) -> object:
         request.setHeader(b"Cache-Control", b"no-cache")
@@ -458,6 +548,26 @@ class Cache(Leaf):
             request.finish()
             return NOT_DONE_YET
         return json_body(request, {"cached": False, "etag": CACHE_ETAG.decode()})
+
+    render_HEAD = render_GET
+
+
+class CacheFor(Leaf):
+    """
+    C{/cache/N}: httpbin's C{/get} answer with C{Cache-Control: public,
+    max-age=N}, to watch a browser or proxy reuse it for N seconds.
+    """
+
+    def __init__(self, seconds: int, inspector: Inspector) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.inspector = inspector
+
+    def render_GET(self, request: Request) -> object:
+        body = send_json(request, self.inspector.describe(request))
+        # After send_json, whose headers say no-store: this page is the exception.
+        request.setHeader(b"Cache-Control", b"public, max-age=%d" % self.seconds)
+        return body
 
     render_HEAD = render_GET
 
@@ -529,5 +639,5 @@ def gzipped(context: HttpContext) -> Gzip:
 
 
 def cache(context: HttpContext) -> Cache:
-    """C{/cache}."""
-    return Cache()
+    """C{/cache} and C{/cache/N}."""
+    return Cache(Inspector(context))

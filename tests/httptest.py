@@ -164,6 +164,17 @@ class Served:
         yield self.port.stopListening()
 
 
+@pytest_twisted.inlineCallbacks
+def fetch_once(site: NetlabSite, path: str, *options: str) -> Any:
+    """Serve C{site} on a loopback port for one real curl of C{path}; its L{Response}."""
+    served = Served(site)
+    try:
+        answer = yield served.fetch(path, *options)
+    finally:
+        yield served.close()
+    return answer
+
+
 def serve(events: Any, clock: Any, *chosen: Iterable[routes.Route], **options: Any) -> Served:
     """L{build_site} with these arguments, listening: a L{Served}."""
     return Served(build_site(events, clock, *chosen, **options))

@@ -33,6 +33,14 @@ def client(lab: Course, service: str) -> socket.socket:
     return socket.create_connection(lab.address(service), timeout=20)
 
 
+def curl(*args: str) -> bytes:
+    """Run the real curl with C{args}; what it printed."""
+    result = subprocess.run(
+        [require_tool("curl"), *args], capture_output=True, timeout=30, check=True
+    )
+    return result.stdout
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     data = b""
     while chunk := sock.recv(1024):
@@ -149,11 +157,7 @@ def test_http_by_hand(lab: Course) -> None:
 
 def test_error_pages_and_headers(lab: Course) -> None:
     """curl -i on an unknown path: a real 404 with a page; static files carry Last-Modified."""
-    curl = require_tool("curl")
-    result = subprocess.run(
-        [curl, "-si", lab.url("/no/such/page")], capture_output=True, timeout=30, check=True
-    )
-    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    head, _, body = curl("-si", lab.url("/no/such/page")).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 404 Not Found")
     assert b"Content-Type: text/html" in head
     assert body
@@ -216,11 +220,7 @@ def test_http_by_hand_with_bare_newlines(lab: Course) -> None:
 
 def test_http_get_inspector(lab: Course) -> None:
     """curl -i 'http://host:port/?foo=bar': the CLIENT / SERVER / HEADERS report."""
-    curl = require_tool("curl")
-    result = subprocess.run(
-        [curl, "-si", lab.url("/?foo=bar")], capture_output=True, timeout=30, check=True
-    )
-    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    head, _, body = curl("-si", lab.url("/?foo=bar")).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK")
     text = body.decode()
     for expected in ("CLIENT VALUES:", "command=GET", "path=/?foo=bar", "query=foo=bar",
@@ -230,15 +230,11 @@ def test_http_get_inspector(lab: Course) -> None:
 
 def test_http_post_form(lab: Course, tmp_path: Path) -> None:
     """curl -F name=x -F foo=bar -F datafile=@file to /: the course's form report."""
-    curl = require_tool("curl")
     upload = tmp_path / "notes.txt"
     upload.write_bytes(b"twelve bytes")
-    result = subprocess.run(
-        [curl, "-s", lab.url("/"), "-F", "name=x", "-F", "foo=bar",
-         "-F", f"datafile=@{upload}"],
-        capture_output=True, timeout=30, check=True,
-    )
-    text = result.stdout.decode()
+    text = curl(
+        "-s", lab.url("/"), "-F", "name=x", "-F", "foo=bar", "-F", f"datafile=@{upload}"
+    ).decode()
     assert "Path: /" in text and "Form data:" in text, text
     assert "\tname=x" in text and "\tfoo=bar" in text, text
     assert '\tUploaded datafile as "notes.txt" (12 bytes)' in text, text

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from httptest import Served, build_site
+from httptest import build_site, fetch_once
 from netlab.protocols.http import formats, forms, inspect, routes, websocket
 from netlab.protocols.http.formats import decode_base64, header_refusal
 from netlab.protocols.http.routes import Root
@@ -28,15 +28,8 @@ def make_site(events: Any, clock: Any, **settings: Any) -> NetlabSite:
     )
 
 
-@pytest_twisted.inlineCallbacks
-def curl(site: NetlabSite, path: str, *options: str) -> Any:
-    """Run the real curl against C{site} on a loopback port; its L{Response}."""
-    served = Served(site)
-    try:
-        answer = yield served.fetch(path, *options)
-    finally:
-        yield served.close()
-    return answer
+# The real curl against a site served on a loopback port; its Response.
+curl = fetch_once
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.web.test.requesthelper import DummyRequest
 
-from httptest import Served, build_site
+from httptest import build_site, fetch_once
 from netlab.protocols.http import forms, inspect, routes
 from netlab.protocols.http.inspect import forwarded_origin, header_pairs, prefers_text
 from netlab.protocols.http.routes import Root
@@ -29,11 +29,7 @@ def make_site(events: Any, clock: Any, **settings: Any) -> NetlabSite:
 @pytest_twisted.inlineCallbacks
 def curl(site: NetlabSite, path: str, *options: str) -> Any:
     """Run the real curl against C{site} on a loopback port; its L{Response}."""
-    served = Served(site)
-    try:
-        answer = yield served.fetch(path, *options)
-    finally:
-        yield served.close()
+    answer = yield fetch_once(site, path, *options)
     if answer.status < 400:
         assert "text/html" not in answer.content_type
     return answer

@@ -25,7 +25,7 @@ from twisted.web import pages, server
 from twisted.web.resource import IResource, Resource
 
 from netlab.protocols.http.context import HttpContext
-from netlab.protocols.http.forms import describe_body
+from netlab.protocols.http.forms import answer_with_body
 from netlab.protocols.http.inspect import (
     InspectionResource,
     Inspector,
@@ -35,7 +35,6 @@ from netlab.protocols.http.inspect import (
     send_json,
     send_text,
 )
-from netlab.protocols.http.multipart import ParseError
 
 HTML_TYPE = b"text/html; charset=utf-8"
 XML_TYPE = b"application/xml"
@@ -196,14 +195,7 @@ class MethodResource(InspectionResource):
         self.inspector = Inspector(context)
 
     def describe(self, request: server.Request) -> bytes:
-        description = self.inspector.describe(request)
-        try:
-            description.update(describe_body(request))
-        except ParseError as error:
-            return bad_request(request, str(error))
-        return self.inspector.answer(
-            request, {name: description[name] for name in METHOD_FIELDS}
-        )
+        return answer_with_body(self.inspector, request, METHOD_FIELDS)
 
 
 class PutResource(MethodResource):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 from urllib.parse import parse_qsl
 
@@ -138,6 +138,24 @@ def describe_body(request: server.Request) -> dict[str, Any]:
     return answer
 
 
+def answer_with_body(
+    inspector: Inspector, request: server.Request, fields: Sequence[str] | None = None
+) -> bytes:
+    """
+    The request described with its parsed body, as C{/post}, C{/put}...
+    answer it (only C{fields}, when given); a body that cannot be parsed is
+    one plain-text 400.
+    """
+    description = inspector.describe(request)
+    try:
+        description.update(describe_body(request))
+    except ParseError as error:
+        return bad_request(request, str(error))
+    if fields is not None:
+        description = {name: description[name] for name in fields}
+    return inspector.answer(request, description)
+
+
 class PostResource(InspectionResource):
     """C{/post}: the request and its parsed body; only POST (GET is 405)."""
 
@@ -148,12 +166,7 @@ class PostResource(InspectionResource):
         self.inspector = Inspector(context)
 
     def render_POST(self, request: server.Request) -> bytes:
-        description = self.inspector.describe(request)
-        try:
-            description.update(describe_body(request))
-        except ParseError as error:
-            return bad_request(request, str(error))
-        return self.inspector.answer(request, description)
+        return answer_with_body(self.inspector, request)
 
 
 def anything(context: HttpContext) -> AnythingResource:

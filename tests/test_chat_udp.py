@@ -257,10 +257,13 @@ def test_untrusted_plain_client_gets_nothing(events: Any, clock: Clock) -> Any:
 def test_members_per_host_capped(events: Any, clock: Clock) -> Any:
     """One host cannot fill the chat from many ports: past the cap it is told why."""
     setup = Setup(events, clock, open_to=("127.0.0.0/8",), max_members_per_host=2)
+    joined = []
     for nick in ("one", "two"):
         collector, port = setup.client()
         port.write(f"JOIN {nick}".encode())
         yield collector.wait_for_text(f"Hello {nick}!")
+        joined.append((collector, port))
+    (first, first_port), _ = joined
     third, port = setup.client()
     port.write(b"JOIN three")
     received = yield third.wait_datagrams(1)
@@ -269,6 +272,12 @@ def test_members_per_host_capped(events: Any, clock: Clock) -> Any:
     assert events.counters_for("udp-chat").refused == 1
     (refused,) = events.kinds("refused")
     assert "limit 2" in refused["limit"]
+    # One leaves: its slot comes back for the next from that host.
+    first_port.write(b"LEAVE")
+    yield first.wait_for_text("Bye.")
+    port.write(b"JOIN three")
+    yield third.wait_for_text("Hello three!")
+    assert len(setup.chat.members) == 2
     yield setup.close()
 
 

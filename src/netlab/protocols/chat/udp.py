@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections import Counter
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -87,6 +88,8 @@ class UdpChat(GuardedDatagramProtocol):
         # Members are accounted like connections; no caps but max_members.
         self.books: ServiceBooks[UdpMember] = ServiceBooks(settings.name, events, clock)
         self.members: dict[Address, UdpMember] = {}
+        # Members by host, kept with members: one host's cap is checked per join.
+        self.per_host: Counter[str] = Counter()
         self.pending: dict[Address, tuple[str, str, float]] = {}
         self.open_to = [ipaddress.ip_network(n, strict=False) for n in settings.open_to]
         self._sweeper = LoopingCall(self.sweep)
@@ -186,6 +189,7 @@ class UdpChat(GuardedDatagramProtocol):
             self.books.refused(format_peer(*address), text)
             return
         member = self.members[address] = UdpMember(self, address)
+        self.per_host[address[0]] += 1
         self.books.opened(member)
         session = member.session = self.hub.connect(member)
         if member.ended is not None:
@@ -201,7 +205,7 @@ class UdpChat(GuardedDatagramProtocol):
         if len(self.members) >= self.settings.max_members:
             return "udp_refused_full", "the UDP chat is full; try again later"
         limit = self.settings.max_members_per_host
-        if sum(1 for (h, _) in self.members if h == host) >= limit:
+        if self.per_host[host] >= limit:
             return (
                 "udp_refused_host",
                 f"too many UDP chat members from your address (limit {limit})",
@@ -222,6 +226,9 @@ class UdpChat(GuardedDatagramProtocol):
         """Drop a member (the hub ended it, it left, or it went quiet)."""
         if self.members.get(member.address) is member:
             del self.members[member.address]
+            self.per_host[member.address[0]] -= 1
+            if not self.per_host[member.address[0]]:
+                del self.per_host[member.address[0]]
             self.books.closed(member, reason)
         if member.session is not None:
             member.session.lost(reason)

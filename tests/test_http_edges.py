@@ -6,6 +6,7 @@ or none at all (an idle keep-alive connection) gets, and HEAD's quiet log.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest_twisted
@@ -17,8 +18,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
-from helpers import require_tool
-from httptest import Served, build_site, parse_response, run_curl, serve
+from helpers import connect, require_tool
+from httptest import Served, build_site, fetch, parse_response, run_curl, serve
 from netlab.protocols.http import front, inspect, routes, status, timepage
 from netlab.protocols.http.site import NetlabSite
 from test_http_site import exchange, site
@@ -247,3 +248,117 @@ def test_header_deadline_starts_with_the_first_byte(events: Any, clock: Clock) -
     assert transport.value()[len(answered):].startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert len(events.kinds("refused")) == 1
     channel.connectionLost(Failure(ConnectionDone()))
+
+
+# -- 6. a request body must keep coming ----------------------------------------
+
+
+def post_head(length: int | None = None) -> bytes:
+    """A POST's head to /thing: C{length} bytes declared, or chunked."""
+    framing = b"Transfer-Encoding: chunked" if length is None else b"Content-Length: %d" % length
+    return b"POST /thing HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n"
+
+
+def test_trickled_body_is_408_after_body_timeout(events: Any, clock: Clock) -> None:
+    """One body byte every 20 s (what filled the site with 1,000 connections) is cut off:
+    20 s of grace, then at least body_min_rate bytes a second; 408, one refusal."""
+    factory = site(events, clock, body_timeout=20, body_min_rate=500, idle_timeout=600)
+    channel, transport = connected(factory)
+    channel.dataReceived(post_head(1000))
+    channel.dataReceived(b"y")
+    clock.advance(19)
+    channel.dataReceived(b"y")
+    clock.advance(1)
+    # Two bytes bought 4 ms beyond the 20 s of grace.
+    assert not transport.disconnecting
+    clock.advance(0.005)
+    assert transport.disconnecting
+    assert transport.value().startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"body_min_rate" in transport.value()
+    (refused,) = events.kinds("refused")
+    assert "request body" in refused["limit"]
+    channel.connectionLost(Failure(ConnectionDone()))
+    assert clock.getDelayedCalls() == []
+
+
+def test_trickled_chunked_body_is_408(events: Any, clock: Clock) -> None:
+    """The same for a chunked body, whose length nobody knows in advance."""
+    factory = site(events, clock, body_timeout=10, body_min_rate=100, idle_timeout=600)
+    channel, transport = connected(factory)
+    channel.dataReceived(post_head())
+    for _ in range(10):
+        channel.dataReceived(b"1\r\ny\r\n")
+        clock.advance(1)
+    assert not transport.disconnecting
+    clock.advance(0.2)
+    assert transport.value().startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
+def test_body_at_the_minimum_rate_is_served(events: Any, clock: Clock) -> None:
+    """A slow but steady upload (600 bytes a second against a 500 minimum) goes on past
+    body_timeout for as long as it keeps the rate, and is answered."""
+    factory = site(events, clock, body_timeout=20, body_min_rate=500, idle_timeout=600)
+    channel, transport = connected(factory)
+    channel.dataReceived(post_head(60_000))
+    for _ in range(100):
+        channel.dataReceived(b"y" * 600)
+        clock.advance(1)
+    assert transport.value().startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.value().endswith(b"\r\n\r\n60000\n")
+    assert events.kinds("refused") == []
+    # The body is in: nothing is owed, so nothing fires at the old deadline.
+    clock.advance(500)
+    assert not transport.disconnecting
+    channel.connectionLost(Failure(ConnectionDone()))
+    assert clock.getDelayedCalls() == []
+
+
+def test_body_deadline_follows_a_reload(events: Any, clock: Clock) -> None:
+    """The deadline is worked out when it falls due, from the settings then in force."""
+    factory = site(events, clock, body_timeout=20, body_min_rate=500, idle_timeout=600)
+    channel, transport = connected(factory)
+    channel.dataReceived(post_head(1000) + b"y")
+    factory.configure(replace(factory.context.settings, body_timeout=60))
+    clock.advance(21)
+    assert not transport.disconnecting
+    clock.advance(40)
+    assert transport.value().startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
+def test_bodies_in_progress_count_against_the_per_peer_cap(events: Any, clock: Clock) -> None:
+    """Connections part-way through a body hold their peer's slots: the next is 503."""
+    factory = site(events, clock, max_connections_per_peer=2, idle_timeout=600)
+    slow = [connected(factory) for _ in range(2)]
+    for channel, _ in slow:
+        channel.dataReceived(post_head(1000) + b"y" * 10)
+    third = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40001))
+    transport = StringTransport()
+    third.makeConnection(transport)
+    assert transport.value().startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"too many connections from 127.0.0.1 (limit 2)" in transport.value()
+    for channel, _ in slow:
+        channel.connectionLost(Failure(ConnectionDone()))
+
+
+@pytest_twisted.inlineCallbacks
+def test_trickling_client_gets_408_over_a_socket(events: Any, clock: Clock) -> Any:
+    """Over a real socket: a client that asked to go on (C{Expect: 100-continue}), was
+    told to, and then sends one byte, gets the 408 and is hung up on; a client after it
+    is served."""
+    web = served(events, clock, body_timeout=20, body_min_rate=500, idle_timeout=600)
+    slow = yield connect(web.port)
+    slow.send(
+        b"POST /anything HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
+    # The 100 is sent once the headers are in, when the body's deadline starts.
+    yield slow.wait_text(b"HTTP/1.1 100 Continue\r\n\r\n")
+    slow.send(b"y")
+    clock.advance(21)
+    yield slow.closed
+    assert b"HTTP/1.1 408 Request Timeout\r\n" in slow.data
+    response = yield fetch(web.url("/get"))
+    assert response.status == 200
+    yield web.close()

@@ -15,6 +15,11 @@ class HttpSettings(StreamSettings):
     listen: tuple[str, ...] = setting((), endpoints="stream")
     idle_timeout: float = setting(60.0, lo=0, hi=86_400)
     header_timeout: float = setting(10.0, lo=1, hi=600)
+    # A request body gets body_timeout seconds, and one more for every
+    # body_min_rate bytes that have come (Apache's mod_reqtimeout default,
+    # body=20,MinRate=500): a slow but steady upload goes on, a trickle is 408.
+    body_timeout: float = setting(20.0, lo=1, hi=3600)
+    body_min_rate: int = setting(500, lo=0, hi=1_073_741_824)
     max_body: int = setting(1_048_576, lo=0, hi=1_073_741_824)
     max_delay: float = setting(10.0, lo=0, hi=300)
     max_bytes: int = setting(102_400, lo=1, hi=104_857_600)

@@ -6,7 +6,9 @@ limits a server facing a room of students needs.
   length (or, when chunked, what has arrived) passes the limit, without
   reading the rest.
 * A connection must send its complete headers within C{header_timeout}
-  seconds, however slowly it trickles bytes (slowloris).
+  seconds, however slowly it trickles bytes (slowloris), and a request's
+  body within C{body_timeout} seconds plus one for every C{body_min_rate}
+  bytes it has sent (a body trickled a byte at a time is 408).
 * A request line over the line limit is answered 414, headers over their
   limits (a line, the total, the number) 431, not closed without a word.
 * Connections per peer and in total are capped like every stream service.
@@ -75,6 +77,9 @@ class NetlabRequest(server.Request):
         its authority as the Host (RFC 9112 section 3.2.2); Twisted would
         look up C{http:} as the first path segment and answer 404.
         """
+        if self.channel is not None:
+            # All of the body is in (Twisted calls this from allContentReceived).
+            self.channel.body_in()
         if path[:1] != b"/":
             path = self._origin_form(path)
         super().requestReceived(command, path, version)
@@ -126,6 +131,8 @@ class NetlabRequest(server.Request):
             channel.body_too_large()
             return
         super().gotLength(length)
+        if length != 0:
+            channel.body_owed(self)
 
     def handleContentChunk(self, data: bytes) -> None:
         """Count the body as it arrives; refuse it once past C{max_body}."""
@@ -253,6 +260,10 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     # When the wait for a request's headers began; None when none is owed.
     _headers_since: float | None = None
     refused = False
+    # The request whose body is arriving, and the timer that checks it keeps coming.
+    _body_request: NetlabRequest | None = None
+    _body_since = 0.0
+    _body_deadline: IDelayedCall | None = None
     # Whether a request's line has come in and its headers are arriving, and
     # how many bytes of line and headers it has sent (the limits are
     # Twisted's MAX_LENGTH, totalHeadersSize and maxHeaders).
@@ -296,11 +307,14 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         self._reading_head = False
         self._head_size = 0
 
-    def _stop_header_deadline(self) -> None:
+    def _stop_deadlines(self) -> None:
+        """Nothing is owed any more: the connection is gone or is a WebSocket now."""
         self._headers_since = None
-        if self._header_deadline is not None and self._header_deadline.active():
-            self._header_deadline.cancel()
-        self._header_deadline = None
+        self._body_request = None
+        for deadline in (self._header_deadline, self._body_deadline):
+            if deadline is not None and deadline.active():
+                deadline.cancel()
+        self._header_deadline = self._body_deadline = None
 
     def _check_header_deadline(self) -> None:
         self._header_deadline = None
@@ -313,6 +327,43 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
             self._header_deadline = self.callLater(left, self._check_header_deadline)
             return
         self._refuse(408, "Request Timeout", "headers not complete in time (header_timeout)")
+
+    def body_owed(self, request: NetlabRequest) -> None:
+        """C{request}'s headers are in and its body is to come: start its deadline."""
+        self._body_request = request
+        self._body_since = self.site.context.reactor.seconds()
+        if self._body_deadline is None:
+            self._body_deadline = self.callLater(
+                self.site.context.settings.body_timeout, self._check_body_deadline
+            )
+
+    def body_in(self) -> None:
+        """The body is complete: nothing is owed (the timer, if running, finds so and stops)."""
+        self._body_request = None
+
+    def _check_body_deadline(self) -> None:
+        """
+        The body's deadline moves on by one second for every C{body_min_rate}
+        bytes that have come; past it, the request is answered 408.  Worked
+        out now, from the settings now in force (a reload may change them).
+        """
+        self._body_deadline = None
+        request = self._body_request
+        if request is None:
+            return
+        settings = self.site.context.settings
+        allowance = settings.body_timeout
+        if settings.body_min_rate:
+            allowance += request.body_received / settings.body_min_rate
+        left = self._body_since + allowance - self.site.context.reactor.seconds()
+        if left > 0:
+            self._body_deadline = self.callLater(left, self._check_body_deadline)
+            return
+        self._refuse(
+            408, "Request Timeout",
+            f"request body too slow: under body_min_rate ({settings.body_min_rate} bytes/s) "
+            f"after body_timeout ({settings.body_timeout:g} s)",
+        )
 
     def getHost(self) -> IAddress:
         return self._host
@@ -449,7 +500,7 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         channel's C{connectionLost}; keep the accounting (connection counts,
         the per-peer slot) running when the WebSocket closes.
         """
-        self._stop_header_deadline()
+        self._stop_deadlines()
         upgrade_to_websocket(self, protocol)
         websocket_lost = self.connectionLost
 
@@ -460,7 +511,7 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         self.connectionLost = lost  # type: ignore[method-assign]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._stop_header_deadline()
+        self._stop_deadlines()
         super().connectionLost(reason)
         self._account_lost()
 

@@ -116,14 +116,19 @@ def test_absolute_form_authority_wins_over_host(events: Any, clock: Clock) -> An
     authority; a target without a path is the root's."""
     data = yield exchange(
         site(events, clock),
-        b"GET HTTP://other.invalid:8080/thing?a=b HTTP/1.1\r\nHost: wrong\r\n\r\n"
-        b"OPTIONS http://other.invalid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET HTTP://other.invalid:8080/thing?a=b HTTP/1.1\r\nHost: wrong\r\n\r\n",
+        until=b"ok\n",
     )
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert b"\r\n\r\nok\n" in data
-    assert b"HTTP/1.1 204 No Content\r\n" in data
     first = events.kinds("http_request")[0]
     assert first["path"] == "/thing?a=b"
+    # The front page answers OPTIONS (204 and its methods): the target was the root.
+    data = yield exchange(
+        build_site(events, clock, routes.of(front)),
+        b"OPTIONS http://other.invalid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert data.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert b"\r\nAllow: GET, HEAD, OPTIONS, POST\r\n" in data
 
 
 # -- 3. a method the resource does not answer ---------------------------------
@@ -152,6 +157,18 @@ def test_unknown_method_on_a_known_path_is_405(events: Any, clock: Clock) -> Any
         site(events, clock), b"BREW /thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
     assert b"\r\nAllow: GET, HEAD, OPTIONS, POST\r\n" in data
+
+
+@pytest_twisted.inlineCallbacks
+def test_options_on_an_unknown_path_is_404(events: Any, clock: Clock) -> Any:
+    """OPTIONS where there is nothing is 404, as every other method there: not a 204
+    with an Allow list that says HEAD and OPTIONS work on a page that does not exist."""
+    web = served(events, clock)
+    for path in ("/nowhere", "/ws/nowhere"):
+        response = yield web.fetch(path, "-X", "OPTIONS")
+        assert response.status == 404, path
+        assert "allow" not in response.headers
+    yield web.close()
 
 
 # -- 6. HEAD is answered without Twisted's "I think I'll eat it" --------------

@@ -160,6 +160,11 @@ class NetlabRequest(server.Request):
           Here the body only gives the C{Content-Length}.
         """
         method = self.method
+        if method == b"OPTIONS" and _answers_no_method(resrc):
+            # A page that is the same whatever the method (a 404): it answers
+            # OPTIONS too, not an Allow list for a page that is not there.
+            super().render(resrc)
+            return
         if method == b"OPTIONS" and not hasattr(resrc, "render_OPTIONS"):
             self.setResponseCode(204)
             allowed = allow_list(resrc)
@@ -209,6 +214,18 @@ class NetlabRequest(server.Request):
         self.setHeader(b"Content-Length", b"%d" % (len(body),))
         self.write(b"" if self.method == b"HEAD" else body)
         self.finish()
+
+
+def _answers_no_method(resrc: resource.IResource) -> bool:
+    """
+    Whether C{resrc} renders itself, not by method, and has no C{render_*}
+    of its own: Twisted's error pages (a 404 for an unknown path).
+    """
+    return (
+        getattr(type(resrc), "render", None) is not resource.Resource.render
+        and getattr(resrc, "allowedMethods", None) is None
+        and set(computed_allowed_methods(resrc)) <= {b"HEAD"}
+    )
 
 
 def _head_lacks_get(resrc: resource.IResource) -> bool:

@@ -379,3 +379,21 @@ def test_trickling_client_gets_408_over_a_socket(events: Any, clock: Clock) -> A
     response = yield fetch(web.url("/get"))
     assert response.status == 200
     yield web.close()
+
+
+# -- the byte counts ------------------------------------------------------------
+
+
+def test_pipelined_requests_counted_once(events: Any, clock: Clock) -> None:
+    """Requests pipelined in one read are held while the first is answered and then fed
+    through the channel again: their bytes count once, not once per pass."""
+    factory = site(events, clock)
+    channel, transport = connected(factory)
+    sent = (
+        b"POST /thing HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        + b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+    )
+    channel.dataReceived(sent)
+    assert transport.value().count(b"HTTP/1.1 200 OK\r\n") == 4
+    assert (channel.bytes_in, factory.counters.bytes_in) == (len(sent), len(sent))
+    channel.connectionLost(Failure(ConnectionDone()))

@@ -216,6 +216,8 @@ HTTP_CHANNEL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "connectionMade": (),
     "connectionLost": ("reason",),
     "dataReceived": ("data",),
+    # HTTPChannel replays what it held during a response through it.
+    "setLineMode": ("extra",),
     "lineReceived": ("line",),
     "lineLengthExceeded": ("line",),
     "headerReceived": ("line",),

@@ -277,6 +277,8 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     # When the wait for a request's headers began; None when none is owed.
     _headers_since: float | None = None
     refused = False
+    # Whether dataReceived is being fed bytes already counted (setLineMode).
+    _replaying = False
     # The request whose body is arriving, and the timer that checks it keeps coming.
     _body_request: NetlabRequest | None = None
     _body_since = 0.0
@@ -420,9 +422,22 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         else:
             self.send(b"".join(iovec))
 
+    def setLineMode(self, extra: bytes = b"") -> Any:
+        """
+        Twisted holds what arrives while a request is answered (pipelined
+        requests) and feeds it through C{dataReceived} again here: those
+        bytes were counted when they came.
+        """
+        self._replaying = True
+        try:
+            return super().setLineMode(extra)
+        finally:
+            self._replaying = False
+
     def dataReceived(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        self.site.counters.bytes_in += len(data)
+        if not self._replaying:
+            self.bytes_in += len(data)
+            self.site.counters.bytes_in += len(data)
         if self._headers_since is None and self.line_mode and data and not self.refused:
             # The first byte of a request (in raw mode, a body or a request
             # read ahead while one is answered: not yet).

@@ -254,3 +254,16 @@ json_values = st.recursive(
 def test_pretty_json_is_json_dumps(value: Any) -> None:
     """pretty_json writes exactly what json.dumps(indent=2, ensure_ascii=False) writes."""
     assert inspect.pretty_json(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@pytest_twisted.inlineCallbacks
+def test_inspection_routes_have_nothing_below_them(events: Any, clock: Any) -> Any:
+    """As httpbin: /get/x, /headers/, /post/x are 404, not /get answered under another
+    name; /anything is the one that takes any path below it."""
+    site = make_site(events, clock)
+    for path in ("/get/x", "/get/", "/headers/x", "/ip/x/y", "/user-agent/x", "/post/x"):
+        answer = yield fetch_once(site, path)
+        assert answer.status == 404, path
+    answer = yield fetch_once(site, "/anything/x/y")
+    assert answer.status == 200
+    assert answer.json()["url"].endswith("/anything/x/y")

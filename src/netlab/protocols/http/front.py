@@ -183,8 +183,6 @@ class FrontPage(InspectionResource):
     inspection pages (not Twisted's 501 for a method it does not know).
     """
 
-    isLeaf = False
-
     def __init__(self, context: HttpContext) -> None:
         super().__init__()
         self.dashboard = DashboardPage(context)

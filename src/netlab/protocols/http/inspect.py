@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from twisted.web import server
-from twisted.web.resource import Resource
+from twisted.web import pages, server
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import UnsupportedMethod
 
 from netlab.protocols.http.context import HttpContext
@@ -368,9 +368,13 @@ def bad_request(request: server.Request, why: str) -> bytes:
 
 
 class InspectionResource(Resource):
-    """A leaf; a wrong method gets the site's 405 and C{Allow} list (NetlabRequest.render)."""
+    """
+    A page with nothing below it (C{/get/x} is 404, as httpbin's); a wrong
+    method gets the site's 405 and C{Allow} list (NetlabRequest.render).
+    """
 
-    isLeaf = True
+    def getChild(self, path: bytes, request: server.Request) -> IResource:
+        return pages.notFound("No Such Resource", "There is nothing at this address.")
 
     def render_HEAD(self, request: server.Request) -> bytes:
         """HEAD where GET is allowed; Twisted's default would fail on a POST-only resource."""

@@ -14,8 +14,14 @@ from helpers import require_tool
 
 
 @contextmanager
-def chromium(profile: Path, width: int = 1200, height: int = 900) -> Iterator[Any]:
-    """A headless Chromium webdriver with its profile in C{profile}, quit on the way out."""
+def chromium(
+    profile: Path, width: int = 1200, height: int = 900, mobile: bool = False
+) -> Iterator[Any]:
+    """
+    A headless Chromium webdriver with its profile in C{profile}, quit on the
+    way out; C{mobile} emulates a phone of that size (a page without a
+    viewport is then laid out 980 px wide and scaled down, as on a phone).
+    """
     binary = require_tool("chromium")
     chromedriver = require_tool("chromedriver")
     # Imported only once both programs are known to be there.
@@ -30,6 +36,11 @@ def chromium(profile: Path, width: int = 1200, height: int = 900) -> Iterator[An
         "--no-first-run", f"--user-data-dir={profile}", f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
+    if mobile:
+        options.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0},
+            "userAgent": "Mozilla/5.0 (Linux; Android 14) Mobile",
+        })
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     try:
         yield driver

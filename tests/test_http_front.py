@@ -26,9 +26,18 @@ from twisted.web import server as twisted_server
 
 from daemon import Daemon, running_daemon
 from helpers import cannot_run, require_tool
-from httptest import Served, curl_sync, fetch, http_config, parse_response, serve
+from httptest import (
+    Served,
+    build_site,
+    curl_sync,
+    fetch,
+    fetch_once,
+    http_config,
+    parse_response,
+    serve,
+)
 from netlab.core.events import HTTP_REQUEST
-from netlab.protocols.http import routes
+from netlab.protocols.http import front, routes
 from netlab.protocols.http.front import accepts_html
 
 CHROMIUM_ACCEPT = (
@@ -328,3 +337,13 @@ def test_e2e_course_commands(daemon: Daemon, tmp_path: Path) -> None:
     page = curl_sync("-H", f"Accept: {CHROMIUM_ACCEPT}", f"{base}/", check=True).stdout
     assert b'<body data-page="dashboard">' in page
     daemon.wait_for_log(r'http: 127\.0\.0\.1:\d+ "POST /" 200 \d+ bytes')
+
+
+@pytest_twisted.inlineCallbacks
+def test_favicon_is_served(events: Any, clock: Any) -> Any:
+    """/favicon.ico: an ICO file (the browsers' own request), cached for a day."""
+    answer = yield fetch_once(build_site(events, clock, routes.of(front)), "/favicon.ico")
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "image/x-icon"
+    assert "max-age=86400" in answer.headers["cache-control"]
+    assert answer.body[:4] == b"\x00\x00\x01\x00"

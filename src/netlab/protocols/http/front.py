@@ -33,9 +33,10 @@ import platform
 from typing import Any
 
 from twisted.web import server
+from twisted.web.resource import Resource
 
 from netlab.protocols.http.context import HttpContext
-from netlab.protocols.http.dashboard import DashboardPage
+from netlab.protocols.http.dashboard import DashboardPage, asset
 from netlab.protocols.http.forms import (
     FORM_DATA,
     FORM_URLENCODED,
@@ -215,3 +216,23 @@ class FrontPage(InspectionResource):
 def page(context: HttpContext) -> FrontPage:
     """C{/}: the front door (the dashboard itself stays at C{/dashboard})."""
     return FrontPage(context)
+
+
+class Icon(Resource):
+    """
+    C{/favicon.ico}: netlab's icon, which every browser asks for on its first
+    page (without it each page load logged a 404).  Cached for a day.
+    """
+
+    isLeaf = True
+    body = asset("favicon.ico")
+
+    def render_GET(self, request: server.Request) -> bytes:
+        request.setHeader(b"Content-Type", b"image/x-icon")
+        request.setHeader(b"Cache-Control", b"public, max-age=86400")
+        return self.body
+
+
+def icon(context: HttpContext) -> Icon:
+    """C{/favicon.ico}."""
+    return Icon()

@@ -51,6 +51,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     # path                    resource                       methods
     Route("/",                front.page,                    "GET POST"),  # see front.py
+    Route("/favicon.ico",     front.icon,                    "GET"),
     Route("/dashboard",       dashboard.DashboardPage,       "GET"),
     Route("/dashboard/stream", dashboard.DashboardStream,    "GET"),
     Route("/dashboard/netlab.js", dashboard.script,          "GET"),

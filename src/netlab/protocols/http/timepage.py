@@ -70,6 +70,16 @@ class TimeReading:
         return {"iso": self.iso, "unix": self.unix, "zone": self.zone, "text": self.text}
 
 
+# Readable on a phone and a projector alike: system font, full size, the
+# clock as large as the screen allows.
+PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;font-size:1rem;line-height:1.5;"
+    "margin:0 auto;max-width:40rem;padding:1rem}"
+    "h1{font-size:clamp(2rem,10vw,4rem);font-variant-numeric:tabular-nums;"
+    "margin:.5rem 0;overflow-wrap:anywhere}"
+)
+
+
 class TimePage(Resource):
     """The server's time as an HTML page, or as JSON with C{?format=json}."""
 
@@ -92,7 +102,13 @@ class TimePage(Resource):
                 http.BAD_REQUEST, "Bad Request", "format must be html or json"
             ).render(request)
         page = tags.html(
-            tags.head(tags.meta(charset="utf-8"), tags.title("Server time")),
+            tags.head(
+                tags.meta(charset="utf-8"),
+                # Laid out to a phone's width, not 980 px scaled down to tiny.
+                tags.meta(name="viewport", content="width=device-width, initial-scale=1"),
+                tags.title("Server time"),
+                tags.style(PAGE_STYLE),
+            ),
             tags.body(
                 tags.h1(reading.clock),
                 tags.p(tags.time(reading.text, datetime=reading.iso, id="now")),

@@ -15,10 +15,9 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest_twisted
-from hyperframe.frame import DataFrame
-from twisted.internet import reactor, ssl
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IPolicyForHTTPS
 from twisted.web.websocket import WebSocketClientEndpoint
 from zope.interface import implementer
@@ -26,12 +25,12 @@ from zope.interface import implementer
 from daemon import running_daemon
 from helpers import require_tool
 from httptest import build_site, curl_sync, http_config, run_curl, when_idle
-from memory import MemoryTCP, serve
+from memory import MemoryTCP
 from netlab.protocols.http import forms, inspect, routes, websocket
-from netlab.protocols.http.http2 import NetlabH2Connection
+from netlab.protocols.http.http2 import REFUSED_BODY_DRAIN, NetlabH2Connection
 from netlab.protocols.http.routes import Root
 from netlab.protocols.http.site import NetlabChannel, NetlabSite
-from selfsigned import _key_and_certificate, server_options, write_pem
+from selfsigned import client_options, server_options, write_pem
 
 # -- in memory -------------------------------------------------------------------
 
@@ -94,12 +93,20 @@ class H2Client:
             headers.append(("content-length", str(length)))
         self.conn.send_headers(stream_id, headers, end_stream=body is None and end)
         if body is not None:
-            frames = [body[i:i + 16_384] for i in range(0, len(body), 16_384)] or [b""]
-            for frame in frames[:-1]:
-                self.conn.send_data(stream_id, frame)
-            self.conn.send_data(stream_id, frames[-1], end_stream=end)
-        self.send()
+            self.send_body(stream_id, body, end)
+        else:
+            self.send()
         return stream_id
+
+    def send_body(self, stream_id: int, body: bytes, end: bool = True) -> None:
+        """Send C{body} on C{stream_id} in frames h2 allows, reading the answers between."""
+        frames = [body[i:i + 16_384] for i in range(0, len(body), 16_384)] or [b""]
+        for frame in frames[:-1]:
+            self.conn.send_data(stream_id, frame)
+            if self.conn.outbound_flow_control_window < 16_384:
+                self.send()
+        self.conn.send_data(stream_id, frames[-1], end_stream=end)
+        self.send()
 
     def answer(self, stream_id: int) -> tuple[int, dict[bytes, bytes], bytes]:
         """The status, headers and body the server sent on C{stream_id}."""
@@ -126,14 +133,6 @@ class H2Client:
         return None
 
 
-def data_frame(stream_id: int, data: bytes) -> bytes:
-    """A DATA frame as a client whose frames were already sent would send it."""
-    frame = DataFrame(stream_id)
-    frame.data = data
-    serialized: bytes = frame.serialize()
-    return serialized
-
-
 def test_h2_get_is_answered_and_booked(events: Any, clock: Clock) -> None:
     """A GET over HTTP/2 is answered, logged once with its version, and the connection
     is counted open once and closed once, with its bytes."""
@@ -141,7 +140,7 @@ def test_h2_get_is_answered_and_booked(events: Any, clock: Clock) -> None:
     client = H2Client(site, clock)
     assert isinstance(client.channel.http2, NetlabH2Connection)
     stream = client.request("GET", "/get?x=1")
-    status, headers, body = client.answer(stream)
+    status, _, body = client.answer(stream)
     assert status == 200 and client.ended(stream)
     seen = json.loads(body)
     assert seen["args"] == {"x": "1"} and seen["http_version"] == "HTTP/2"
@@ -159,29 +158,44 @@ def test_h2_get_is_answered_and_booked(events: Any, clock: Clock) -> None:
     assert not clock.getDelayedCalls()
 
 
-def test_h2_declared_body_over_max_body_is_413_then_reset(events: Any, clock: Clock) -> None:
-    """A Content-Length over max_body is answered 413 with a line saying why, the stream is
-    reset with NO_ERROR, even when much of its body came in the same read, and the
-    connection serves the next request."""
+def test_h2_declared_body_over_max_body_is_413_and_drained(events: Any, clock: Clock) -> None:
+    """A Content-Length over max_body is answered 413 with a line saying why, even when
+    much of its body came in the same read; the rest of the body is read and dropped,
+    its flow-control window given back, and the connection serves the next request."""
     site = make_site(events, clock, max_body=30_000)
     client = H2Client(site, clock)
     stream = client.request("POST", "/post", body=b"x" * 60_000, length=200_000, end=False)
     status, headers, body = client.answer(stream)
     assert status == 413 and headers[b"content-type"] == b"text/plain; charset=utf-8"
     assert body == b"413 Content Too Large: request body over max_body (30000 bytes)\n"
-    assert client.ended(stream) and client.reset(stream) == 0
+    assert client.ended(stream) and client.reset(stream) is None
     [refused] = events.kinds("refused")
     assert refused["limit"] == "request body over max_body (30000 bytes)"
-    # The client goes on sending the body (its frames were on their way).  What is
-    # dropped, in the read of the headers and after the reset, must be given back to
-    # the connection's flow-control window (64 KiB), or the next body could not come.
-    late = b"".join(data_frame(stream, b"y" * 16_000) for _ in range(5))
-    client.send(late)
+    # More than the connection's window (64 KiB) of body is dropped: without its
+    # window given back, the next request's body could not come.
+    client.send_body(stream, b"y" * 140_000)
+    assert client.reset(stream) is None
     again = client.request("POST", "/post", body=b"a" * 20_000)
     status, _, body = client.answer(again)
     assert status == 200 and json.loads(body)["data"] == "a" * 20_000
     assert site.counters.connections_open == 1
     assert [e["status"] for e in events.kinds("http_request")] == [200]
+    assert not client.channel.http2.streams  # type: ignore[union-attr]
+
+
+def test_h2_refused_body_past_the_drain_is_reset(events: Any, clock: Clock) -> None:
+    """A client that goes on sending a refused body past REFUSED_BODY_DRAIN is told to
+    stop: its stream is reset with NO_ERROR; the connection goes on."""
+    site = make_site(events, clock, max_body=1000)
+    client = H2Client(site, clock)
+    stream = client.request("POST", "/post", body=b"x" * 2000, end=False)
+    assert client.answer(stream)[0] == 413
+    client.send_body(stream, b"y" * REFUSED_BODY_DRAIN, end=False)
+    assert client.reset(stream) is None
+    client.send_body(stream, b"y" * 16_384, end=False)
+    assert client.reset(stream) == 0
+    assert not client.channel.http2.streams  # type: ignore[union-attr]
+    assert client.answer(client.request("GET", "/get"))[0] == 200
 
 
 def test_h2_streamed_body_over_max_body_is_413(events: Any, clock: Clock) -> None:
@@ -194,7 +208,9 @@ def test_h2_streamed_body_over_max_body_is_413(events: Any, clock: Clock) -> Non
     client.send()
     status, _, body = client.answer(stream)
     assert status == 413 and body.startswith(b"413 Content Too Large")
-    assert client.reset(stream) == 0
+    client.send_body(stream, b"x" * 10, end=True)
+    assert client.reset(stream) is None
+    assert not client.channel.http2.streams  # type: ignore[union-attr]
     within = client.request("POST", "/post", body=b"small")
     status, _, body = client.answer(within)
     assert status == 200 and json.loads(body)["data"] == "small"
@@ -207,6 +223,7 @@ def test_h2_whole_body_over_max_body_in_one_read(events: Any, clock: Clock) -> N
     stream = client.request("POST", "/post", body=b"z" * 20, length=20)
     assert client.answer(stream)[0] == 413 and client.ended(stream)
     assert not events.kinds("http_request")
+    assert not client.channel.http2.streams  # type: ignore[union-attr]
 
 
 def test_h2_idle_connection_times_out(events: Any, clock: Clock) -> None:
@@ -221,3 +238,155 @@ def test_h2_idle_connection_times_out(events: Any, clock: Clock) -> None:
     clock.advance(0)
     assert site.counters.connections_open == 0
     assert len(events.kinds("disconnected")) == 1
+
+
+# -- real sockets: curl and a WebSocket client on a loopback TLS port ----------------
+
+
+class ServedTLS:
+    """A NetlabSite on a free loopback TLS port (the throwaway localhost certificate)."""
+
+    def __init__(self, site: NetlabSite) -> None:
+        self.site = site
+        self.port: Any = reactor.listenSSL(0, site, server_options(), interface="127.0.0.1")
+        self.number: int = self.port.getHost().port
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.number}{path}"
+
+    @pytest_twisted.inlineCallbacks
+    def close(self) -> Any:
+        yield when_idle(self.site)
+        yield self.port.stopListening()
+
+
+def curl_head_and_body(out: bytes) -> tuple[str, bytes]:
+    """curl -i output: the status line, and the body."""
+    head, _, body = out.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0].decode().strip(), body
+
+
+@pytest_twisted.inlineCallbacks
+def test_curl_http2_and_http11_on_one_tls_port(events: Any) -> Any:
+    """curl --http2 gets HTTP/2 (ALPN) and httpbin's JSON, curl --http1.1 gets HTTP/1.1 on
+    the same port; each request is one access event with its version, each connection
+    is counted open and closed."""
+    served = ServedTLS(make_site(events, reactor))
+    try:
+        out, err, code = yield run_curl("-k", "-i", "--http2", served.url("/get?via=h2"))
+        assert code == 0, err
+        status, body = curl_head_and_body(out)
+        assert status == "HTTP/2 200"
+        seen = json.loads(body)
+        assert seen["http_version"] == "HTTP/2" and seen["args"] == {"via": "h2"}
+        assert seen["origin"] == "127.0.0.1"
+        out, err, code = yield run_curl("-k", "-i", "--http1.1", served.url("/get"))
+        assert code == 0, err
+        status, body = curl_head_and_body(out)
+        assert status == "HTTP/1.1 200 OK"
+        assert json.loads(body)["http_version"] == "HTTP/1.1"
+    finally:
+        yield served.close()
+    versions = [(e["version"], e["status"]) for e in events.kinds("http_request")]
+    assert versions == [("HTTP/2", 200), ("HTTP/1.1", 200)]
+    counters = served.site.counters
+    assert counters.connections_total == 2 and counters.connections_open == 0
+    closed = events.kinds("disconnected")
+    assert len(closed) == 2 and all(e["bytes_in"] > 0 and e["bytes_out"] > 0 for e in closed)
+
+
+@pytest_twisted.inlineCallbacks
+def test_curl_http2_body_over_max_body_is_413(events: Any, tmp_path: Path) -> Any:
+    """A POST over max_body on HTTP/2: curl sees the 413 and the line saying why."""
+    big = tmp_path / "big"
+    big.write_bytes(b"b" * 200_000)
+    served = ServedTLS(make_site(events, reactor, max_body=1000))
+    try:
+        out, err, code = yield run_curl(
+            "-k", "-i", "--http2", "--data-binary", f"@{big}", served.url("/post"))
+        status, body = curl_head_and_body(out)
+        assert status == "HTTP/2 413", (out, err, code)
+        assert body == b"413 Content Too Large: request body over max_body (1000 bytes)\n"
+    finally:
+        yield served.close()
+    [refused] = events.kinds("refused")
+    assert refused["limit"] == "request body over max_body (1000 bytes)"
+
+
+@implementer(IPolicyForHTTPS)
+class TrustThrowaway:
+    """Trust only the throwaway localhost certificate, and offer HTTP/1.1 by ALPN, as a
+    browser does for a WebSocket."""
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        return client_options(alpn=[b"http/1.1"])
+
+
+class EchoUser:
+    """A WebSocket client that waits for one message."""
+
+    def __init__(self) -> None:
+        self.message: Deferred[str] = Deferred()
+        self.closed: Deferred[None] = Deferred()
+        self.transport: Any = None
+
+    def negotiationStarted(self, transport: Any) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        pass
+
+    def textMessageReceived(self, message: str) -> None:
+        self.message.callback(message)
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        pass
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Any) -> None:
+        self.closed.callback(None)
+
+
+class EchoUsers:
+    def buildProtocol(self, url: str) -> EchoUser:
+        return EchoUser()
+
+
+@pytest_twisted.inlineCallbacks
+def test_websocket_over_http11_on_the_tls_port(events: Any) -> Any:
+    """A WebSocket (HTTP/1.1 upgrade) still works on a TLS port that offers h2."""
+    site = build_site(events, reactor, routes.of(websocket), root=Root())
+    served = ServedTLS(site)
+    try:
+        endpoint = WebSocketClientEndpoint.new(
+            reactor, f"wss://127.0.0.1:{served.number}/ws/echo", tlsPolicy=TrustThrowaway())
+        user = yield Deferred.fromCoroutine(endpoint.connect(EchoUsers()))
+        user.transport.sendTextMessage("over TLS")
+        echoed = yield user.message
+        assert echoed == "over TLS"
+        user.transport.loseConnection()
+        yield user.closed
+    finally:
+        yield served.close()
+    assert any(e["status"] == 101 and e["version"] == "HTTP/1.1"
+               for e in events.kinds("http_request"))
+
+
+def test_daemon_serves_http2_on_its_ssl_listener(tmp_path: Path) -> None:
+    """The real daemon, on an ssl: listen string: curl --http2 gets HTTP/2, and the
+    access line in its log shows the request."""
+    require_tool("curl")
+    key, cert = write_pem(tmp_path)
+    listen = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    with running_daemon(tmp_path, http_config(listen=listen)) as running:
+        port = running.port("http")
+        result = curl_sync(
+            "-i", "--http2", "--cacert", str(cert), "--resolve", f"localhost:{port}:127.0.0.1",
+            f"https://localhost:{port}/get")
+        assert result.returncode == 0, result.stderr
+        status, body = curl_head_and_body(result.stdout)
+        assert status == "HTTP/2 200"
+        assert json.loads(body)["http_version"] == "HTTP/2"
+        running.wait_for_log(r'http: 127\.0\.0\.1:\d+ "GET /get" 200 \d+ bytes')

@@ -345,18 +345,21 @@ def http2_answer_at_once(
     connection._tryToWriteControlData()
 
 
-def http2_drop_stream(connection: HTTP2Connection, stream_id: int, reason: Failure) -> None:
+def http2_drop_stream(
+    connection: HTTP2Connection, stream_id: int, reason: Failure, reset: bool,
+) -> None:
     """
-    Forget C{stream_id}, answered already, and reset it with C{NO_ERROR}
-    (RFC 9113 section 8.1: the client may stop sending a body the server
-    will not read).  Nothing if the client has reset it meanwhile.
+    Forget C{stream_id}, answered already; with C{reset}, reset it with
+    C{NO_ERROR} (RFC 9113 section 8.1: the client may stop sending a body
+    the server will not read).  Nothing if the client has reset it meanwhile.
     """
     stream = connection.streams.get(stream_id)
     if stream is None:
         return
-    # (Closed already if the client had ended its side too.)
-    with contextlib.suppress(h2.exceptions.StreamClosedError):
-        connection.conn.reset_stream(stream_id)
+    if reset:
+        # (Closed already if the client had ended its side too.)
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            connection.conn.reset_stream(stream_id)
     stream.connectionLost(reason)
     connection._requestDone(stream_id)
     connection._tryToWriteControlData()

@@ -7,9 +7,12 @@ site's books (open, closed, per-peer slot, bytes in); once ALPN says
 C{h2}, it hands every byte to a L{NetlabH2Connection}.  Each request's
 channel is a L{NetlabH2Stream}, which answers what L{NetlabRequest} asks
 of a channel: a body over C{max_body} is answered C{413} on its stream at
-once, and the stream is then reset with C{NO_ERROR} (RFC 9113 section
-8.1), so the client stops sending the body; the connection and its other
-streams go on.
+once.  What more of that body comes is read and dropped (its flow-control
+window given back, so the connection's other streams go on) until the
+client ends the stream, or until L{REFUSED_BODY_DRAIN} bytes more have
+come: then the stream is reset with C{NO_ERROR} (RFC 9113 section 8.1:
+stop sending).  Not the reset at once: curl (7.88) reports a reset that
+follows a complete response as an error and drops the 413.
 
 What HTTP/1.1 framing limits in the channel (the header deadline, 414 and
 431, two Host headers) is h2's business under HTTP/2: it caps a request's
@@ -34,6 +37,9 @@ from netlab.core._twisted import (
 
 if TYPE_CHECKING:
     from netlab.protocols.http.site import NetlabChannel, NetlabSite
+
+# How much more of a refused body is read (and dropped) before its stream is reset.
+REFUSED_BODY_DRAIN = 1_048_576
 
 
 class NetlabH2Stream(HTTP2Stream):
@@ -60,6 +66,7 @@ class NetlabH2Stream(HTTP2Stream):
         self.connection = connection
         self.refusal: tuple[int, str, str] | None = None
         self.registered = False
+        self.drained = 0
         self.response_head: list[bytes] | None = None
         super().__init__(streamID, connection, headers, requestFactory, site, factory)
 
@@ -89,14 +96,20 @@ class NetlabH2Stream(HTTP2Stream):
 
     def receiveDataChunk(self, data: bytes, flowControlledLength: int) -> None:
         if self.refused:
-            # Dropped, but the connection's flow-control window is given
-            # back, or the client's other streams would stall.
+            # Dropped, but the flow-control window is given back, or the
+            # client's other streams would stall.
             self.connection.openStreamWindow(self.streamID, flowControlledLength)
+            self.drained += flowControlledLength
+            if self.drained > REFUSED_BODY_DRAIN:
+                self.connection.drop(self, reset=True)
             return
         super().receiveDataChunk(data, flowControlledLength)
 
     def requestComplete(self) -> None:
-        if not self.refused:
+        if self.refused:
+            # The client has sent the whole refused body: forget the stream.
+            self.connection.drop(self, reset=False)
+        else:
             super().requestComplete()
 
 
@@ -123,10 +136,10 @@ class NetlabH2Connection(HTTP2Connection):
         self.factory = site
         self.timeOut = site.timeOut
         self.callLater = channel.callLater  # type: ignore[method-assign]
-        # Streams refused while a read is processed: dropped once it is
-        # done, as the events h2 has already parsed from it may name them.
+        # Refused streams to drop once the read under way is processed, as
+        # the events h2 has already parsed from it may name them.
         self._reading = False
-        self._answered: list[NetlabH2Stream] = []
+        self._dropping: dict[NetlabH2Stream, bool] = {}
 
     def dataReceived(self, data: bytes) -> None:
         self._reading = True
@@ -134,9 +147,14 @@ class NetlabH2Connection(HTTP2Connection):
             super().dataReceived(data)
         finally:
             self._reading = False
-        answered, self._answered = self._answered, []
-        for stream in answered:
-            self._drop(stream)
+        self._drop_now()
+
+    def _drop_now(self) -> None:
+        dropping, self._dropping = self._dropping, {}
+        for stream, reset in dropping.items():
+            http2_drop_stream(
+                self, stream.streamID, Failure(ConnectionLost("request refused")), reset
+            )
 
     def _requestReceived(self, event: Any) -> None:
         """Twisted's, with netlab's stream class."""
@@ -150,10 +168,7 @@ class NetlabH2Connection(HTTP2Connection):
             self.answer_refusal(stream)
 
     def answer_refusal(self, stream: NetlabH2Stream) -> None:
-        """
-        Answer C{stream}'s refusal now, its request unread, then drop it
-        (once the read under way, if any, is processed).
-        """
+        """Answer C{stream}'s refusal now, its request unread."""
         assert stream.refusal is not None
         code, phrase, why = stream.refusal
         body = f"{code} {phrase}: {why}\n".encode()
@@ -161,10 +176,12 @@ class NetlabH2Connection(HTTP2Connection):
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % (len(body),)),
         ], body)
-        if self._reading:
-            self._answered.append(stream)
-        else:
-            self._drop(stream)
 
-    def _drop(self, stream: NetlabH2Stream) -> None:
-        http2_drop_stream(self, stream.streamID, Failure(ConnectionLost("request refused")))
+    def drop(self, stream: NetlabH2Stream, reset: bool) -> None:
+        """
+        Forget answered C{stream} once the read under way is processed;
+        with C{reset}, tell the client to stop sending its body.
+        """
+        self._dropping[stream] = self._dropping.get(stream, False) or reset
+        if not self._reading:
+            self._drop_now()

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from daemon import running_daemon
-from httptest import build_site
+from httptest import build_site, curl_sync
 from memory import serve
 from netlab.app import registry
 from netlab.core.config import ConfigError
@@ -294,6 +294,10 @@ def test_daemon_echo_and_web_behind_haproxy(tmp_path: Path) -> None:
         assert answer.startswith(b"HTTP/1.1 200 ")
         assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"origin": "203.0.113.7"}
         running.wait_for_log(r'http: 203\.0\.113\.7:5555 "GET /ip" 200')
+        # curl's own PROXY v1 header (its real addresses) works too.
+        sent = curl_sync("--haproxy-protocol", f"http://127.0.0.1:{running.port('http')}/ip")
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout) == {"origin": "127.0.0.1"}
         refused = exchange(running.port("echo"), b"no header here\n")
         assert refused == b"ERROR no PROXY protocol header\r\n"
         running.wait_for_log(r"echo: refused 127\.0\.0\.1:\d+: no PROXY protocol header")

@@ -41,10 +41,13 @@ def server_options() -> ssl.CertificateOptions:
     return ssl.CertificateOptions(privateKey=key, certificate=cert)
 
 
-def client_options() -> ssl.IOpenSSLClientConnectionCreator:
-    """Client-side TLS options that trust (and verify) only the throwaway certificate."""
+def client_options(alpn: list[bytes] | None = None) -> ssl.IOpenSSLClientConnectionCreator:
+    """Client-side TLS options that trust (and verify) only the throwaway certificate,
+    offering the C{alpn} protocols, if any."""
     pem = _key_and_certificate()[1].public_bytes(serialization.Encoding.PEM)
-    return ssl.optionsForClientTLS("localhost", trustRoot=ssl.Certificate.loadPEM(pem))
+    return ssl.optionsForClientTLS(
+        "localhost", trustRoot=ssl.Certificate.loadPEM(pem), acceptableProtocols=alpn
+    )
 
 
 def write_pem(directory: Path) -> tuple[Path, Path]:

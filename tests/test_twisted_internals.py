@@ -34,7 +34,7 @@ from twisted.internet.interfaces import (
     _ISupportsExitSignalCapturing,
 )
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.protocols import basic
 from twisted.python.failure import Failure
@@ -636,3 +636,163 @@ def test_endpoint_tokens() -> None:
         ["systemd"], {"domain": "INET", "name": "echo"}
     )
     assert endpoint_tokens(r"unix:/run/a\:b") == (["unix", "/run/a:b"], {})
+
+
+# -- twisted.web._http2 ----------------------------------------------------------------
+
+
+class H2Server:
+    """Twisted's own H2Connection (or a subclass) on a StringTransport, with an h2 client."""
+
+    def __init__(self, connection: Any) -> None:
+        import h2.config
+        import h2.connection
+
+        self.server = connection
+        self.server.requestFactory = server.Request
+        self.server.site = server.Site(resource.Resource())
+        self.server.factory = self.server.site
+        self.transport = StringTransport()
+        self.server.makeConnection(self.transport)
+        self.client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.client.initiate_connection()
+        self.events: list[Any] = []
+        self.exchange()
+
+    def exchange(self) -> None:
+        self.server.dataReceived(self.client.data_to_send())
+        self.events += self.client.receive_data(self.transport.value())
+        self.transport.clear()
+
+    def post(self, stream_id: int) -> None:
+        self.client.send_headers(stream_id, [
+            (":method", "POST"), (":path", "/"), (":scheme", "https"),
+            (":authority", "localhost"), ("content-length", "10"),
+        ])
+        self.exchange()
+
+
+def test_http2_classes_have_the_methods_netlab_overrides() -> None:
+    """Each H2Connection/H2Stream method netlab's subclasses override takes the same
+    parameters, and what netlab sets and calls on them is there."""
+    from twisted.web import _http2
+
+    from netlab.core._twisted import HTTP2_OVERRIDES, HTTP2_STATE
+
+    for qualified, params in HTTP2_OVERRIDES.items():
+        owner, name = qualified.split(".")
+        method = getattr(getattr(_http2, owner), name, None)
+        assert callable(method), (
+            f"twisted.web._http2.{qualified} is gone: netlab's HTTP/2 subclasses "
+            "(protocols/http/http2.py) override it"
+        )
+        actual = [p for p in inspect.signature(method).parameters if p != "self"]
+        assert actual == list(params), (
+            f"twisted.web._http2.{qualified} now takes {actual}, not {list(params)}: "
+            "netlab's override (protocols/http/http2.py) must follow"
+        )
+    h2s = H2Server(_http2.H2Connection(reactor=Clock()))
+    h2s.post(1)
+    stream = h2s.server.streams[1]
+    for name in HTTP2_STATE:
+        assert hasattr(h2s.server, name) or hasattr(stream, name), (
+            f"twisted.web._http2 no longer has {name!r}: netlab's HTTP/2 connection "
+            "(protocols/http/http2.py, core/_twisted.py) sets or calls it"
+        )
+
+
+def test_http2_add_stream_files_a_stream_as_twisted_does() -> None:
+    """http2_add_stream leaves the connection's tables as Twisted's _requestReceived does."""
+    from twisted.web import _http2
+
+    from netlab.core._twisted import http2_add_stream
+
+    def tables(connection: Any) -> tuple[Any, ...]:
+        return (
+            dict(connection.streams), set(connection._streamCleanupCallbacks),
+            {k: list(v) for k, v in connection._outboundStreamQueues.items()},
+            [stream_id for stream_id in (1,) if stream_id in connection.priority._streams],
+        )
+
+    class Filing(_http2.H2Connection):  # type: ignore[misc]
+        def _requestReceived(self, event: Any) -> None:
+            stream = _http2.H2Stream(event.stream_id, self, event.headers,
+                                     self.requestFactory, self.site, self.factory)
+            http2_add_stream(self, stream)
+
+    twisted_own = H2Server(_http2.H2Connection(reactor=Clock()))
+    netlab_own = H2Server(Filing(reactor=Clock()))
+    for h2s in (twisted_own, netlab_own):
+        h2s.post(1)
+    own, filed = tables(twisted_own.server), tables(netlab_own.server)
+    assert set(own[0]) == set(filed[0]) == {1} and own[1:] == filed[1:], (
+        "twisted.web._http2.H2Connection._requestReceived files a new stream differently "
+        f"({own} vs netlab's {filed}): netlab.core._twisted.http2_add_stream must follow"
+    )
+    # Filed alike, the stream then works alike: its body ends the request, answered.
+    import h2.events
+
+    for h2s in (twisted_own, netlab_own):
+        h2s.client.send_data(1, b"0123456789", end_stream=True)
+        h2s.exchange()
+        statuses = [dict(e.headers)[b":status"] for e in h2s.events
+                    if isinstance(e, h2.events.ResponseReceived)]
+        assert statuses == [b"404"]
+
+
+def test_http2_answer_and_drop_a_stream() -> None:
+    """http2_answer_at_once sends a whole answer at once; http2_drop_stream resets the
+    stream with NO_ERROR and forgets it, leaving the connection serving."""
+    import h2.events
+    from twisted.web import _http2
+
+    from netlab.core._twisted import http2_answer_at_once, http2_drop_stream
+
+    h2s = H2Server(_http2.H2Connection(reactor=Clock()))
+    h2s.post(1)
+    http2_answer_at_once(h2s.server, 1, 413, [(b"content-length", b"4")], b"no!\n")
+    h2s.exchange()
+    [response] = [e for e in h2s.events if isinstance(e, h2.events.ResponseReceived)]
+    assert dict(response.headers)[b":status"] == b"413"
+    assert b"".join(e.data for e in h2s.events if isinstance(e, h2.events.DataReceived)) \
+        == b"no!\n"
+    assert any(isinstance(e, h2.events.StreamEnded) for e in h2s.events)
+    http2_drop_stream(h2s.server, 1, Failure(ConnectionDone()), reset=True)
+    h2s.exchange()
+    [reset] = [e for e in h2s.events if isinstance(e, h2.events.StreamReset)]
+    assert reset.error_code == 0
+    assert not h2s.server.streams and not h2s.server._outboundStreamQueues, (
+        "twisted.web._http2.H2Connection._requestDone no longer forgets a stream: "
+        "netlab.core._twisted.http2_drop_stream must follow"
+    )
+    http2_drop_stream(h2s.server, 1, Failure(ConnectionDone()), reset=True)  # gone: nothing
+    h2s.post(3)
+    assert 3 in h2s.server.streams
+
+
+# -- twisted.protocols.haproxy -------------------------------------------------------------
+
+
+def test_read_proxy_header_with_twisteds_parsers() -> None:
+    """Twisted's v1 and v2 parsers give the addresses and leave what follows."""
+    from twisted.internet.address import IPv4Address
+
+    from netlab.core._twisted import read_proxy_header
+
+    v1 = read_proxy_header(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 7007\r\nrest")
+    assert v1 == (IPv4Address("TCP", "203.0.113.7", 5555),
+                  IPv4Address("TCP", "127.0.0.1", 7007), b"rest"), (
+        "twisted.protocols.haproxy._v1parser.V1Parser changed: netlab's haproxy: "
+        f"listeners (core/listen.py) read PROXY v1 headers with it (got {v1})"
+    )
+    v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([203, 0, 113, 7, 127, 0, 0, 1])
+          + b"\x15\xb3\x1b\x5f" + b"rest")
+    assert read_proxy_header(v2) == (IPv4Address("TCP", "203.0.113.7", 5555),
+                                     IPv4Address("TCP", "127.0.0.1", 7007), b"rest"), (
+        "twisted.protocols.haproxy._v2parser.V2Parser changed: netlab's haproxy: "
+        "listeners (core/listen.py) read PROXY v2 headers with it"
+    )
+    assert read_proxy_header(v2[:20]) is None
+    assert read_proxy_header(b"PROXY TCP4 203.0.113.7") is None
+    with pytest.raises(ValueError, match="invalid PROXY protocol header"):
+        read_proxy_header(b"PROXY TCP9 203.0.113.7 127.0.0.1 5555 7007\r\n")

@@ -16,14 +16,22 @@ subclasses override); they are kept here too, for the same reason.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections import deque
 from collections.abc import Collection
 from typing import Any
 
+import h2.exceptions
+import priority
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import tcp, udp
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress
+from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
+from twisted.web._http2 import H2Connection as HTTP2Connection
+from twisted.web._http2 import H2Stream as HTTP2Stream
 
 # -- twisted.internet: transports and ports ----------------------------------
 #
@@ -264,14 +272,158 @@ def upgrade_to_websocket(channel: Any, protocol: Any) -> None:
 
     HTTPChannel._protocolUpgradeForWebsockets(channel, protocol)
 
+# -- twisted.web: HTTP/2 -----------------------------------------------------
+#
+# Twisted speaks HTTP/2 (with the h2 package) in twisted.web._http2, a
+# private module: H2Connection is the connection, one H2Stream per request
+# is that request's channel.  Twisted's own Site switches an HTTPChannel to
+# an H2Connection when TLS ALPN chose "h2" (http._GenericHTTPChannelProtocol);
+# netlab's channel does the same switch itself, so that the connection stays
+# in its books, and builds netlab's own stream class (the request's channel
+# must answer what NetlabRequest asks of a channel: headers_in,
+# body_too_large, refused).  Twisted builds its H2Stream by name in
+# H2Connection._requestReceived, so netlab overrides that method and files
+# the stream in the connection's tables as Twisted does (http2_add_stream);
+# a request refused before its body is read (over max_body) is answered and
+# dropped from those tables here too.
+
+# The H2Connection and H2Stream methods netlab's subclasses override, with
+# the parameters Twisted calls them with.
+HTTP2_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "H2Connection.__init__": ("reactor",),
+    "H2Connection.dataReceived": ("data",),
+    "H2Connection._requestReceived": ("event",),
+    "H2Stream.__init__": (
+        "streamID", "connection", "headers", "requestFactory", "site", "factory",
+    ),
+    "H2Stream.receiveDataChunk": ("data", "flowControlledLength"),
+    "H2Stream.requestComplete": (),
+}
+
+# What netlab sets on an H2Connection before it is connected, as Twisted's
+# _GenericHTTPChannelProtocol does when it switches to one, and the public
+# methods of the connection and stream it calls.
+HTTP2_STATE: tuple[str, ...] = (
+    "requestFactory", "site", "factory", "timeOut", "callLater", "conn",
+    "openStreamWindow", "writeHeaders", "streamID",
+)
+
+
+def http2_add_stream(connection: HTTP2Connection, stream: HTTP2Stream) -> None:
+    """
+    File C{stream} (just built for a request) in C{connection}'s tables, as
+    Twisted's C{H2Connection._requestReceived} does after it builds one: its
+    cleanup Deferred, its queue of data to send, its place in the priority
+    tree (blocked until it has data to send).
+    """
+    stream_id = stream.streamID
+    connection.streams[stream_id] = stream
+    connection._streamCleanupCallbacks[stream_id] = Deferred()
+    connection._outboundStreamQueues[stream_id] = deque()
+    try:
+        connection.priority.insert_stream(stream_id)
+    except priority.DuplicateStreamError:
+        # A PRIORITY frame came before the HEADERS: the stream is in the tree.
+        pass
+    else:
+        connection.priority.block(stream_id)
+
+
+def http2_answer_at_once(
+    connection: HTTP2Connection, stream_id: int, code: int,
+    headers: list[tuple[bytes, bytes]], body: bytes,
+) -> None:
+    """
+    Send C{code}, C{headers} and C{body} on C{stream_id} and end it from
+    this side, now, ahead of Twisted's queue of response data (the stream
+    has none: its request was never rendered).
+    """
+    connection.writeHeaders(b"HTTP/2", b"%d" % (code,), b"", list(headers), stream_id)
+    try:
+        connection.conn.send_data(stream_id, body, end_stream=True)
+    except h2.exceptions.FlowControlError:
+        # The client's window cannot take even this much: the status must do.
+        connection.conn.end_stream(stream_id)
+    connection._tryToWriteControlData()
+
+
+def http2_drop_stream(
+    connection: HTTP2Connection, stream_id: int, reason: Failure, reset: bool,
+) -> None:
+    """
+    Forget C{stream_id}, answered already; with C{reset}, reset it with
+    C{NO_ERROR} (RFC 9113 section 8.1: the client may stop sending a body
+    the server will not read).  Nothing if the client has reset it meanwhile.
+    """
+    stream = connection.streams.get(stream_id)
+    if stream is None:
+        return
+    if reset:
+        # (Closed already if the client had ended its side too.)
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            connection.conn.reset_stream(stream_id)
+    stream.connectionLost(reason)
+    connection._requestDone(stream_id)
+    connection._tryToWriteControlData()
+
+
+# -- twisted.protocols.haproxy: the PROXY protocol -----------------------------
+#
+# Twisted reads PROXY protocol headers (v1 text, v2 binary) in
+# HAProxyProtocolWrapper, which connects the wrapped protocol before the
+# header arrives (so the service would see, admit and count the proxy's
+# address) and closes a connection without a header silently.  netlab's
+# listener reads the header with Twisted's parsers, from private modules,
+# before it builds the service's protocol with the client's address.
+
+
+def read_proxy_header(received: bytes) -> tuple[IAddress | None, IAddress | None, bytes] | None:
+    """
+    The PROXY protocol header at the start of C{received}: its source and
+    destination addresses (None for a proxy's own health check, C{LOCAL} or
+    C{UNKNOWN}) and the bytes after it; or None while it is incomplete.
+
+    @raise ValueError: C{received} does not start with a valid header.
+    """
+    from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
+    from twisted.protocols.haproxy._v1parser import V1Parser
+    from twisted.protocols.haproxy._v2parser import V2Parser
+
+    signature = V2Parser.PREFIX
+    parser: V1Parser | V2Parser
+    if received[: len(signature)] == signature[: len(received)]:
+        if len(received) < 16:  # the signature, version, family and length
+            return None
+        parser = V2Parser()
+    elif received[:6] == b"PROXY "[: len(received)]:
+        parser = V1Parser()
+    else:
+        raise ValueError("no PROXY protocol header")
+    try:
+        info, rest = parser.feed(received)
+    except InvalidProxyHeader as e:
+        raise ValueError(f"invalid PROXY protocol header ({type(e).__name__})") from None
+    if info is None or rest is None:
+        return None
+    return info.source, info.destination, rest
+
+
 __all__ = [
+    "HTTP2_OVERRIDES",
+    "HTTP2_STATE",
     "HTTP_CHANNEL_HOOKS",
     "HTTP_CHANNEL_OVERRIDES",
     "HTTP_CHANNEL_STATE",
+    "HTTP2Connection",
+    "HTTP2Stream",
     "clear_exit_signal",
     "computed_allowed_methods",
     "endpoint_tokens",
+    "http2_add_stream",
+    "http2_answer_at_once",
+    "http2_drop_stream",
     "raise_synchronously",
+    "read_proxy_header",
     "systemd_inherited_fds",
     "tcp_buffer_empty",
     "tcp_buffered_bytes",

@@ -6,7 +6,9 @@ datagram services (Twisted has no endpoint string for UDP).
 Stream strings are checked by Twisted's own parser
 (C{endpoints.serverFromString}); the port and interface are looked at first
 only so that the commonest mistakes get a message that says what is wrong.
-Nothing here listens.
+C{haproxy:} before any of them (Twisted's syntax: C{haproxy:tcp:7007}) means
+every connection starts with a PROXY protocol header naming the client (see
+L{netlab.core.listen.ProxyHeaderFactory}).  Nothing here listens.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ from netlab.core._twisted import endpoint_tokens
 
 STREAM_TYPES = ("tcp", "tcp6", "ssl", "tls", "unix", "systemd")
 DATAGRAM_TYPES = ("udp", "systemd-udp")
+PROXIED = "haproxy:"
+
+
+def unproxied(description: str) -> tuple[str, bool]:
+    """
+    The endpoint C{description} listens on, without its C{haproxy:} prefix,
+    and whether it had one (its connections start with a PROXY header).
+    """
+    if description.startswith(PROXIED):
+        return description[len(PROXIED):], True
+    return description, False
+
 
 def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
     """
@@ -118,11 +132,17 @@ def check_stream(description: str, environment: bool = True) -> None:
         (C{systemd:} names in C{$LISTEN_FDNAMES}, certificate files).
     @raise ValueError: with the reason.
     """
+    description, proxied = unproxied(description)
     kind, args, kwargs = split_endpoint(description)
     if kind not in STREAM_TYPES:
+        if proxied:
+            raise ValueError(
+                f"haproxy: wraps a stream endpoint ({', '.join(STREAM_TYPES)}), "
+                f"as in haproxy:tcp:PORT, not {kind!r}"
+            )
         raise ValueError(
             f"unknown endpoint type {kind!r} (stream services take "
-            f"{', '.join(STREAM_TYPES)})"
+            f"{', '.join(STREAM_TYPES)}, each also behind haproxy:)"
         )
     if kind in ("tcp", "tcp6", "ssl", "tls"):
         # tls: takes a certificate directory first and its port as port=.

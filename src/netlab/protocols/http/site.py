@@ -13,6 +13,9 @@ limits a server facing a room of students needs.
   limits (a line, the total, the number) 431, not closed without a word.
 * Connections per peer and in total are capped like every stream service.
 * Every request is one access event in the EventLog.
+* On a TLS listener, HTTP/2 when ALPN chooses it (see
+  L{netlab.protocols.http.http2}): the same books, access events and
+  C{max_body}; HTTP/1.1's framing limits are h2's there.
 * A request with two C{Host} headers is 400.
 * An absolute-form target (C{GET http://host/path}, as sent to a proxy) is
   served as its path.
@@ -38,7 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
@@ -52,6 +55,7 @@ from netlab.core.events import HTTP_REQUEST, describe_address
 from netlab.core.fastwrite import write_now
 from netlab.protocols.http import cors
 from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.http2 import NetlabH2Connection
 from netlab.protocols.http.settings import HttpSettings
 
 
@@ -292,6 +296,10 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
     # What the first Request.write of a response has produced so far, to be
     # sent as one piece (or None when no first write is under way).
     response_head: list[bytes] | None = None
+    # The HTTP/2 connection this channel hands its bytes to, once TLS ALPN
+    # has chosen h2 (see _start_http2), and whether that has been looked at.
+    http2: NetlabH2Connection | None = None
+    _alpn_checked = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -438,6 +446,10 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
         if not self._replaying:
             self.bytes_in += len(data)
             self.site.counters.bytes_in += len(data)
+        if self.http2 is not None or self._start_http2():
+            assert self.http2 is not None
+            self.http2.dataReceived(data)
+            return
         if self._headers_since is None and self.line_mode and data and not self.refused:
             # The first byte of a request (in raw mode, a body or a request
             # read ahead while one is answered: not yet).
@@ -542,7 +554,35 @@ class NetlabChannel(http.HTTPChannel, ConnectionRecord):
 
         self.connectionLost = lost  # type: ignore[method-assign]
 
+    def _start_http2(self) -> bool:
+        """
+        On the first bytes, whether TLS ALPN chose HTTP/2; if it did, hand
+        the connection to a L{NetlabH2Connection}, as Twisted's own Site
+        does (C{http._GenericHTTPChannelProtocol}), but keep this channel as
+        the transport's protocol, so the connection stays in the books.
+        """
+        if self._alpn_checked:
+            return False
+        self._alpn_checked = True
+        if getattr(self.transport, "negotiatedProtocol", None) != b"h2":
+            return False
+        self.setTimeout(None)
+        self._stop_deadlines()
+        # HTTPChannel registered itself as the transport's producer; the
+        # HTTP/2 connection takes its place, to be paused when the client
+        # does not read.
+        producer = IPushProducer(self.transport, None)
+        if producer is not None:
+            producer.unregisterProducer()  # type: ignore[attr-defined]
+        self.http2 = NetlabH2Connection(self)
+        self.http2.makeConnection(self.transport)
+        if producer is not None:
+            producer.registerProducer(self.http2, True)  # type: ignore[attr-defined]
+        return True
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.http2 is not None:
+            self.http2.connectionLost(reason)
         self._stop_deadlines()
         super().connectionLost(reason)
         self._account_lost()
@@ -619,17 +659,23 @@ class NetlabSite(server.Site):
         assert isinstance(request, NetlabRequest)
         sent = request.sentLength
         self.counters.bytes_out += sent
+        # The connection's entry in the books: the channel, or under HTTP/2
+        # the channel that handed the connection to the stream's.
         channel = request.channel
-        if isinstance(channel, NetlabChannel):
-            channel.bytes_out += sent
-        peer = channel.peer if isinstance(channel, NetlabChannel) else describe_address(
-            request.getClientAddress())
+        record = channel if isinstance(channel, NetlabChannel) else getattr(
+            channel, "record", None)
+        if isinstance(record, NetlabChannel):
+            record.bytes_out += sent
+            peer = record.peer
+        else:
+            peer = describe_address(request.getClientAddress())
         self.context.events.emit(
             HTTP_REQUEST, self.name,
             peer,
             method=request.method.decode("ascii", "replace"),
             path=request.uri.decode("utf-8", "replace")[:300],
             status=request.code,
+            version=request.clientproto.decode("ascii", "replace"),
             nbytes=sent,
             duration=f"{self.context.reactor.seconds() - request.netlab_started:.3f}",
         )

@@ -20,13 +20,13 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.context import HttpContext
-from netlab.protocols.http.inspect import Inspector, send_json
+from netlab.protocols.http.inspect import Inspector, bad_request, send_json
 from netlab.protocols.http.status import (
     WHOLE,
     Leaf,
     Numbered,
     Redirect,
-    bad_request,
+    Refusal,
     no_store,
     text_body,
 )
@@ -120,7 +120,7 @@ class StreamBytes(Leaf):
         chunk = query_whole(request, b"chunk_size")
         for why in (seed, chunk):
             if isinstance(why, str):
-                return bad_request(why).render(request)
+                return bad_request(request, why)
         assert not isinstance(seed, str) and not isinstance(chunk, str)
         data = os.urandom(self.count) if seed is None else random.Random(seed).randbytes(self.count)
         size = STREAM_CHUNK if chunk is None else max(1, chunk)
@@ -170,7 +170,7 @@ class Links(Resource):
         if path == b"":
             return self
         if not WHOLE.fullmatch(text):
-            return bad_request("use /links/N/OFFSET with whole numbers")
+            return Refusal("use /links/N/OFFSET with whole numbers")
         return LinkPage(self.count, int(text))
 
     def render_GET(self, request: Request) -> object:
@@ -227,11 +227,11 @@ class Etags(Resource):
     def getChild(self, path: bytes, request: Request) -> IResource:
         text = path.decode("ascii", "replace")
         if not ETAG_TEXT.fullmatch(text):
-            return bad_request(self.usage)
+            return Refusal(self.usage)
         return Etag(text, self.inspector)
 
     def render_GET(self, request: Request) -> object:
-        return bad_request(self.usage).render(request)
+        return bad_request(request, self.usage)
 
     render_HEAD = render_GET
 

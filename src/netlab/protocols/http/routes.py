@@ -21,6 +21,7 @@ from twisted.web.resource import IResource, Resource
 
 from netlab.protocols.http import (
     dashboard,
+    digest,
     formats,
     forms,
     front,
@@ -106,6 +107,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/links",           transfer.links,                "GET"),
     Route("/etag",            transfer.etag,                 "GET"),
     Route("/absolute-redirect", transfer.absolute_redirect,  "GET"),
+    # httpbin: the rest
+    Route("/digest-auth",     digest.digest_auth,            "GET"),
+    Route("/hidden-basic-auth", status.hidden_basic_auth,    "GET"),
 )
 
 

@@ -487,20 +487,33 @@ def same_secret(given: bytes, expected: bytes) -> bool:
 
 
 class BasicAuth(Resource):
-    """C{/basic-auth/USER/PASS}: 200 for exactly those credentials, else 401."""
+    """
+    C{/basic-auth/USER/PASS}: 200 for exactly those credentials, else 401.
+    C{hidden}, httpbin's C{/hidden-basic-auth/USER/PASS}: 404 instead, the
+    site's own "nothing here" page, so nothing says a password would help.
+    """
 
     isLeaf = True
 
+    def __init__(self, hidden: bool = False) -> None:
+        super().__init__()
+        self.hidden = hidden
+
     def render_GET(self, request: Request) -> object:
         path = request.postpath or []
+        name = "hidden-basic-auth" if self.hidden else "basic-auth"
         if len(path) != 2 or not path[0]:
             return pages.notFound(
-                "No Such Resource", "use /basic-auth/USER/PASS"
+                "No Such Resource", f"use /{name}/USER/PASS"
             ).render(request)
         user, password = path
         # Both comparisons always run: how long this takes says nothing.
         user_ok = same_secret(request.getUser(), user)
         password_ok = same_secret(request.getPassword(), password)
+        if not (user_ok & password_ok) and self.hidden:
+            return pages.notFound(
+                "No Such Resource", "There is nothing at this address."
+            ).render(request)
         if not (user_ok & password_ok):
             request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab", charset="UTF-8"')
             return pages.errorPage(
@@ -644,6 +657,11 @@ def cookies(context: HttpContext) -> Cookies:
 def basic_auth(context: HttpContext) -> BasicAuth:
     """C{/basic-auth/USER/PASSWORD}."""
     return BasicAuth()
+
+
+def hidden_basic_auth(context: HttpContext) -> BasicAuth:
+    """C{/hidden-basic-auth/USER/PASSWORD}: 404, not 401, without them."""
+    return BasicAuth(hidden=True)
 
 
 def gzipped(context: HttpContext) -> Gzip:

@@ -30,6 +30,18 @@ BAD_QUERIES = (
     "/cookies/set?a%3Bb=1",
     "/response-headers?Content-Length=1",
     "/time?format=xml",
+    "/drip?numbytes=abc",
+    "/drip?duration=-1",
+    "/drip?code=abc",
+    "/drip?numbytes=0",
+    "/drip?numbytes=1001",
+    "/drip?delay=999",
+    "/sse?count=abc",
+    "/sse?count=0",
+    "/sse?count=21",
+    "/sse?duration=x",
+    "/sse?delay=999",
+    "/digest-auth/auth/u/p/SHA-1",
 )
 
 

@@ -27,6 +27,7 @@ from netlab.protocols.http import (
     front,
     inspect,
     metrics,
+    paced,
     static,
     status,
     timepage,
@@ -110,6 +111,8 @@ ROUTES: tuple[Route, ...] = (
     # httpbin: the rest
     Route("/digest-auth",     digest.digest_auth,            "GET"),
     Route("/hidden-basic-auth", status.hidden_basic_auth,    "GET"),
+    Route("/drip",            paced.drip,                    "GET"),
+    Route("/sse",             paced.pings,                   "GET"),
 )
 
 

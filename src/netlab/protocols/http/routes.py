@@ -26,6 +26,7 @@ from netlab.protocols.http import (
     forms,
     front,
     inspect,
+    media,
     metrics,
     paced,
     static,
@@ -111,8 +112,11 @@ ROUTES: tuple[Route, ...] = (
     # httpbin: the rest
     Route("/digest-auth",     digest.digest_auth,            "GET"),
     Route("/hidden-basic-auth", status.hidden_basic_auth,    "GET"),
+    Route("/brotli",          transfer.brotli_json,          "GET"),
     Route("/drip",            paced.drip,                    "GET"),
     Route("/sse",             paced.pings,                   "GET"),
+    Route("/image",           media.images,                  "GET"),
+    Route("/forms/post",      media.forms_post,              "GET"),
 )
 
 

@@ -26,6 +26,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.inspect import bad_request
+from netlab.protocols.http.settings import HttpSettings
 from netlab.protocols.http.sse import CONTENT_TYPE, EventStream
 from netlab.protocols.http.status import STATUS_CODE, WHOLE, Leaf, no_store
 
@@ -132,7 +133,27 @@ class Pacer:
             self.loop.stop()
 
 
-class Drip(Leaf):
+class Paced(Leaf):
+    """A paced answer: its query read by L{answer}, a bad value one plain 400 line."""
+
+    def __init__(self, context: HttpContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def render_GET(self, request: Request) -> object:
+        try:
+            return self.answer(request, Query(request.args or {}), self.context.settings)
+        except BadValueError as error:
+            return bad_request(request, str(error))
+
+    render_HEAD = render_GET
+
+    def answer(self, request: Request, query: Query, settings: HttpSettings) -> object:
+        """Check the query (raising L{BadValueError} before anything is sent), then answer."""
+        raise NotImplementedError
+
+
+class Drip(Paced):
     """
     C{/drip?duration=2&numbytes=10&code=200&delay=0}: httpbin's, NUMBYTES
     C{*}s spread over DURATION seconds after DELAY, with C{code} and the
@@ -140,21 +161,12 @@ class Drip(Leaf):
     body, not a chunked one). A HEAD gets the headers at once.
     """
 
-    def __init__(self, context: HttpContext) -> None:
-        super().__init__()
-        self.context = context
-
-    def render_GET(self, request: Request) -> object:
-        settings = self.context.settings
-        query = Query(request.args or {})
-        try:
-            duration = query.seconds("duration", 2.0)
-            delay = query.seconds("delay", 0.0)
-            size = query.whole("numbytes", 10, 1, settings.max_bytes, "max_bytes")
-            code = query.status("code")
-            within(duration, delay, settings.max_delay)
-        except BadValueError as error:
-            return bad_request(request, str(error))
+    def answer(self, request: Request, query: Query, settings: HttpSettings) -> object:
+        duration = query.seconds("duration", 2.0)
+        delay = query.seconds("delay", 0.0)
+        size = query.whole("numbytes", 10, 1, settings.max_bytes, "max_bytes")
+        code = query.status("code")
+        within(duration, delay, settings.max_delay)
         request.setResponseCode(code)
         request.setHeader(b"Content-Type", b"application/octet-stream")
         no_store(request)
@@ -172,10 +184,8 @@ class Drip(Leaf):
         Pacer(self.context.reactor, request, steps, delay, pause_between(duration, steps), drip)
         return NOT_DONE_YET
 
-    render_HEAD = render_GET
 
-
-class Pings(Leaf):
+class Pings(Paced):
     """
     C{/sse?count=10&duration=5&delay=0}: go-httpbin's, COUNT events spread
     over DURATION seconds after DELAY, each C{event: ping} with
@@ -185,20 +195,11 @@ class Pings(Leaf):
     HEAD gets the headers at once.
     """
 
-    def __init__(self, context: HttpContext) -> None:
-        super().__init__()
-        self.context = context
-
-    def render_GET(self, request: Request) -> object:
-        settings = self.context.settings
-        query = Query(request.args or {})
-        try:
-            count = query.whole("count", 10, 1, settings.max_stream, "max_stream")
-            duration = query.seconds("duration", 5.0)
-            delay = query.seconds("delay", 0.0)
-            within(duration, delay, settings.max_delay)
-        except BadValueError as error:
-            return bad_request(request, str(error))
+    def answer(self, request: Request, query: Query, settings: HttpSettings) -> object:
+        count = query.whole("count", 10, 1, settings.max_stream, "max_stream")
+        duration = query.seconds("duration", 5.0)
+        delay = query.seconds("delay", 0.0)
+        within(duration, delay, settings.max_delay)
         if request.method == b"HEAD":
             request.setHeader(b"Content-Type", CONTENT_TYPE)
             return b""
@@ -215,8 +216,6 @@ class Pings(Leaf):
 
         Pacer(clock, request, count, delay, pause_between(duration, count), ping)
         return NOT_DONE_YET
-
-    render_HEAD = render_GET
 
 
 def drip(context: HttpContext) -> Drip:

@@ -36,24 +36,26 @@ def head_and_body(data: bytes) -> tuple[list[str], bytes]:
     return head.decode("latin-1").split("\r\n"), body
 
 
+def on_tick(wire: MemoryTCP, clock: Clock, wait: float) -> bytes:
+    """Nothing is sent in the first three quarters of C{wait}; what is, at its end."""
+    clock.advance(wait * 0.75)
+    assert wire.peer_read() == b""
+    clock.advance(wait * 0.25)
+    return wire.peer_read()
+
+
 def test_drip_each_byte_on_its_tick(events: Any, clock: Clock) -> None:
     """/drip?numbytes=5&duration=2&delay=1&code=201: nothing for a second, then the head
     and one byte, then one byte every half second, the last two seconds after the first."""
     wire = request_in_memory(events, clock, "/drip?numbytes=5&duration=2&delay=1&code=201")
-    clock.advance(0.75)
-    assert wire.peer_read() == b""
-    clock.advance(0.25)
-    head, body = head_and_body(wire.peer_read())
+    head, body = head_and_body(on_tick(wire, clock, 1))
     assert head[0] == "HTTP/1.1 201 Created"
     assert "Content-Length: 5" in head
     assert "Content-Type: application/octet-stream" in head
     assert "Cache-Control: no-store" in head
     assert body == b"*"
     for _ in range(4):
-        clock.advance(0.25)
-        assert wire.peer_read() == b""
-        clock.advance(0.25)
-        assert wire.peer_read() == b"*"
+        assert on_tick(wire, clock, 0.5) == b"*"
     clock.advance(10)
     assert wire.peer_read() == b""
     assert wire.connected  # a Content-Length body: the connection is kept for the next request
@@ -97,19 +99,11 @@ def test_sse_pings_on_their_ticks(events: Any, clock: Clock) -> None:
     with the clock's time in milliseconds, then the stream ends."""
     clock.advance(1000)
     wire = request_in_memory(events, clock, "/sse?count=3&duration=1s&delay=500ms")
-    clock.advance(0.25)
-    assert wire.peer_read() == b""
-    clock.advance(0.25)
-    head, body = head_and_body(wire.peer_read())
+    head, body = head_and_body(on_tick(wire, clock, 0.5))
     assert head[0] == "HTTP/1.1 200 OK"
     assert "Content-Type: text/event-stream; charset=utf-8" in head
     assert "Transfer-Encoding: chunked" in head
-    pieces = [body]
-    for _ in range(2):
-        clock.advance(0.25)
-        assert wire.peer_read() == b""
-        clock.advance(0.25)
-        pieces.append(wire.peer_read())
+    pieces = [body, on_tick(wire, clock, 0.5), on_tick(wire, clock, 0.5)]
     text = b"".join(b"".join(dechunk(piece + b"0\r\n\r\n")) for piece in pieces[:-1])
     text += b"".join(dechunk(pieces[-1]))  # the last piece ends the chunked body itself
     assert text == (

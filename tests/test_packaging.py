@@ -17,6 +17,7 @@ from daemon import TWISTD
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = ("--config", "--log-level", "--log-format", "--log-file")
+PACKAGED_ASSETS = ("netlab.js", "image.png", "image.jpeg", "image.webp", "image.svg")
 
 
 def test_twistd_lists_plugin() -> None:
@@ -91,7 +92,10 @@ def test_fresh_venv_install(tmp_path: Path, editable: bool) -> None:
     assert (str(project) in where) == editable
     assets = subprocess.run(
         [python, "-c", "import importlib.resources as r; "
-         "print(r.files('netlab.protocols.http').joinpath('assets/netlab.js').is_file())"],
+         "folder = r.files('netlab.protocols.http').joinpath('assets'); "
+         f"print([folder.joinpath(name).is_file() for name in {PACKAGED_ASSETS!r}])"],
         capture_output=True, text=True, check=True, cwd=tmp_path,
     ).stdout.strip()
-    assert assets == "True", "the dashboard's script must be installed with the package"
+    assert assets == str([True] * len(PACKAGED_ASSETS)), (
+        "the dashboard's script and httpbin's images must be installed with the package"
+    )

@@ -21,11 +21,14 @@ from twisted.web.resource import IResource, Resource
 
 from netlab.protocols.http import (
     dashboard,
+    digest,
     formats,
     forms,
     front,
     inspect,
+    media,
     metrics,
+    paced,
     static,
     status,
     timepage,
@@ -107,6 +110,14 @@ ROUTES: tuple[Route, ...] = (
     Route("/links",           transfer.links,                "GET"),
     Route("/etag",            transfer.etag,                 "GET"),
     Route("/absolute-redirect", transfer.absolute_redirect,  "GET"),
+    # httpbin: the rest
+    Route("/digest-auth",     digest.digest_auth,            "GET"),
+    Route("/hidden-basic-auth", status.hidden_basic_auth,    "GET"),
+    Route("/brotli",          transfer.brotli_json,          "GET"),
+    Route("/drip",            paced.drip,                    "GET"),
+    Route("/sse",             paced.pings,                   "GET"),
+    Route("/image",           media.images,                  "GET"),
+    Route("/forms/post",      media.forms_post,              "GET"),
 )
 
 

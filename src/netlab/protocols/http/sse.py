@@ -69,6 +69,15 @@ class EventStream:
         self.request.write(message(data, event))
         return True
 
+    def end(self) -> None:
+        """
+        End the stream from the server's side: the response is finished (a
+        browser's EventSource would reconnect; curl is done).
+        """
+        if self.open:
+            self.request.unregisterProducer()
+            self.request.finish()
+
     def comment(self, text: str = "keepalive") -> None:
         """A comment line: keeps proxies from timing the stream out, finds dead peers."""
         if self.open and not self.paused:

@@ -28,7 +28,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.context import HttpContext
-from netlab.protocols.http.inspect import Inspector, send_json
+from netlab.protocols.http.inspect import Inspector, bad_request, send_json
 
 STATUS_CODE = re.compile(r"[1-5][0-9]{2}")
 WHOLE = re.compile(r"[0-9]{1,9}")
@@ -69,9 +69,21 @@ def no_store(request: Request) -> None:
     request.setHeader(b"Cache-Control", b"no-store")
 
 
-def bad_request(detail: str) -> IResource:
-    """A 400 page with one line saying what is wrong."""
-    return pages.errorPage(http.BAD_REQUEST, "Bad Request", detail)
+class Refusal(Resource):
+    """
+    The site's one-line plain-text 400 (L{inspect.bad_request}) as a
+    resource, for a C{getChild} that finds a bad value in the path: the same
+    answer whatever the method, and whatever lies below.
+    """
+
+    isLeaf = True
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+    def render(self, request: Request) -> bytes:
+        return bad_request(request, self.why)
 
 
 class Leaf(Resource):
@@ -109,15 +121,16 @@ class Numbered(Resource):
     def getChild(self, path: bytes, request: Request) -> IResource:
         text = path.decode("ascii", "replace")
         if not self.pattern.fullmatch(text) or self.convert(text) < self.lowest:
-            return bad_request(self.usage)
+            return Refusal(self.usage)
         value = self.convert(text)
         if value > self.limit:
+            # text matched the pattern: only digits (and a point) are echoed.
             limit = f"{self.limit:g}" if isinstance(self.limit, float) else str(self.limit)
-            return bad_request(f"over the limit: {self.setting} is {limit}")
+            return Refusal(f"{text} is over the limit: {self.setting} is {limit}")
         return self.make(value)
 
     def render_GET(self, request: Request) -> object:
-        return bad_request(self.usage).render(request)
+        return bad_request(request, self.usage)
 
     render_HEAD = render_GET
 
@@ -137,11 +150,11 @@ class StatusRoot(Resource):
     def getChild(self, path: bytes, request: Request) -> IResource:
         items = [text.partition(":") for text in path.decode("ascii", "replace").split(",")]
         if not all(STATUS_CODE.fullmatch(code) for code, _, _ in items):
-            return bad_request(self.usage)
+            return Refusal(self.usage)
         codes = [int(code) for code, _, _ in items]
         if any(code < 200 for code in codes):
             # A 1xx is never a final answer: a client would wait for another.
-            return bad_request("1xx codes are informational, not a final answer: " + self.usage)
+            return Refusal("1xx codes are informational, not a final answer: " + self.usage)
         if not any(colon for _, colon, _ in items):
             return StatusCode(codes, self.rng)
         # httpbin's CODE:WEIGHT, a missing weight counting 1.
@@ -150,13 +163,13 @@ class StatusRoot(Resource):
             for _, colon, weight in items
         ]
         if min(weights) < 0 or sum(weights) <= 0:
-            return bad_request(
+            return Refusal(
                 "a weight must be a number, e.g. /status/200:0.9,500:0.1, and not all zero"
             )
         return StatusCode(codes, self.rng, weights)
 
     def render_GET(self, request: Request) -> object:
-        return bad_request(self.usage).render(request)
+        return bad_request(request, self.usage)
 
     render_HEAD = render_GET
 
@@ -235,7 +248,7 @@ class RandomBytes(Leaf):
         elif WHOLE.fullmatch(seed[0].decode("ascii", "replace")):
             data = random.Random(int(seed[0])).randbytes(self.count)
         else:
-            return bad_request("seed must be a whole number").render(request)
+            return bad_request(request, "seed must be a whole number")
         request.setHeader(b"Content-Type", b"application/octet-stream")
         no_store(request)
         return data
@@ -354,7 +367,7 @@ class RedirectTo(Leaf):
         if why is None and not (STATUS_CODE.fullmatch(code_text) and code_text[0] == "3"):
             why = "status_code must be a redirect code from 300 to 399"
         if why is not None:
-            return bad_request(why).render(request)
+            return bad_request(request, why)
         request.setResponseCode(int(code_text))
         request.setHeader(b"Location", url.encode("ascii"))
         return text_body(request, f"redirecting to {url}\n")
@@ -424,7 +437,7 @@ class SetCookies(Resource):
         pairs = query_pairs(request)
         why = cookie_refusal(pairs, "give the cookies in the query: ?name=value&other=value")
         if why is not None:
-            return bad_request(why).render(request)
+            return bad_request(request, why)
         for name, value in pairs:
             request.addCookie(name, value, path=b"/")
         request.redirect(b"/cookies")
@@ -444,7 +457,7 @@ class SetOneCookie(Leaf):
     def render_GET(self, request: Request) -> object:
         why = cookie_refusal([(self.name, self.value)], "use /cookies/set/NAME/VALUE")
         if why is not None:
-            return bad_request(why).render(request)
+            return bad_request(request, why)
         request.addCookie(self.name, self.value, path=b"/")
         request.redirect(b"/cookies")
         return text_body(request, "cookie set; redirecting to /cookies\n")
@@ -459,7 +472,7 @@ class DeleteCookies(Leaf):
         names = [name for name, _ in query_pairs(request)]
         why = cookie_refusal([(name, b"") for name in names], "name the cookies: ?name&other")
         if why is not None:
-            return bad_request(why).render(request)
+            return bad_request(request, why)
         for name in names:
             request.addCookie(name, b"", expires=EPOCH, max_age=b"0", path=b"/")
         request.redirect(b"/cookies")
@@ -474,20 +487,33 @@ def same_secret(given: bytes, expected: bytes) -> bool:
 
 
 class BasicAuth(Resource):
-    """C{/basic-auth/USER/PASS}: 200 for exactly those credentials, else 401."""
+    """
+    C{/basic-auth/USER/PASS}: 200 for exactly those credentials, else 401.
+    C{hidden}, httpbin's C{/hidden-basic-auth/USER/PASS}: 404 instead, the
+    site's own "nothing here" page, so nothing says a password would help.
+    """
 
     isLeaf = True
 
+    def __init__(self, hidden: bool = False) -> None:
+        super().__init__()
+        self.hidden = hidden
+
     def render_GET(self, request: Request) -> object:
         path = request.postpath or []
+        name = "hidden-basic-auth" if self.hidden else "basic-auth"
         if len(path) != 2 or not path[0]:
             return pages.notFound(
-                "No Such Resource", "use /basic-auth/USER/PASS"
+                "No Such Resource", f"use /{name}/USER/PASS"
             ).render(request)
         user, password = path
         # Both comparisons always run: how long this takes says nothing.
         user_ok = same_secret(request.getUser(), user)
         password_ok = same_secret(request.getPassword(), password)
+        if not (user_ok & password_ok) and self.hidden:
+            return pages.notFound(
+                "No Such Resource", "There is nothing at this address."
+            ).render(request)
         if not (user_ok & password_ok):
             request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab", charset="UTF-8"')
             return pages.errorPage(
@@ -533,7 +559,7 @@ class Cache(Leaf):
     def getChild(self, path: bytes, request: Request) -> IResource:
         text = path.decode("ascii", "replace")
         if self.inspector is None or not WHOLE.fullmatch(text):
-            return bad_request("use /cache/SECONDS, e.g. /cache/60")
+            return Refusal("use /cache/SECONDS, e.g. /cache/60")
         return CacheFor(int(text), self.inspector)
 
     def render_GET(self, request: Request) -> object:
@@ -631,6 +657,11 @@ def cookies(context: HttpContext) -> Cookies:
 def basic_auth(context: HttpContext) -> BasicAuth:
     """C{/basic-auth/USER/PASSWORD}."""
     return BasicAuth()
+
+
+def hidden_basic_auth(context: HttpContext) -> BasicAuth:
+    """C{/hidden-basic-auth/USER/PASSWORD}: 404, not 401, without them."""
+    return BasicAuth(hidden=True)
 
 
 def gzipped(context: HttpContext) -> Gzip:

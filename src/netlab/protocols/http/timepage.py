@@ -18,13 +18,14 @@ from datetime import datetime
 from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from twisted.web import http, pages
+from twisted.web import pages
 from twisted.web.iweb import IRenderable
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from twisted.web.template import renderElement, tags
 
 from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.inspect import bad_request
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -98,9 +99,7 @@ class TimePage(Resource):
             request.setHeader(b"Content-Type", b"application/json")
             return json.dumps(reading.as_json(), indent=2).encode() + b"\n"
         if wanted != b"html":
-            return pages.errorPage(
-                http.BAD_REQUEST, "Bad Request", "format must be html or json"
-            ).render(request)
+            return bad_request(request, "format must be html or json")
         page = tags.html(
             tags.head(
                 tags.meta(charset="utf-8"),

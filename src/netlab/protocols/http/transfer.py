@@ -1,6 +1,7 @@
 """
 httpbin's transfer and conditional-request endpoints: byte ranges, chunked
-random bytes, deflate, pages of links, ETags and absolute redirects.
+random bytes, deflate and brotli, pages of links, ETags and absolute
+redirects.
 
 They reuse status.py's checks: every number in a path is parsed and capped
 by the C{[http]} limits in L{status.Numbered}, and a bad request gets the
@@ -13,20 +14,22 @@ import os
 import random
 import re
 import zlib
+from collections.abc import Callable
 from functools import partial
 
+import brotli
 from twisted.web import http
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.context import HttpContext
-from netlab.protocols.http.inspect import Inspector, send_json
+from netlab.protocols.http.inspect import Inspector, bad_request, send_json
 from netlab.protocols.http.status import (
     WHOLE,
     Leaf,
     Numbered,
     Redirect,
-    bad_request,
+    Refusal,
     no_store,
     text_body,
 )
@@ -120,7 +123,7 @@ class StreamBytes(Leaf):
         chunk = query_whole(request, b"chunk_size")
         for why in (seed, chunk):
             if isinstance(why, str):
-                return bad_request(why).render(request)
+                return bad_request(request, why)
         assert not isinstance(seed, str) and not isinstance(chunk, str)
         data = os.urandom(self.count) if seed is None else random.Random(seed).randbytes(self.count)
         size = STREAM_CHUNK if chunk is None else max(1, chunk)
@@ -134,26 +137,32 @@ class StreamBytes(Leaf):
     render_HEAD = render_GET
 
 
-class Deflate(Leaf):
+class Compressed(Leaf):
     """
-    C{/deflate}: httpbin's JSON with C{"deflated": true}, zlib-wrapped
-    deflate (RFC 9110's "deflate") whatever the client accepts, and
-    C{Vary: Accept-Encoding} as a server that compresses on request must.
+    httpbin's compressed JSON (C{/deflate}, C{/brotli}): the request's
+    origin, headers and method, with C{"NAME": true}, in C{encoding}
+    whatever the client accepts, and C{Vary: Accept-Encoding} as a server
+    that compresses on request must.
     """
 
-    def __init__(self, context: HttpContext) -> None:
+    def __init__(
+        self, context: HttpContext, name: str, encoding: bytes, compress: Callable[[bytes], bytes]
+    ) -> None:
         super().__init__()
         self.inspector = Inspector(context)
+        self.name = name
+        self.encoding = encoding
+        self.compress = compress
 
     def render_GET(self, request: Request) -> object:
         seen = self.inspector.describe(request)
         body = send_json(request, {
-            "deflated": True, "headers": seen["headers"], "method": seen["method"],
+            self.name: True, "headers": seen["headers"], "method": seen["method"],
             "origin": seen["origin"],
         })
-        request.setHeader(b"Content-Encoding", b"deflate")
+        request.setHeader(b"Content-Encoding", self.encoding)
         request.setHeader(b"Vary", b"Accept-Encoding")
-        return zlib.compress(body)
+        return self.compress(body)
 
     render_HEAD = render_GET
 
@@ -170,7 +179,7 @@ class Links(Resource):
         if path == b"":
             return self
         if not WHOLE.fullmatch(text):
-            return bad_request("use /links/N/OFFSET with whole numbers")
+            return Refusal("use /links/N/OFFSET with whole numbers")
         return LinkPage(self.count, int(text))
 
     def render_GET(self, request: Request) -> object:
@@ -227,11 +236,11 @@ class Etags(Resource):
     def getChild(self, path: bytes, request: Request) -> IResource:
         text = path.decode("ascii", "replace")
         if not ETAG_TEXT.fullmatch(text):
-            return bad_request(self.usage)
+            return Refusal(self.usage)
         return Etag(text, self.inspector)
 
     def render_GET(self, request: Request) -> object:
-        return bad_request(self.usage).render(request)
+        return bad_request(request, self.usage)
 
     render_HEAD = render_GET
 
@@ -282,9 +291,14 @@ def stream_bytes(context: HttpContext) -> Numbered:
     )
 
 
-def deflate(context: HttpContext) -> Deflate:
-    """C{/deflate}."""
-    return Deflate(context)
+def deflate(context: HttpContext) -> Compressed:
+    """C{/deflate}: zlib-wrapped deflate (RFC 9110's "deflate")."""
+    return Compressed(context, "deflated", b"deflate", zlib.compress)
+
+
+def brotli_json(context: HttpContext) -> Compressed:
+    """C{/brotli}: Brotli (RFC 7932), C{Content-Encoding: br}."""
+    return Compressed(context, "brotli", b"br", brotli.compress)
 
 
 def links(context: HttpContext) -> Numbered:

@@ -703,8 +703,10 @@ KNOWN: tuple[Known, ...] = (
           "empty body (text/html, or no type) or its own picture"),
     Known("OPTIONS *", "status",
           "OPTIONS is 204 No Content with Allow; httpbin 200 with an empty HTML body"),
-    Known("GET /redirect/0|GET /delay/abc", "status",
-          "bad input is a 400 line; httpbin fails with a 500"),
+    Known("GET /redirect/0|GET /delay/abc|GET /range/0", "status",
+          "bad input is a 400 line; httpbin fails with a 500 (a 404 for /range/0)"),
+    Known("*", "error-content-type:",
+          "an error without a body (416) names no Content-Type; httpbin says text/plain"),
     Known("*over the cap*|*over netlab's cap*", "status",
           "a number over its [http] cap (max_bytes, max_stream, max_redirects) is a 400 "
           "naming the setting; httpbin silently clamps"),
@@ -716,8 +718,12 @@ KNOWN: tuple[Known, ...] = (
     Known("GET /relative-redirect/*", "location",
           "/relative-redirect sends paths relative to the current one (1, ../get), which "
           "survive a proxy's prefix; httpbin sends absolute paths"),
-    Known("GET /etag/*", "etag-form",
-          "the entity-tag is sent quoted, as RFC 9110 requires; httpbin sends it bare"),
+    Known("GET /etag/*|GET /range/*", "etag-form",
+          "the entity-tag is sent quoted, as RFC 9110 requires; httpbin sends it bare "
+          "(httplint warns)"),
+    Known("GET /range/26", "content-range",
+          "Content-Range only with a 206 or 416; httpbin also sends it with the whole "
+          "(httplint warns)"),
     Known("GET /robots.txt|GET /deny", "charset",
           "plain text names its charset (utf-8); httpbin names none"),
     Known("GET /static/*", "etag-form|etag",

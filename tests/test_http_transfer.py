@@ -193,7 +193,8 @@ def test_etag_conditionals(events: Any, clock: Clock) -> Any:
     changed = yield served.fetch("/etag/abc", "-H", 'If-None-Match: "xyz"')
     assert changed.status == 200
     refused = yield served.fetch("/etag/abc", "-H", 'If-Match: "xyz"')
-    assert refused.status == 412
+    # No ETag on the 412, as httpbin: the tag asked for is not this one.
+    assert (refused.status, "etag" in refused.headers) == (412, False)
     for header in ('If-Match: "abc"', "If-Match: *"):
         matched = yield served.fetch("/etag/abc", "-H", header)
         assert matched.status == 200, header

@@ -264,8 +264,9 @@ class Etags(Resource):
 class Etag(Leaf):
     """
     A page whose C{ETag} is the path's: C{If-None-Match} naming it (or C{*})
-    gets 304, C{If-Match} naming another gets 412, as httpbin answers; the
-    tag is sent quoted, as RFC 9110 wants, so a real cache sends it back.
+    gets 304, C{If-Match} naming another gets 412 (without the tag), as
+    httpbin answers; the tag is sent quoted, as RFC 9110 wants, so a real
+    cache sends it back.
     """
 
     def __init__(self, tag: str, inspector: Inspector) -> None:
@@ -274,18 +275,17 @@ class Etag(Leaf):
         self.inspector = inspector
 
     def render_GET(self, request: Request) -> object:
-        request.setHeader(b"ETag", f'"{self.tag}"'.encode())
         none_match = etag_list(request.getHeader(b"If-None-Match"))
         if_match = etag_list(request.getHeader(b"If-Match"))
-        if none_match:
-            if self.tag in none_match or "*" in none_match:
-                request.setResponseCode(http.NOT_MODIFIED)
-                request.write(b"")
-                request.finish()
-                return NOT_DONE_YET
-        elif if_match and self.tag not in if_match and "*" not in if_match:
+        if not none_match and if_match and self.tag not in if_match and "*" not in if_match:
             request.setResponseCode(http.PRECONDITION_FAILED)
             return text_body(request, "412 Precondition Failed\n")
+        request.setHeader(b"ETag", f'"{self.tag}"'.encode())
+        if self.tag in none_match or "*" in none_match:
+            request.setResponseCode(http.NOT_MODIFIED)
+            request.write(b"")
+            request.finish()
+            return NOT_DONE_YET
         return send_json(request, self.inspector.describe(request))
 
     render_HEAD = render_GET

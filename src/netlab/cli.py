@@ -16,7 +16,7 @@ import dataclasses
 import json
 import sys
 
-from netlab import __version__
+from netlab import version_lines
 
 
 def check_config(path: str) -> int:
@@ -55,13 +55,7 @@ def hash_password() -> int:
 
 def version() -> int:
     """Print the versions that matter for a bug report."""
-    import platform
-
-    import twisted
-
-    print(f"netlab {__version__}")
-    print(f"Twisted {twisted.__version__}")
-    print(f"Python {platform.python_version()}")
+    print("\n".join(version_lines()))
     return 0
 
 

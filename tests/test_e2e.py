@@ -155,6 +155,21 @@ def test_signal_says_goodbye_and_exits_zero(tmp_path: Path, sig: int) -> None:
         running.kill()
 
 
+def test_signal_closes_plain_echo_silently(tmp_path: Path) -> None:
+    """A plain (byte-exact) echo's client gets its own bytes back and nothing else on SIGTERM."""
+    running = run_daemon(tmp_path, CONFIG)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port("echo")), timeout=30) as s:
+            s.sendall(b"\x00binary\xff")
+            assert s.recv(100) == b"\x00binary\xff"
+            status = running.stop()
+            assert s.recv(100) == b""
+        assert status == 0, running.log()
+        assert "echo: closing 1 open connections" in running.log()
+    finally:
+        running.kill()
+
+
 def test_builtin_defaults_loopback_7007(tmp_path: Path) -> None:
     """With no config: TCP and UDP echo on 127.0.0.1:7007 and the chat on 7070, loopback only."""
     with running_daemon(tmp_path, None) as running:

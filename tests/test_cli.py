@@ -7,12 +7,14 @@ import re
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from daemon import TWISTD, Daemon, echo_only
 from netlab import DISTRIBUTION, __version__
+from netlab.app.registry import parse
 from netlab.core.passwords import verify_password
 
 NETLAB = str(Path(sys.executable).with_name("netlab"))
@@ -58,6 +60,31 @@ def test_check_config_systemd_names_not_resolved(tmp_path: Path) -> None:
     config = tmp_path / "unit.toml"
     config.write_text('[[echo]]\nlisten = ["systemd:domain=INET:name=echo"]\n')
     assert run("check-config", str(config)).returncode == 0
+
+
+def test_example_config_prints_the_example() -> None:
+    """example-config prints examples/netlab.toml as installed, and it is a valid config."""
+    result = run("example-config")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "examples" / "netlab.toml").read_text()
+    example = tomllib.loads(result.stdout)
+    example["http"]["static_dir"] = str(ROOT / "examples" / "static")  # beside the file
+    parse(example, environment=False)
+
+
+def test_example_config_into_a_folder_runs_as_is(tmp_path: Path) -> None:
+    """example-config DIR writes netlab.toml and the static/ it serves; never overwrites."""
+    lab = tmp_path / "lab"
+    result = run("example-config", str(lab))
+    assert result.returncode == 0, result.stderr
+    assert (lab / "netlab.toml").read_text() == (ROOT / "examples" / "netlab.toml").read_text()
+    assert sorted(p.name for p in (lab / "static").iterdir()) == sorted(
+        p.name for p in (ROOT / "examples" / "static").iterdir()
+    )
+    assert run("check-config", str(lab / "netlab.toml")).returncode == 0
+    again = run("example-config", str(lab))
+    assert again.returncode == 1
+    assert again.stderr == f"{lab / 'netlab.toml'}: already exists; not overwritten\n"
 
 
 def test_hash_password() -> None:

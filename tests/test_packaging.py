@@ -50,8 +50,12 @@ def test_fresh_venv_install(tmp_path: Path, editable: bool) -> None:
     project.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns(
-        "__pycache__", "*.egg-info", "dropin.cache"))
+    # src/netlab/examples links to examples/: both, links kept as links.
+    for folder in ("src", "examples"):
+        shutil.copytree(
+            ROOT / folder, project / folder, symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dropin.cache"),
+        )
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
@@ -95,3 +99,10 @@ def test_fresh_venv_install(tmp_path: Path, editable: bool) -> None:
         capture_output=True, text=True, check=True, cwd=tmp_path,
     ).stdout.strip()
     assert assets == "True", "the dashboard's script must be installed with the package"
+    example = subprocess.run(
+        [python, "-c", "from netlab.cli import main; main(['example-config'])"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout
+    assert example == (ROOT / "examples" / "netlab.toml").read_text(), (
+        "the example config must be installed with the package"
+    )

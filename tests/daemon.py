@@ -29,9 +29,13 @@ class Daemon:
     @ivar ports: C{(service, kind) -> [port, ...]} from the log.
     """
 
-    def __init__(self, cwd: Path, *args: str, ready: bool = True) -> None:
+    def __init__(
+        self, cwd: Path, *args: str, ready: bool = True, pidfile: str | None = "",
+    ) -> None:
         self.cwd = cwd
-        self.argv = [TWISTD, "-n", "--pidfile=", "netlab", *args]
+        # pidfile None: twistd's own default, whatever netlab makes of it.
+        twistd = [] if pidfile is None else [f"--pidfile={pidfile}"]
+        self.argv = [TWISTD, "-n", *twistd, "netlab", *args]
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.ports: dict[tuple[str, str], list[int]] = {}

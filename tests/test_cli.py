@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
+
+from daemon import TWISTD, Daemon, echo_only
+from netlab import DISTRIBUTION, __version__
+from netlab.app.registry import parse
 from netlab.core.passwords import verify_password
 
 NETLAB = str(Path(sys.executable).with_name("netlab"))
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,6 +62,31 @@ def test_check_config_systemd_names_not_resolved(tmp_path: Path) -> None:
     assert run("check-config", str(config)).returncode == 0
 
 
+def test_example_config_prints_the_example() -> None:
+    """example-config prints examples/netlab.toml as installed, and it is a valid config."""
+    result = run("example-config")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "examples" / "netlab.toml").read_text()
+    example = tomllib.loads(result.stdout)
+    example["http"]["static_dir"] = str(ROOT / "examples" / "static")  # beside the file
+    parse(example, environment=False)
+
+
+def test_example_config_into_a_folder_runs_as_is(tmp_path: Path) -> None:
+    """example-config DIR writes netlab.toml and the static/ it serves; never overwrites."""
+    lab = tmp_path / "lab"
+    result = run("example-config", str(lab))
+    assert result.returncode == 0, result.stderr
+    assert (lab / "netlab.toml").read_text() == (ROOT / "examples" / "netlab.toml").read_text()
+    assert sorted(p.name for p in (lab / "static").iterdir()) == sorted(
+        p.name for p in (ROOT / "examples" / "static").iterdir()
+    )
+    assert run("check-config", str(lab / "netlab.toml")).returncode == 0
+    again = run("example-config", str(lab))
+    assert again.returncode == 1
+    assert again.stderr == f"{lab / 'netlab.toml'}: already exists; not overwritten\n"
+
+
 def test_hash_password() -> None:
     """hash-password prints a salted hash of the password read from stdin."""
     result = run("hash-password", stdin="sesame\n")
@@ -56,7 +97,106 @@ def test_hash_password() -> None:
 
 
 def test_version() -> None:
-    """version names netlab and Twisted."""
+    """version names netlab, the name it is installed under, and Twisted."""
     result = run("version")
     assert result.returncode == 0
-    assert result.stdout.startswith("netlab 0.1.0\nTwisted ")
+    assert result.stdout.startswith(f"netlab {__version__} (netlab-daemon on PyPI)\nTwisted ")
+
+
+def test_twistd_version_names_netlab() -> None:
+    """twistd netlab --version says netlab's version too, not only Twisted's."""
+    result = subprocess.run(
+        [TWISTD, "netlab", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == run("version").stdout
+
+
+def test_distribution_name_is_used_everywhere() -> None:
+    """
+    The project installs as netlab-daemon (PyPI's netlab is another
+    project): pyproject says so, and nothing tells anyone to pip install
+    netlab, which would install that other project.
+    """
+    import importlib.metadata
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == DISTRIBUTION == "netlab-daemon"
+    assert importlib.metadata.version(DISTRIBUTION) == __version__
+    documents = [ROOT / "README.md", ROOT / "docs" / "ARCHITECTURE.md"]
+    documents += [path for path in (ROOT / "contrib").rglob("*") if path.is_file()]
+    for document in documents:
+        text = document.read_text()
+        assert not re.search(r"pip install netlab\b(?!-)", text), document
+
+
+# A config error, whichever kind, is one line on standard error naming the
+# file (and the key and value when there is one), nothing on standard
+# output, and status 1: from twistd and from check-config alike.
+CONFIG_ERRORS = {
+    "typo-key": (
+        "[[echo]]\nmod = 'upper'\n",
+        '[echo][0].mod = "upper": unknown key (known: ',
+    ),
+    "bad-toml": ("[[echo]\n", ": not valid TOML: "),
+    "bad-endpoint": (
+        '[[echo]]\nlisten = ["tcp:25001:interfce=127.0.0.1"]\n',
+        '[echo][0].listen[0] = "tcp:25001:interfce=127.0.0.1": '
+        'unknown parameter "interfce" for tcp (known: port, interface, backlog)',
+    ),
+    "missing-file": (None, ": cannot read: No such file or directory"),
+}
+
+
+@pytest.mark.parametrize("command", ["twistd", "check-config"])
+@pytest.mark.parametrize("case", sorted(CONFIG_ERRORS))
+def test_config_error_is_one_line(tmp_path: Path, command: str, case: str) -> None:
+    text, expected = CONFIG_ERRORS[case]
+    path = tmp_path / "netlab.toml"
+    if text is not None:
+        path.write_text(text)
+    argv = (
+        [TWISTD, "-n", "netlab", "--config", str(path)] if command == "twistd"
+        else [NETLAB, "check-config", str(path)]
+    )
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"{path}{expected}" if expected.startswith(":")
+                                    else f"{path}: {expected}"), result.stderr
+
+
+def test_foreground_writes_no_pidfile(tmp_path: Path) -> None:
+    """
+    twistd -n netlab, run twice in one folder without --pidfile, writes no
+    twistd.pid, so the second run says why it cannot start (the port is
+    taken), not "Another twistd server is running"; a named pid file is
+    still written.
+    """
+    port = free_port()
+    config = tmp_path / "netlab.toml"
+    config.write_text(echo_only(listen=f"tcp:{port}:interface=127.0.0.1"))
+    first = Daemon(tmp_path, "--config", str(config), pidfile=None)
+    try:
+        assert not (tmp_path / "twistd.pid").exists()
+        second = subprocess.run(
+            [TWISTD, "-n", "netlab", "--config", str(config)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode == 1
+        assert "Another twistd server" not in second.stdout + second.stderr
+        assert (
+            f"echo: cannot listen on tcp:{port}:interface=127.0.0.1: Address already in use"
+            in second.stdout
+        ), second.stdout
+        assert first.stop() == 0, first.log()
+    finally:
+        first.kill()
+    named = Daemon(tmp_path, "--config", str(config), pidfile="./netlab.pid")
+    try:
+        assert (tmp_path / "netlab.pid").read_text().strip() == str(named.process.pid)
+        assert named.stop() == 0, named.log()
+    finally:
+        named.kill()

@@ -59,7 +59,7 @@ NOT_A_TABLE = 'must be a table of strings, e.g. { key = "value" }'
     ("value", "key", "shown", "why"),
     [
         ('"a=1"', "labels", '"a=1"', NOT_A_TABLE),
-        ('["a", "1"]', "labels", "['a', '1']", NOT_A_TABLE),
+        ('["a", "1"]', "labels", '["a", "1"]', NOT_A_TABLE),
         ("{ a = 1 }", "labels.a", "1", "must be a string"),
         ('{ "a b" = true }', 'labels."a b"', "true", "must be a string"),
         ('{ a = { b = "c" } }', "labels.a", '{ b = "c" }', "must be a string"),

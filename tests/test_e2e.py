@@ -10,6 +10,7 @@ import json
 import signal
 import socket
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,6 +156,21 @@ def test_signal_says_goodbye_and_exits_zero(tmp_path: Path, sig: int) -> None:
         running.kill()
 
 
+def test_signal_closes_plain_echo_silently(tmp_path: Path) -> None:
+    """A plain (byte-exact) echo's client gets its own bytes back and nothing else on SIGTERM."""
+    running = run_daemon(tmp_path, CONFIG)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port("echo")), timeout=30) as s:
+            s.sendall(b"\x00binary\xff")
+            assert s.recv(100) == b"\x00binary\xff"
+            status = running.stop()
+            assert s.recv(100) == b""
+        assert status == 0, running.log()
+        assert "echo: closing 1 open connections" in running.log()
+    finally:
+        running.kill()
+
+
 def test_builtin_defaults_loopback_7007(tmp_path: Path) -> None:
     """With no config: TCP and UDP echo on 127.0.0.1:7007 and the chat on 7070, loopback only."""
     with running_daemon(tmp_path, None) as running:
@@ -224,9 +240,9 @@ def test_json_log_file(tmp_path: Path) -> None:
         '[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
     )
     with stops_cleanly(Daemon(tmp_path, "--config", str(config), ready=False)) as running:
-        # netlab's own events go to the file; Twisted's port line still says where.
-        line = running.wait_for_log(r"EchoFactory starting on \d+")
-        port = int(line.rsplit(" ", 1)[1])
+        # netlab's own events go to the file; one line in twistd's log still says where.
+        line = running.wait_for_log(r"netlab ready: echo \d+; events are logged to ")
+        port = int(line.split("netlab ready: echo ")[1].split(";")[0])
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"x")
             assert s.recv(10) == b"x"
@@ -284,3 +300,35 @@ def test_tls_and_unix_endpoints(tmp_path: Path) -> None:
             b"over a unix socket\n"
         )
         running.wait_for_log(r"unix-echo: unix-client disconnected \(closed by client\)")
+
+
+def test_example_startup_and_shutdown_log_is_short(tmp_path: Path) -> None:
+    """
+    The example config's log: twistd's two lines, netlab's start and open
+    files lines, one "listening on" line per listener (none of Twisted's own
+    "... starting on N"), one "netlab ready: N listeners: echo 7007, ..."
+    summary; at shutdown no "(TCP Port N Closed)" lines, and the log ends
+    with "netlab stopped", then twistd's "Main loop terminated." and
+    "Server Shut Down." as the README says.
+    """
+    from course import example_on_free_ports
+    from netlab.app.registry import parse
+
+    text = example_on_free_ports()
+    config = parse(tomllib.loads(text), environment=False)
+    listeners = sum(len(s.listen) for _, s in config.services() if s.enabled)
+    running = run_daemon(tmp_path, text)
+    try:
+        startup = list(running.lines)
+        assert running.stop() == 0, running.log()
+    finally:
+        running.kill()
+    assert len(startup) == listeners + 5, "\n".join(startup)
+    assert sum(": listening on " in line for line in startup) == listeners
+    ready = startup[-1]
+    assert f"[netlab#info] netlab ready: {listeners} listeners: echo " in ready, ready
+    assert "udp-echo " in ready and "/udp" in ready
+    assert not any(" starting on " in line for line in running.lines)
+    assert not any("Port" in line and "Closed)" in line for line in running.lines)
+    ending = [line.split("] ", 1)[1] for line in running.lines[-3:]]
+    assert ending == ["netlab stopped", "Main loop terminated.", "Server Shut Down."]

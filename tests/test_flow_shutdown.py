@@ -67,6 +67,28 @@ def test_shutdown_with_everyone_reading_cancels_the_grace(events: Any, clock: Cl
     assert factory.shutdown().called, "a shutdown with nobody connected fires at once"
 
 
+def test_byte_exact_echo_closes_without_a_word(events: Any, clock: Clock) -> None:
+    """
+    A plain echo never injects bytes, so shutdown closes it without text:
+    its client gets exactly the bytes it sent; an echo with a banner (or in
+    a text mode) keeps its goodbye line.
+    """
+    factory = EchoFactory(EchoSettings(name="echo", mode="plain"), events, clock)
+    _, client = serve(factory, clock)
+    client.peer_write(b"\x00\xffbinary")
+    assert client.peer_read() == b"\x00\xffbinary"
+    done = factory.shutdown()
+    clock.advance(0)
+    assert client.peer_read() == b""
+    assert client.lost_reason is not None and client.lost_reason.check(ConnectionDone)
+    assert done.called
+    greeting = EchoSettings(name="greeting", mode="plain", banner="Hi")
+    factory = EchoFactory(greeting, events, clock)
+    _, client = serve(factory, clock)
+    factory.shutdown()
+    assert client.peer_read() == b"Hi\r\nServer shutting down.\r\n"
+
+
 def test_chat_tells_everyone_before_closing(events: Any, clock: Clock) -> None:
     """Chatting users and one still choosing a nick all hear the notice, then are closed."""
     hub = make_hub(events, clock)

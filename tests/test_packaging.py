@@ -51,8 +51,12 @@ def test_fresh_venv_install(tmp_path: Path, editable: bool) -> None:
     project.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns(
-        "__pycache__", "*.egg-info", "dropin.cache"))
+    # src/netlab/examples links to examples/: both, links kept as links.
+    for folder in ("src", "examples"):
+        shutil.copytree(
+            ROOT / folder, project / folder, symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dropin.cache"),
+        )
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
@@ -98,4 +102,11 @@ def test_fresh_venv_install(tmp_path: Path, editable: bool) -> None:
     ).stdout.strip()
     assert assets == str([True] * len(PACKAGED_ASSETS)), (
         "the dashboard's script and httpbin's images must be installed with the package"
+    )
+    example = subprocess.run(
+        [python, "-c", "from netlab.cli import main; main(['example-config'])"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout
+    assert example == (ROOT / "examples" / "netlab.toml").read_text(), (
+        "the example config must be installed with the package"
     )

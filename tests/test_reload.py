@@ -95,8 +95,8 @@ def test_sighup_reopens_log_and_reloads(tmp_path: Path) -> None:
         assert process.stdout is not None
         port = 0
         for line in process.stdout:
-            if "EchoFactory starting on" in line:
-                port = int(line.rsplit(" ", 1)[1])
+            if "netlab ready: echo " in line:  # events go to the file; this line does not
+                port = int(line.split("netlab ready: echo ")[1].split(";")[0])
             if port:
                 break
         assert port

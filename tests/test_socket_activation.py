@@ -130,3 +130,104 @@ def test_units_verify(tmp_path: Path) -> None:
                  "CapabilityBoundingSet=\n", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
                  "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "WatchdogSec="):
         assert line in text, line
+
+
+def unit_sockets() -> list[tuple[str, str, int]]:
+    """Each shipped socket unit's (FileDescriptorName, Stream or Datagram, port)."""
+    sockets = []
+    for unit in sorted((ROOT / "contrib" / "systemd").glob("*.socket")):
+        keys = dict(
+            line.split("=", 1) for line in unit.read_text().splitlines()
+            if "=" in line and not line.startswith("#")
+        )
+        kind = "Stream" if "ListenStream" in keys else "Datagram"
+        sockets.append((keys["FileDescriptorName"], kind, int(keys[f"Listen{kind}"])))
+    return sockets
+
+
+def free_port6(kind: int) -> int:
+    """A port on ::1 nothing listens on now (the tool binds it again at once)."""
+    with socket.socket(socket.AF_INET6, kind) as probe:
+        probe.bind(("::1", 0))
+        return int(probe.getsockname()[1])
+
+
+def read_all(client: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size and (chunk := client.recv(size - len(data))):
+        data += chunk
+    return data
+
+
+def probe_stream(name: str, port: int) -> None:
+    """What each unit's stream socket must answer, by its FileDescriptorName."""
+    with socket.create_connection(("::1", port), timeout=30) as client:
+        if name == "echo":
+            client.sendall(b"activated\n")
+            assert read_all(client, 10) == b"activated\n"
+        elif name == "daytime":
+            assert client.makefile("rb").readline().endswith(b"\r\n")
+        elif name == "chargen":
+            assert len(read_all(client, 148)) == 148
+        elif name == "http":
+            client.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            assert client.makefile("rb").readline() == b"HTTP/1.0 200 OK\r\n"
+        elif name == "chat":
+            assert client.makefile("rb").readline().startswith(b"Welcome to the netlab chat.")
+        else:
+            raise AssertionError(f"no probe for the unit socket named {name!r}")
+
+
+def test_shipped_units_and_config_serve_every_socket(tmp_path: Path) -> None:
+    """
+    contrib/systemd/netlab.toml, as shipped, under systemd-socket-activate
+    holding every shipped unit's socket (its port mapped to a free one on
+    ::1, named as the unit names it): the daemon starts and each socket is
+    served.  The tool's --datagram is for all its sockets, so a second one,
+    exec'd by the first, adds the datagram sockets and names them all.
+    """
+    tool = require_tool("systemd-socket-activate")
+    sockets = unit_sockets()
+    assert {name for name, _, _ in sockets} == {
+        "echo", "echo-udp", "daytime", "chargen", "http", "chat"
+    }
+    ports = {
+        name: free_port6(socket.SOCK_STREAM if kind == "Stream" else socket.SOCK_DGRAM)
+        for name, kind, _ in sockets
+    }
+    stream = [name for name, kind, _ in sockets if kind == "Stream"]
+    datagram = [name for name, kind, _ in sockets if kind == "Datagram"]
+    outer = [tool] + [f"-l[::1]:{ports[name]}" for name in stream]
+    inner = [tool, "--datagram"] + [f"-l[::1]:{ports[name]}" for name in datagram]
+    inner.append(f"--fdname={':'.join(stream + datagram)}")
+    config = ROOT / "contrib" / "systemd" / "netlab.toml"
+    process = subprocess.Popen(
+        [*outer, "--", *inner, "--",
+         TWISTD, "-n", "--pidfile=", "netlab", "--config", str(config)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        # The outer tool says "Listening on" once per socket before it waits.
+        bound = 0
+        while bound < len(stream):
+            line = process.stdout.readline()
+            assert line, "systemd-socket-activate exited"
+            bound += line.startswith(b"Listening on")
+        # The first connection starts the daemon; it waits in the backlog.
+        probe_stream("echo", ports["echo"])
+        for name in stream:
+            probe_stream(name, ports[name])
+        for name in datagram:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as client:
+                client.settimeout(30)
+                client.sendto(b"datagram", ("::1", ports[name]))
+                assert client.recvfrom(100)[0] == b"datagram"
+        log = stop(process)
+        assert process.returncode == 0, log
+        for name, kind, _ in sockets:
+            assert f"listening on {'tcp' if kind == 'Stream' else 'udp'} [::1]:{ports[name]}" in log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

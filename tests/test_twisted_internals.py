@@ -51,6 +51,7 @@ from netlab.core._twisted import (
     HTTP_CHANNEL_STATE,
     clear_exit_signal,
     computed_allowed_methods,
+    is_port_chatter,
     raise_synchronously,
     systemd_inherited_fds,
     tcp_buffer_empty,
@@ -796,3 +797,37 @@ def test_read_proxy_header_with_twisteds_parsers() -> None:
     assert read_proxy_header(b"PROXY TCP4 203.0.113.7") is None
     with pytest.raises(ValueError, match="invalid PROXY protocol header"):
         read_proxy_header(b"PROXY TCP9 203.0.113.7 127.0.0.1 5555 7007\r\n")
+
+
+@pytest_twisted.inlineCallbacks
+def test_port_chatter_is_recognized_on_real_ports(tmp_path: Any) -> Any:
+    """
+    The lines Twisted's TCP, UDP and UNIX ports log as they start and stop
+    are exactly the ones is_port_chatter drops (netlab logs each listener
+    itself); an ordinary legacy line is not.
+    """
+    from twisted.logger import globalLogPublisher
+    from twisted.python import log
+
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        ports = [
+            reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1"),
+            reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1"),
+            reactor.listenUNIX(str(tmp_path / "chatter.sock"), Factory.forProtocol(Protocol)),
+        ]
+        for port in ports:
+            yield port.stopListening()
+        log.msg("an ordinary line starting on a Monday")
+        log.msg("Factory starting on 7007", "and more")
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    legacy = [e for e in seen if e.get("log_namespace") == "log_legacy"]
+    chatter = [e["message"][0] for e in legacy if is_port_chatter(e)]
+    assert len(chatter) == 6, [e.get("message") for e in legacy]
+    assert sum(" starting on " in line for line in chatter) == 3, chatter
+    assert sum(line.endswith(" Closed)") for line in chatter) == 3, chatter
+    ordinary = [e for e in legacy if "a Monday" in e["message"][0] or "and more" in e["message"]]
+    assert len(ordinary) == 2 and not any(is_port_chatter(e) for e in ordinary)
+    assert not is_port_chatter({"log_namespace": "netlab", "message": ("X starting on 1",)})

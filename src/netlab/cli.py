@@ -3,6 +3,8 @@ The C{netlab} command, for operators:
 
     netlab check-config FILE   validate a config and print the effective one
     netlab hash-password       make a hash for [chat] oper_password_hash
+    netlab example-config [DIR]  print the documented example config, or
+                               write it and its static/ folder into DIR
     netlab version             print netlab's and Twisted's versions
 
 The daemon itself runs under twistd (C{twistd -n netlab}); this command
@@ -15,8 +17,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
-from netlab import __version__
+from netlab import version_lines
 
 
 def check_config(path: str) -> int:
@@ -46,6 +49,38 @@ def check_config(path: str) -> int:
     return 0
 
 
+def example_config(folder: str | None) -> int:
+    """
+    Print the example config (every section and key, documented), or write
+    it into C{folder} with the C{static/} folder it serves, so that
+    C{twistd -n netlab --config FOLDER/netlab.toml} runs as it is.
+    """
+    from importlib.resources import files
+
+    example = files("netlab").joinpath("examples")
+    text = example.joinpath("netlab.toml").read_text(encoding="utf-8")
+    if folder is None:
+        sys.stdout.write(text)
+        return 0
+    target = Path(folder)
+    config = target / "netlab.toml"
+    if config.exists():
+        print(f"{config}: already exists; not overwritten", file=sys.stderr)
+        return 1
+    try:
+        (target / "static").mkdir(parents=True, exist_ok=True)
+        for item in example.joinpath("static").iterdir():
+            if item.is_file():
+                (target / "static" / item.name).write_bytes(item.read_bytes())
+        config.write_text(text, encoding="utf-8")
+    except OSError as e:
+        print(f"{target}: cannot write: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"wrote {config} and {target / 'static'}/; run it with: "
+          f"twistd -n netlab --config {config}", file=sys.stderr)
+    return 0
+
+
 def hash_password() -> int:
     """Ask for a password (twice at a terminal) and print its scrypt hash."""
     from netlab.core.passwords import main
@@ -55,13 +90,7 @@ def hash_password() -> int:
 
 def version() -> int:
     """Print the versions that matter for a bug report."""
-    import platform
-
-    import twisted
-
-    print(f"netlab {__version__}")
-    print(f"Twisted {twisted.__version__}")
-    print(f"Python {platform.python_version()}")
+    print("\n".join(version_lines()))
     return 0
 
 
@@ -77,12 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "hash-password", help="hash a password for [chat] oper_password_hash"
     )
+    example = commands.add_parser(
+        "example-config",
+        help="print the documented example config, or write it (and static/) into DIR",
+    )
+    example.add_argument("dir", nargs="?", help="a folder to write netlab.toml and static/ into")
     commands.add_parser("version", help="print the versions of netlab, Twisted and Python")
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "hash-password":
         return hash_password()
+    if args.command == "example-config":
+        return example_config(args.dir)
     return version()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from twisted.application.service import IService
 from twisted.python import usage
 
+from netlab import version_lines
 from netlab.app.registry import load
 from netlab.app.service import NetlabService
 from netlab.core.config import Config, ConfigError, overrides
@@ -34,8 +35,16 @@ class Options(usage.Options):
 
     netlab_config: Config
 
+    def opt_version(self) -> None:
+        """Display netlab's, Twisted's and Python's versions and exit."""
+        print("\n".join(version_lines()))
+        raise SystemExit(0)
+
     def postOptions(self) -> None:
-        """Load and validate the config: any error stops twistd before it listens."""
+        """
+        Load and validate the config: any error stops twistd before it
+        listens, with the error's one line on standard error and status 1.
+        """
         try:
             config = load(self["config"])
             self.netlab_config = overrides(
@@ -45,8 +54,23 @@ class Options(usage.Options):
                 file=self["log-file"],
             )
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            # Not a UsageError: twistd would print its whole usage text
+            # before the one line that matters.  SystemExit with a message
+            # writes it to standard error and exits with status 1.
+            raise SystemExit(str(e)) from None
+        self._no_pidfile_in_foreground()
         self._choose_console_log()
+
+    def _no_pidfile_in_foreground(self) -> None:
+        """
+        In the foreground, write no pid file unless one was named: twistd's
+        default C{twistd.pid} only made a second run in the same folder fail
+        with "Another twistd server is running", not why; without it, the
+        second run says which port is taken.
+        """
+        twistd = self.parent
+        if twistd is not None and twistd.get("nodaemon") and twistd.get("pidfile") == "twistd.pid":
+            twistd["pidfile"] = ""
 
     def _choose_console_log(self) -> None:
         """

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.error import CannotListenError
-from twisted.logger import LogLevel
+from twisted.logger import Logger, LogLevel
 
 from netlab import __version__
 from netlab.app.registry import KINDS, kind_of
@@ -58,6 +58,29 @@ def raise_open_file_limit() -> tuple[int, int]:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft, hard
+
+
+_twistd_log = Logger(namespace="netlab")
+
+
+def listening_summary(listening: Mapping[str, Sequence[str]]) -> str:
+    """
+    Where each service listens, in short, for the one "netlab ready" line:
+    C{echo 7007, udp-echo 7007/udp, discard 7009 7009/udp, ...}; the
+    "listening on" line of each listener above it has the full addresses.
+    """
+    parts = []
+    for service, addresses in listening.items():
+        ports: list[str] = []
+        for address in addresses:
+            kind, _, where = address.partition(" ")
+            if kind in ("tcp", "udp") and ":" in where:
+                port = where.rsplit(":", 1)[1]
+                where = port if kind == "tcp" else f"{port}/udp"
+            if where not in ports:
+                ports.append(where)
+        parts.append(f"{service} {' '.join(ports)}")
+    return ", ".join(parts)
 
 
 class NetlabService(MultiService):
@@ -178,7 +201,15 @@ class NetlabService(MultiService):
     def _ready(self) -> None:
         if self.running:
             self._handle_sighup()
-            self.events.emit(READY, "netlab", count=len(self.listeners))
+            summary = listening_summary(self.events.listening)
+            self.events.emit(READY, "netlab", count=len(self.listeners), summary=summary)
+            if self.config.log.file:
+                # netlab's events go to their own file: the terminal (twistd's
+                # log) still learns, in one line, where the daemon listens.
+                _twistd_log.info(
+                    "netlab ready: {summary}; events are logged to {file}",
+                    summary=summary, file=self.config.log.file,
+                )
             listening = "; ".join(
                 f"{service} {', '.join(addresses)}"
                 for service, addresses in self.events.listening.items()

@@ -17,9 +17,10 @@ subclasses override); they are kept here too, for the same reason.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import h2.exceptions
@@ -133,6 +134,35 @@ def waiting_for_port(service: StreamServerEndpointService) -> Deferred[Any] | No
     """
     waiting: Deferred[Any] | None = service._waitingForPort
     return waiting
+
+
+# -- twisted.internet: ports' own log lines -----------------------------------
+#
+# Every port logs "<factory or protocol> starting on N" as it binds and
+# "(TCP Port N Closed)" (UDP, UNIX...) as it closes, through the legacy
+# twisted.python.log.msg, whatever the factory's noisy flag says (that one
+# only covers "Starting factory").  netlab logs each listener itself, once,
+# with its service and address, so Twisted's lines only doubled the startup
+# log and added one line per listener at shutdown.  No switch turns them
+# off; netlab's log formatters drop them by their text, which Twisted keeps
+# no promise about: hence here, with a test on real ports.
+
+_PORT_CHATTER = re.compile(
+    r"\S+ starting on \S+|\((?:[A-Z]+ )?Port \S+ Closed\)"
+)
+
+
+def is_port_chatter(event: Mapping[str, Any]) -> bool:
+    """Whether C{event} is a Twisted port's own "starting on" or "Port N Closed" line."""
+    if event.get("log_namespace") != "log_legacy":
+        return False
+    message = event.get("message")
+    return (
+        isinstance(message, tuple)
+        and len(message) == 1
+        and isinstance(message[0], str)
+        and _PORT_CHATTER.fullmatch(message[0]) is not None
+    )
 
 
 # -- twisted.internet: endpoint strings -----------------------------------------
@@ -422,6 +452,7 @@ __all__ = [
     "http2_add_stream",
     "http2_answer_at_once",
     "http2_drop_stream",
+    "is_port_chatter",
     "raise_synchronously",
     "read_proxy_header",
     "systemd_inherited_fds",

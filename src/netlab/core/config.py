@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 from netlab.core.endpoints import check_stream, endpoint_kind, parse_systemd_udp, parse_udp
 from netlab.core.kinds import ServiceKind
 from netlab.core.settings import SERVICE_NAME, AccessSettings, Config, LogSettings
+from netlab.core.tomltext import toml_key, toml_value
 
 
 class ConfigError(Exception):
@@ -33,33 +33,6 @@ class ConfigError(Exception):
 
 T = TypeVar("T")
 
-
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _control(c: str) -> str:
-    return f"\\u{ord(c):04x}" if ord(c) < 32 or ord(c) == 127 else c
-
-
-def _show(value: object) -> str:
-    """C{value} as TOML would write it, on one line."""
-    if isinstance(value, str):
-        return '"' + "".join(_ESCAPES.get(c) or _control(c) for c in value) + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_key(k)} = {_show(v)}" for k, v in value.items()) + " }"
-    return repr(value)
-
-
-def _key(key: str) -> str:
-    """A table key as TOML would write it: bare if it can be, else quoted."""
-    return key if _BARE_KEY.fullmatch(key) else _show(key)
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 # A field of this type is a TOML table of strings ({ qwe = "hello" }), kept
 # as (key, value) pairs in file order so that settings stay frozen,
@@ -90,12 +63,12 @@ class _Loader:
         self.folder: Path | None = None
 
     def fail(self, key: str, value: object, why: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {key} = {_show(value)}: {why}")
+        return ConfigError(f"{self.source}: {key} = {toml_value(value)}: {why}")
 
     def section(self, cls: type[T], table: object, where: str, **defaults: Any) -> T:
         if not isinstance(table, Mapping):
             raise ConfigError(
-                f"{self.source}: [{where}] must be a table, not {_show(table)}"
+                f"{self.source}: [{where}] must be a table, not {toml_value(table)}"
             )
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -142,8 +115,9 @@ class _Loader:
                 isinstance(v, str) for v in value
             ):
                 raise self.fail(key, value, "must be a list of strings")
-            for item in value:
-                self.item(key, value, item, meta)
+            for i, item in enumerate(value):
+                # A bad entry is named by its own index: key[1] = "lab".
+                self.item(f"{key}[{i}]", item, meta)
             return tuple(value)
         raise AssertionError(f"no validation for {hint!r}")  # pragma: no cover
 
@@ -153,17 +127,17 @@ class _Loader:
             raise self.fail(key, value, 'must be a table of strings, e.g. { key = "value" }')
         for name, text in value.items():
             if not isinstance(text, str):
-                raise self.fail(f"{key}.{_key(name)}", text, "must be a string")
+                raise self.fail(f"{key}.{toml_key(name)}", text, "must be a string")
         return tuple(value.items())
 
-    def item(self, key: str, value: object, item: str, meta: Mapping[str, Any]) -> None:
+    def item(self, key: str, item: str, meta: Mapping[str, Any]) -> None:
         wanted = meta.get("endpoints")
         if wanted:
             kind = endpoint_kind(item)
             if wanted != "any" and kind != wanted:
                 raise self.fail(
-                    key, value,
-                    f"{item!r} is a {kind} endpoint; this service needs "
+                    key, item,
+                    f"is a {kind} endpoint; this service needs "
                     + ("udp:PORT[:interface=ADDR] or systemd-udp:name=NAME"
                        if wanted == "datagram"
                        else "a stream endpoint such as tcp:PORT"),
@@ -176,12 +150,12 @@ class _Loader:
                 else:
                     check_stream(item, self.environment)
             except ValueError as e:
-                raise self.fail(key, value, f"{item!r}: {e}") from None
+                raise self.fail(key, item, str(e)) from None
         if meta.get("cidrs"):
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise self.fail(key, value, f"{item!r} is not a CIDR network") from None
+                raise self.fail(key, item, "not a CIDR network") from None
 
     def named(self, settings: T, where: str, fallback: str, default_listen: tuple[str, ...]) -> T:
         name: str = getattr(settings, "name") or fallback  # noqa: B009

@@ -14,6 +14,7 @@ L{netlab.core.listen.ProxyHeaderFactory}).  Nothing here listens.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from netlab.core._twisted import endpoint_tokens
 
@@ -176,4 +177,42 @@ def check_stream(description: str, environment: bool = True) -> None:
     except IndexError:
         raise ValueError("no inherited socket at that index") from None
     except Exception as e:  # Twisted's parsers raise a variety of types.
-        raise ValueError(str(e) or type(e).__name__) from None
+        raise ValueError(explain_parser_error(kind, e)) from None
+
+
+# Each stream endpoint type's parameters, as Twisted's serverFromString
+# documents them (tests/test_config.py checks Twisted still takes each).
+ENDPOINT_PARAMETERS = {
+    "tcp": ("port", "interface", "backlog"),
+    "tcp6": ("port", "interface", "backlog"),
+    "ssl": ("port", "privateKey", "certKey", "sslmethod", "interface", "backlog",
+            "extraCertChain", "dhParameters"),
+    "tls": ("path", "port", "interface", "backlog"),
+    "unix": ("address", "mode", "backlog", "lockfile"),
+    "systemd": ("domain", "index", "name"),
+}
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '([^']*)'")
+_POSITIONAL = re.compile(r"takes .* positional arguments? but \d+ (were|was) given")
+
+
+def explain_parser_error(kind: str, error: Exception) -> str:
+    """
+    What Twisted's endpoint parser refused, in netlab's words: Twisted's
+    parsers are Python functions, so a misspelt parameter is a TypeError
+    naming a private function (C{_parseTCP() got an unexpected keyword
+    argument 'interfce'}).
+    """
+    known = ENDPOINT_PARAMETERS.get(kind, ())
+    unexpected = _UNEXPECTED.search(str(error))
+    if isinstance(error, TypeError) and unexpected:
+        return (
+            f'unknown parameter "{unexpected[1]}" for {kind} '
+            f"(known: {', '.join(known)})"
+        )
+    if isinstance(error, TypeError) and _POSITIONAL.search(str(error)):
+        return (
+            f"too many ':'-separated values for {kind}: after the {known[0]}, "
+            f"write each as name=value (known: {', '.join(known)})"
+        )
+    return str(error) or type(error).__name__

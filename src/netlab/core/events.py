@@ -61,7 +61,7 @@ FORMATS: dict[str, str] = {
     DAEMON_START: "netlab {version} starting with {config}",
     LISTENING: "{service}: listening on {address}",
     CANNOT_LISTEN: "{service}: cannot listen on {description}: {error}",
-    READY: "netlab ready: {count} listeners",
+    READY: "netlab ready: {count} listeners: {summary}",
     CHAT: "{service}: {nick} ({peer}) {what}",
     LOGIN: "{service}: {user} ({peer}) {what}",
     HTTP_REQUEST: '{service}: {peer} "{method} {path}" {status} {nbytes} bytes {duration}s',

@@ -24,6 +24,7 @@ from twisted.logger import (
     formatEvent,
 )
 
+from netlab.core._twisted import is_port_chatter
 from netlab.core.textlog import text_observer
 
 PRIORITIES = {
@@ -37,6 +38,8 @@ PRIORITIES = {
 
 def journal_line(event: Mapping[str, Any]) -> str | None:
     """C{<priority>[namespace] message}, one line per event line, for journald."""
+    if is_port_chatter(event):
+        return None  # Twisted's own line for a listener netlab logs itself
     text = formatEvent(dict(event))
     if "log_failure" in event:
         text = f"{text}\n{event['log_failure'].getTraceback()}".rstrip("\n")

@@ -22,6 +22,8 @@ from twisted.logger import (
     timeFormatRFC3339,
 )
 
+from netlab.core._twisted import is_port_chatter
+
 
 class CachedTime:
     """C{twisted.logger.formatTime} with RFC 3339 seconds, each second formatted once."""
@@ -70,6 +72,9 @@ class ClassicText:
                 f"{text}"
             )
             return line.replace("\n", "\n\t") + "\n"
+        if is_port_chatter(event):
+            # Twisted's own line for a listener netlab logs itself.
+            return None
         return formatEventAsClassicLogText(event, formatTime=self._time)
 
 

@@ -114,6 +114,17 @@ class PlainEcho(EchoProtocol):
         if self.quit_word:
             self._look_for_quit(data)
 
+    def shutdown(self, reason: str) -> None:
+        """
+        The daemon is stopping: a byte-exact echo never injects bytes, so it
+        closes without a goodbye line, unless its banner made it a text
+        service already.
+        """
+        if self.factory.settings.banner:
+            super().shutdown(reason)
+        else:
+            self.close(reason)
+
     def _read_more(self, transport: Any) -> None:
         """
         A read filled Twisted's 64 KiB buffer: the client is streaming, so

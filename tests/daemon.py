@@ -5,6 +5,7 @@ tests, and learns its bound ports from its own "listening on" log lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -16,6 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from netlab.app import registry
+from netlab.core.endpoints import split_endpoint, unproxied
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 LISTENING = re.compile(r"\] (?P<service>[\w-]+): listening on (?P<kind>\w+) (?P<address>\S+)$")
@@ -115,12 +119,39 @@ class Daemon:
             self.process.wait()
 
 
-def run_daemon(tmp_path: Path, config: str | None) -> Daemon:
-    """Start the daemon with C{config} (TOML text) or its built-in defaults."""
+def fixed_ports(path: Path) -> list[str]:
+    """
+    The listen strings of the config at C{path} that name a port other than
+    0: a section a test leaves out keeps its default (echo on 7007, the chat
+    on 7070), which collides with a daemon a developer runs beside the
+    suite, or another checkout's suite.
+    """
+    fixed = []
+    # Relative paths in the config are the daemon's, which runs in its folder.
+    with contextlib.chdir(path.parent):
+        config = registry.load(path, environment=False)
+    for where, settings in config.services():
+        if not settings.enabled:
+            continue
+        for description in settings.listen:
+            kind, args, kwargs = split_endpoint(unproxied(description)[0])
+            port = kwargs.get("port", args[0] if args else "0")
+            if kind not in ("unix", "systemd") and port != "0":
+                fixed.append(f"[{where}] {description}")
+    return fixed
+
+
+def run_daemon(tmp_path: Path, config: str | None, any_port: bool = False) -> Daemon:
+    """
+    Start the daemon with C{config} (TOML text) or its built-in defaults;
+    a config must listen only on port 0 unless C{any_port}.
+    """
     args: list[str] = []
     if config is not None:
         path = tmp_path / "netlab.toml"
         path.write_text(config)
+        fixed = [] if any_port else fixed_ports(path)
+        assert not fixed, f"a test daemon must listen on free ports (0), not {fixed}"
         args = ["--config", str(path)]
     return Daemon(tmp_path, *args)
 

@@ -19,6 +19,10 @@ from daemon import Daemon, running_daemon
 
 CONFIG = """
 udp_echo = []
+echo = []
+
+[chat]
+enabled = false
 
 [http]
 listen = ["tcp:0:interface=127.0.0.1"]

@@ -17,6 +17,9 @@ CONFIG = """
 udp_echo = []
 echo = []
 
+[chat]
+enabled = false
+
 [http]
 listen = ["tcp:0:interface=127.0.0.1"]
 """

@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# bench/ is the script's folder, first on sys.path.
+from chart import chart_svg
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 HOST = "127.0.0.1"
@@ -1059,11 +1062,12 @@ def metadata(ctx: Context, quick: bool) -> dict[str, Any]:
 
 def write_results(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]],
                   skipped: list[dict[str, str]], targets: list[dict[str, Any]]) -> None:
-    """latest.json for tools, latest.md for people."""
+    """latest.json for tools, latest.md and its picture, latest.svg, for people."""
     out.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "results": rows, "skipped": skipped, "targets": targets}
     (out / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "latest.md").write_text(markdown(meta, rows, skipped, targets))
+    (out / "latest.svg").write_text(chart_svg(doc))
 
 
 # -- command line --------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class UdpChatSettings(DatagramSettings):
     max_members_per_host: int = setting(5, lo=1, hi=100_000)
     open_to: tuple[str, ...] = setting(("127.0.0.0/8", "::1/128"), cidrs=True)
     max_pending: int = setting(1000, lo=1, hi=1_000_000)
+    max_pending_per_network: int = setting(64, lo=1, hi=1_000_000)
     cookie_timeout: float = setting(30.0, lo=1, hi=3600)
     member_timeout: float = setting(300.0, lo=10, hi=86_400)
 

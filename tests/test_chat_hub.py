@@ -440,6 +440,48 @@ def test_three_wrong_passwords_close_after_delay(hub: ChatHub, clock: Clock) -> 
     assert thief.ended == "wrong passwords"
 
 
+def test_password_prompt_does_not_hold_a_registered_nick(hub: ChatHub) -> None:
+    """
+    Someone sitting at the Password: prompt of a registered nick holds
+    nothing: its owner still gets the prompt, and in; the squatter, even
+    with the right password, finds the nick taken and is asked for another.
+    """
+    owner = joined(hub, "victim")
+    owner.say("/register hunter22")
+    owner.say("/quit")
+    squatter = User(hub, host="203.0.113.66")
+    assert squatter.say("victim") == ["The nick victim is registered. Password:"]
+    assert hub.find("victim") is None
+    again = User(hub)
+    assert again.say("victim") == ["The nick victim is registered. Password:"]
+    again.say("hunter22")
+    assert again.session.state == CHATTING
+    assert hub.find("victim") is again.session
+    assert squatter.say("hunter22") == ["The nick victim is taken.", "Choose a nick:"]
+    assert squatter.session.state != CHATTING
+
+
+def test_login_deadline_at_the_nick_and_password_prompts(
+    events: Any, clock: Clock, store: ChatStore
+) -> None:
+    """Nick and password must be given within login_timeout; after login it no longer applies."""
+    hub = real_hub(events, clock, store, login_timeout=60)
+    owner = joined(hub, "alice")
+    owner.say("/register hunter22")
+    silent = User(hub)
+    at_prompt = User(hub)
+    at_prompt.say("alice")
+    clock.advance(59.9)
+    assert silent.ended is None and at_prompt.ended is None
+    clock.advance(0.1)
+    for user in (silent, at_prompt):
+        assert user.last() == "Login timed out after 60 seconds."
+        assert user.ended == "login timeout"
+    assert owner.ended is None
+    assert hub.counters.extra["login_timeouts"] == 2
+    assert not clock.getDelayedCalls()
+
+
 def test_registered_nick_by_nick_command(hub: ChatHub) -> None:
     """/nick to a registered nick needs its password."""
     alice = joined(hub, "alice")

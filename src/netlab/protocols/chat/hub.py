@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import LogLevel
 
 from netlab.core.events import CHAT, EventLog
@@ -76,7 +76,11 @@ class Session:
         self.client = client
         self.state = NICK
         self.nick: str | None = None
+        # A registered nick asked for, until its password is checked: held
+        # by nobody, so a stranger at its prompt cannot lock its owner out.
         self.pending_nick: str | None = None
+        # Until the user is in (nick and password), then None.
+        self.login_deadline: IDelayedCall | None = None
         self.room: Room | None = None
         self.oper = False
         self.identified = False
@@ -235,7 +239,26 @@ class ChatHub:
         for line in self.settings.motd.splitlines() or [""]:
             session.tell(clean(line))
         session.tell("Choose a nick (1-16 letters, digits, _ - .):")
+        # Absolute, not reset by activity: a client trickling bytes of a
+        # nick, or sitting at a password prompt, holds a connection only
+        # this long.
+        session.login_deadline = self.clock.callLater(
+            self.settings.login_timeout, self.login_timed_out, session
+        )
         return session
+
+    def login_timed_out(self, session: Session) -> None:
+        """C{session} chose no nick, or gave no password, in time."""
+        session.login_deadline = None
+        self.count("login_timeouts")
+        self.event("login_timeout", session, LogLevel.debug)
+        session.tell(f"Login timed out after {self.settings.login_timeout:g} seconds.")
+        self.close(session, "login timeout")
+
+    def end_login_deadline(self, session: Session) -> None:
+        deadline, session.login_deadline = session.login_deadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
 
     def until(self, when: float) -> str:
         moment = datetime.fromtimestamp(when, self.zone)
@@ -351,15 +374,22 @@ class ChatHub:
     def choose_nick(self, session: Session, nick: str) -> None:
         problem = self.nick_problem(nick, session)
         if problem:
-            session.tell(problem)
-            session.tell("Choose a nick:")
+            self.ask_nick_again(session, problem)
             return
-        self.claim(session, nick)
         if self.store is not None and self.store.registered(nick) is not None:
+            # Not claimed until the password is right (see pending_nick).
+            session.pending_nick = nick
             session.state = PASSWORD
             session.tell(f"The nick {nick} is registered. Password:")
             return
+        self.claim(session, nick)
         self.enter(session)
+
+    def ask_nick_again(self, session: Session, problem: str) -> None:
+        session.pending_nick = None
+        session.state = NICK
+        session.tell(problem)
+        session.tell("Choose a nick:")
 
     def claim(self, session: Session, nick: str) -> None:
         """Reserve C{nick} for C{session} (dropping its old one)."""
@@ -370,22 +400,33 @@ class ChatHub:
 
     def check_nick_password(self, session: Session, password: str) -> None:
         """The answer to "Password:" for a registered nick."""
-        stored = self.store.registered(session.name) if self.store else None
+        nick = session.pending_nick
+        assert nick is not None
+        stored = self.store.registered(nick) if self.store else None
         if stored is None:
-            self.enter(session)
+            # Unregistered meanwhile: an ordinary nick now.
+            self.choose_nick(session, nick)
             return
         session.state = CHECKING
 
         def checked(ok: bool) -> None:
             if session.state != CHECKING:
                 return
-            if ok:
-                session.identified = True
-                self.event("identified", session)
-                self.enter(session)
-            elif self.wrong_password(session):
-                session.state = PASSWORD
-                session.tell("Password:")
+            if not ok:
+                if self.wrong_password(session):
+                    session.state = PASSWORD
+                    session.tell("Password:")
+                return
+            # Its owner may have come in first, on another connection.
+            problem = self.nick_problem(nick, session)
+            if problem:
+                self.ask_nick_again(session, problem)
+                return
+            session.pending_nick = None
+            self.claim(session, nick)
+            session.identified = True
+            self.event("identified", session)
+            self.enter(session)
 
         self.verify(password, stored).addCallback(checked)
 
@@ -408,6 +449,7 @@ class ChatHub:
 
     def enter(self, session: Session) -> None:
         """A session with a nick starts chatting in the default room."""
+        self.end_login_deadline(session)
         session.state = CHATTING
         session.tell(f"Hello {session.name}! Type /help for the commands.")
         self.count("users")
@@ -475,6 +517,7 @@ class ChatHub:
             return
         chatting = session.state == CHATTING
         session.state = CLOSED
+        self.end_login_deadline(session)
         self.sessions.pop(session, None)
         room = session.room
         if room is not None:

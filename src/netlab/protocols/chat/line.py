@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from netlab.core.events import EventLog
 from netlab.protocols.base import StreamFactory, StreamProtocol
-from netlab.protocols.chat.hub import ChatHub, Session, idle_warning
+from netlab.protocols.chat.hub import CHATTING, ChatHub, Session, idle_warning
 from netlab.protocols.chat.settings import ChatSettings
 from netlab.protocols.chat.text import decode
 from netlab.protocols.lines import LineSplitter, TelnetFilter
@@ -75,16 +75,25 @@ class ChatLine(StreamProtocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.received(data)
+        # Once logged in, any byte is activity (a slow typist is not idle);
+        # before, only the hub's login deadline counts, which nothing resets.
+        logged_in = self.session.state == CHATTING
+        if logged_in:
+            if self.idle_warned:
+                self._arm_idle()
+            else:
+                self.resetTimeout()
         for line, _ in self.lines.feed(self.telnet.feed(data)):
             if self.close_reason is not None:
                 return
-            self._arm_idle()
             if line is None:
                 limit = self.factory.settings.max_line
                 self.send_line(f"ERROR line longer than {limit} bytes, dropped")
                 self.reject("a line", f"longer than max_line ({limit})")
             else:
                 self.session.line(decode(line))
+        if not logged_in and self.session.state == CHATTING:
+            self._arm_idle()
 
     def end_of_input(self) -> None:
         line = self.lines.flush()

@@ -34,6 +34,7 @@ class ChatSettings(StreamSettings):
     max_line: int = setting(1024, lo=16, hi=65_536)
     max_rooms: int = setting(100, lo=1, hi=100_000)
     reserved_nicks: tuple[str, ...] = setting(DEFAULT_RESERVED_NICKS)
+    login_timeout: float = setting(60.0, lo=1, hi=3600)
     idle_timeout: float = setting(1800.0, lo=0, hi=86_400)
     idle_warning: float = setting(60.0, lo=0, hi=86_400)
     flood_lines: int = setting(5, lo=1, hi=10_000)

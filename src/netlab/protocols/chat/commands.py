@@ -15,6 +15,9 @@ from twisted.logger import LogLevel
 
 from netlab.protocols.chat.settings import ROOM_NAME
 
+# The operator password's name in the hub's failure limits: no nick looks like it.
+OPER = "/oper"
+
 if TYPE_CHECKING:
     from netlab.protocols.chat.hub import ChatHub, Session
 
@@ -48,22 +51,24 @@ def _usage(session: Session, name: str) -> None:
 
 
 def _verified(
-    hub: ChatHub, session: Session, password: str, stored: str, then: Callable[[], None]
+    hub: ChatHub, session: Session, target: str, password: str, stored: str,
+    then: Callable[[], None],
 ) -> None:
     """
-    Check C{password} off the event loop; run C{then} if it is right, count
-    a wrong one (too many close the connection).
+    Check C{password} for C{target} off the event loop, within the hub's
+    limits; run C{then} if it is right, count a wrong one (too many close
+    the connection).
     """
 
-    def checked(ok: bool) -> None:
-        if session.state != "chatting":
-            return
-        if ok:
-            then()
-        else:
+    def wrong(locked: bool) -> None:
+        if session.state == "chatting" and not locked:
             hub.wrong_password(session)
 
-    hub.verify(password, stored).addCallback(checked)
+    def right() -> None:
+        if session.state == "chatting":
+            then()
+
+    hub.check_password(session, target, password, stored, right, wrong)
 
 
 def _minutes(text: str, default: float) -> float | None:
@@ -129,7 +134,7 @@ def nick(hub: ChatHub, session: Session, args: str) -> None:
         hub.rename(session, new)
         session.identified = True
 
-    _verified(hub, session, password.strip(), stored, take)
+    _verified(hub, session, new, password.strip(), stored, take)
 
 
 def who(hub: ChatHub, session: Session, args: str) -> None:
@@ -239,7 +244,7 @@ def oper(hub: ChatHub, session: Session, args: str) -> None:
         hub.count("opers")
         hub.event("oper", session)
 
-    _verified(hub, session, args, stored, promote)
+    _verified(hub, session, OPER, args, stored, promote)
 
 
 def register(hub: ChatHub, session: Session, args: str) -> None:
@@ -266,7 +271,9 @@ def register(hub: ChatHub, session: Session, args: str) -> None:
         hub.count("registrations")
         hub.event("register", session)
 
-    hub.make_hash(args).addCallback(hashed)
+    hashing = hub.new_hash(session, args)
+    if hashing is not None:
+        hashing.addCallback(hashed)
 
 
 def identify(hub: ChatHub, session: Session, args: str) -> None:
@@ -286,7 +293,7 @@ def identify(hub: ChatHub, session: Session, args: str) -> None:
         session.tell(f"You are identified as {session.name}.")
         hub.event("identified", session)
 
-    _verified(hub, session, args, stored, identified)
+    _verified(hub, session, session.name, args, stored, identified)
 
 
 def unregister(hub: ChatHub, session: Session, args: str) -> None:

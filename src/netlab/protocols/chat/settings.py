@@ -44,6 +44,11 @@ class ChatSettings(StreamSettings):
     oper_password_hash: str = setting("")
     identify_attempts: int = setting(3, lo=1, hi=100)
     identify_delay: float = setting(2.0, lo=0, hi=60)
+    address_failures: int = setting(20, lo=1, hi=100_000)
+    nick_failures: int = setting(5, lo=1, hi=100_000)
+    failure_window: float = setting(300.0, lo=1, hi=86_400)
+    max_hashing: int = setting(2, lo=1, hi=64)
+    max_hashing_waiting: int = setting(8, lo=0, hi=10_000)
 
 
 @dataclass(frozen=True, kw_only=True)

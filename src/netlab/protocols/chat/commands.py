@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import LogLevel
 
 from netlab.protocols.chat.settings import ROOM_NAME
+from netlab.protocols.chat.text import PrivateText, clean
 
 # The operator password's name in the hub's failure limits: no nick looks like it.
 OPER = "/oper"
@@ -69,6 +70,34 @@ def _verified(
             then()
 
     hub.check_password(session, target, password, stored, right, wrong)
+
+
+# What a payload sample shows instead of a private message, or a password.
+PRIVATE, PASSWORD = "[private]", "[password]"
+# Commands whose arguments after the first few are private, and how many
+# are not: /msg NICK [private], /nick NEW [password], /oper [password].
+SECRET_AFTER = {"msg": 1, "query": 1, "nick": 1, "oper": 0, "register": 0, "identify": 0}
+
+
+def loggable(line: str) -> str | None:
+    """
+    What of C{line}, typed by a user (or the start of it), a payload sample
+    may show, if not all of it: the command and its public arguments, with
+    the text of a private message or a password left out.  Parsed as the
+    hub parses it (cleaned, stripped), so no disguise of a command passes.
+    """
+    text = clean(line).strip()
+    if not text.startswith("/") or text.startswith("//"):
+        return None
+    name, _, rest = text[1:].partition(" ")
+    public = SECRET_AFTER.get(name.lower())
+    if public is None:
+        return None
+    words = rest.split(None, public)
+    if len(words) <= public:
+        return None
+    hidden = PRIVATE if name.lower() in ("msg", "query") else PASSWORD
+    return " ".join(["/" + name, *words[:public], hidden])
 
 
 def _minutes(text: str, default: float) -> float | None:
@@ -186,8 +215,10 @@ def msg(hub: ChatHub, session: Session, args: str) -> None:
     if target is None:
         session.tell(f"No user {target_nick} here.")
         return
-    target.tell(f"[{hub.stamp()}] *{session.name}* {text}")
-    session.tell(f"-> *{target.name}* {text}")
+    heard = f"[{hub.stamp()}] *{session.name}* "
+    target.tell(PrivateText(heard + text, heard + PRIVATE))
+    said = f"-> *{target.name}* "
+    session.tell(PrivateText(said + text, said + PRIVATE))
     hub.count("private_messages")
     # Never the text: private messages stay private, in the log too.
     hub.event("private_message", session, LogLevel.debug, detail=f"to {target.name}")

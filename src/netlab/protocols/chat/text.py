@@ -56,3 +56,17 @@ def decode(line: bytes) -> str:
 def is_safe(text: str) -> bool:
     """Whether C{text} holds nothing L{clean} would remove."""
     return clean(text) == text
+
+
+class PrivateText(str):
+    """
+    A line for one user's eyes (a private message): the same text to show
+    them, and C{shown}, what a payload sample or log may say of it instead.
+    """
+
+    shown: str
+
+    def __new__(cls, text: str, shown: str) -> PrivateText:
+        line = super().__new__(cls, text)
+        line.shown = shown
+        return line

@@ -108,8 +108,11 @@ def service_names(context: HttpContext) -> list[str]:
     return list(names)
 
 
-def snapshot(context: HttpContext, scope: Scope) -> dict[str, Any]:
-    """Everything the dashboard shows to C{scope}, as JSON-safe data."""
+def snapshot(context: HttpContext, scope: Scope | None = None) -> dict[str, Any]:
+    """
+    Everything the dashboard shows to C{scope}, as JSON-safe data (with no
+    scope, nobody's events: the counters and rooms only).
+    """
     events = context.events
     kinds = dict(context.services)
     services = []
@@ -126,7 +129,7 @@ def snapshot(context: HttpContext, scope: Scope) -> dict[str, Any]:
         })
     public = [
         e for e in events.recent
-        if e.get("netlab_event") not in PRIVATE_KINDS and scope.shows(e)
+        if scope is not None and e.get("netlab_event") not in PRIVATE_KINDS and scope.shows(e)
     ]
     return {
         "services": services,

@@ -6,6 +6,7 @@ sockets), then a restart and a shutdown.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,3 +236,36 @@ def test_plain_udp_clients_chat_with_a_telnet_user(tmp_path: Path) -> None:
         for s in students:
             s.close()
         tcp_user.close()
+
+
+def test_storage_faults_never_take_the_daemon_down(tmp_path: Path) -> None:
+    """
+    The database's shared-memory file truncated under it (SQLite's -shm is
+    mapped: a write fault there was a SIGBUS, exit 135) and then its files
+    deleted: the daemon logs one clear error, counts what it could not
+    save, and the chat goes on; then it stops cleanly.
+    """
+    database = tmp_path / "chat.sqlite3"
+    with running_daemon(tmp_path, chat_config(tmp_path)) as running:
+        alice = LineClient(running.port("chat"), "alice")
+        bob = LineClient(running.port("chat"), "bob")
+        alice.send("before the faults")
+        bob.expect("before the faults")
+        shared = tmp_path / "chat.sqlite3-shm"
+        if shared.exists():
+            os.truncate(shared, 0)
+        alice.send("after the truncation")
+        bob.expect("after the truncation")
+        for path in tmp_path.glob("chat.sqlite3*"):
+            path.unlink()
+        for n in range(3):
+            alice.send(f"into the void {n}")
+            bob.expect(f"into the void {n}")
+        running.wait_for_log(r"chat: -: chat store .*deleted or replaced")
+        carol = LineClient(running.port("chat"), "carol")
+        carol.expect("into the void 2", earlier=True)
+        for client in (alice, bob, carol):
+            client.close()
+    errors = [line for line in running.lines if "chat store" in line]
+    assert len(errors) == 1, errors
+    assert not database.exists()

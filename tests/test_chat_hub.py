@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from helpers import make_hub
@@ -440,6 +440,48 @@ def test_three_wrong_passwords_close_after_delay(hub: ChatHub, clock: Clock) -> 
     assert thief.ended == "wrong passwords"
 
 
+def test_password_prompt_does_not_hold_a_registered_nick(hub: ChatHub) -> None:
+    """
+    Someone sitting at the Password: prompt of a registered nick holds
+    nothing: its owner still gets the prompt, and in; the squatter, even
+    with the right password, finds the nick taken and is asked for another.
+    """
+    owner = joined(hub, "victim")
+    owner.say("/register hunter22")
+    owner.say("/quit")
+    squatter = User(hub, host="203.0.113.66")
+    assert squatter.say("victim") == ["The nick victim is registered. Password:"]
+    assert hub.find("victim") is None
+    again = User(hub)
+    assert again.say("victim") == ["The nick victim is registered. Password:"]
+    again.say("hunter22")
+    assert again.session.state == CHATTING
+    assert hub.find("victim") is again.session
+    assert squatter.say("hunter22") == ["The nick victim is taken.", "Choose a nick:"]
+    assert squatter.session.state != CHATTING
+
+
+def test_login_deadline_at_the_nick_and_password_prompts(
+    events: Any, clock: Clock, store: ChatStore
+) -> None:
+    """Nick and password must be given within login_timeout; after login it no longer applies."""
+    hub = real_hub(events, clock, store, login_timeout=60)
+    owner = joined(hub, "alice")
+    owner.say("/register hunter22")
+    silent = User(hub)
+    at_prompt = User(hub)
+    at_prompt.say("alice")
+    clock.advance(59.9)
+    assert silent.ended is None and at_prompt.ended is None
+    clock.advance(0.1)
+    for user in (silent, at_prompt):
+        assert user.last() == "Login timed out after 60 seconds."
+        assert user.ended == "login timeout"
+    assert owner.ended is None
+    assert hub.counters.extra["login_timeouts"] == 2
+    assert not clock.getDelayedCalls()
+
+
 def test_registered_nick_by_nick_command(hub: ChatHub) -> None:
     """/nick to a registered nick needs its password."""
     alice = joined(hub, "alice")
@@ -535,3 +577,114 @@ def test_events_and_counters(hub: ChatHub, events: Any) -> None:
     assert extra["commands"] == 1
     actions = [e["action"] for e in events.kinds("chat")]
     assert "join" in actions and "message" in actions and "command" in actions
+
+
+# -- password guessing ----------------------------------------------------------------------
+
+
+class SlowVerifier:
+    """A verify() whose answers the test gives, one check at a time: counts the hashing."""
+
+    def __init__(self, right: str = OPER_PASSWORD) -> None:
+        self.right = right
+        self.running: list[tuple[str, Deferred[bool]]] = []
+        self.started = 0
+
+    def __call__(self, password: str, stored: str) -> Deferred[bool]:
+        self.started += 1
+        d: Deferred[bool] = Deferred()
+        self.running.append((password, d))
+        return d
+
+    def finish_one(self) -> None:
+        password, d = self.running.pop(0)
+        d.callback(password == self.right)
+
+
+def test_oper_guesses_limited_per_address(events: Any, clock: Clock, store: ChatStore) -> None:
+    """
+    Wrong /oper passwords from one address, over any number of connections,
+    lock the address: later guesses are refused without hashing, logged and
+    counted; other addresses may still try, and the lock ends.
+    """
+    checks = []
+
+    def verify(password: str, stored: str) -> Deferred[bool]:
+        checks.append(password)
+        return succeed(verify_password(password, stored))
+
+    hub = make_hub(events, clock, store, verify=verify, oper_password_hash=OPER_HASH,
+                   address_failures=4, nick_failures=1000, failure_window=60)
+    guessers = [joined(hub, f"guesser{i}", host="203.0.113.7") for i in range(3)]
+    for i in range(4):
+        assert guessers[i // 2].say(f"/oper guess{i}")[0].startswith("Wrong password.")
+    refused = guessers[2].say("/oper guess4")
+    assert refused == ["Too many wrong passwords: try again in 15 seconds."]
+    assert guessers[2].say("/oper guess5") == refused
+    assert len(checks) == 5
+    assert hub.counters.extra["password_locks"] == 1
+    assert hub.counters.extra["password_refusals"] == 1
+    assert [e["what"] for e in events.kinds("chat") if e["action"] == "password_lock"] == [
+        "password_lock: 203.0.113.7 for 15 seconds"
+    ]
+    elsewhere = joined(hub, "elsewhere", host="198.51.100.1")
+    assert elsewhere.say(f"/oper {OPER_PASSWORD}")[0].startswith("You are now an operator.")
+    clock.advance(15)
+    assert guessers[2].say(f"/oper {OPER_PASSWORD}")[0].startswith("You are now an operator.")
+
+
+def test_guesses_at_a_registered_nick_limited_across_addresses(
+    events: Any, clock: Clock, store: ChatStore
+) -> None:
+    """
+    Wrong passwords for one registered nick, from many addresses, lock the
+    nick; a guesser at its Password: prompt is refused without a check and
+    asked for another nick.
+    """
+    hub = real_hub(events, clock, store, nick_failures=3, failure_window=300)
+    owner = joined(hub, "alice")
+    owner.say("/register hunter22")
+    owner.say("/quit")
+    for i in range(3):
+        guesser = User(hub, host=f"203.0.113.{i + 1}")
+        guesser.say("alice")
+        assert guesser.say(f"guess{i}")[0].startswith("Wrong password.")
+    late = User(hub, host="203.0.113.50")
+    late.say("alice")
+    locked = ["Too many wrong passwords: try again in 100 seconds.", "Choose a nick:"]
+    assert late.say("guess3") == locked
+    assert late.say("alice") == locked
+    assert hub.find("alice") is None
+    by_nick = joined(hub, "bob", host="198.51.100.2")
+    assert by_nick.say("/nick alice hunter22") == [
+        "Too many wrong passwords: try again in 100 seconds."
+    ]
+
+
+def test_concurrent_hashing_bounded(events: Any, clock: Clock, store: ChatStore) -> None:
+    """
+    At most max_hashing checks hash at once and max_hashing_waiting wait
+    their turn; one more is refused with a clear line, and each session has
+    one check under way at most.
+    """
+    verifier = SlowVerifier()
+    hub = make_hub(events, clock, store, verify=verifier, oper_password_hash=OPER_HASH,
+                   max_hashing=2, max_hashing_waiting=2)
+    users = [joined(hub, f"user{i}", host=f"192.0.2.{i + 1}") for i in range(5)]
+    for user in users[:4]:
+        assert user.say("/oper guess") == []
+    assert verifier.started == 2
+    assert users[0].say("/oper again") == ["Wait for your last password check."]
+    assert users[4].say("/oper guess") == [
+        "The server is busy checking passwords: try again in a moment."
+    ]
+    assert hub.counters.extra["hashing_busy"] == 1
+    verifier.finish_one()
+    assert users[0].last().startswith("Wrong password.")
+    assert verifier.started == 3
+    while verifier.running:
+        verifier.finish_one()
+    assert verifier.started == 4
+    assert users[4].say(f"/oper {OPER_PASSWORD}") == []
+    verifier.finish_one()
+    assert users[4].session.oper

@@ -349,3 +349,81 @@ def test_lines_reach_the_database_without_a_flush(tmp_path: Path, make_store: An
     assert count_rows(path) == 50
     assert statements.count("BEGIN") == 1
     yield store.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_shared_memory_file(tmp_path: Path, make_store: Any) -> Any:
+    """
+    The store keeps no -shm file, which SQLite maps into memory: a fault
+    writing it (a full disk, a truncated file) is a SIGBUS, not an error.
+    """
+    path = tmp_path / "chat.db"
+    store = make_store(path)
+    store.append(line("#lobby", 1))
+    yield store.flush()
+    assert not (tmp_path / "chat.db-shm").exists()
+    assert count_rows(path) == 1
+    yield store.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_deleted_database_is_one_error_then_counted(tmp_path: Path, make_store: Any) -> Any:
+    """
+    Database files deleted while open: the next write reports one clear
+    error, later changes are counted as unsaved, not written into the void
+    nor logged again, and the history in memory goes on.
+    """
+    path = tmp_path / "chat.db"
+    errors: list[str] = []
+    counted: dict[str, int] = {}
+
+    def count(what: str, amount: int = 1) -> None:
+        counted[what] = counted.get(what, 0) + amount
+
+    store = make_store(path, on_error=errors.append, count=count)
+    store.append(line("#lobby", 1))
+    yield store.flush()
+    for leftover in tmp_path.iterdir():
+        leftover.unlink()
+    store.append(line("#lobby", 2))
+    yield store.flush()
+    for n in range(3, 6):
+        store.append(line("#lobby", n))
+    store.register("alice", "scrypt$hash")
+    yield store.flush()
+    assert errors == [
+        f"chat store {path}: the database file was deleted or replaced;"
+        " changes are no longer saved (1 lost)"
+    ]
+    assert counted == {"storage_faults": 1, "unsaved_changes": 5}
+    assert [h.text for h in store.recent("#lobby")] == [f"line {n}" for n in range(1, 6)]
+    yield store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_fault_is_reported_once_until_writes_work_again(
+    tmp_path: Path, make_store: Any
+) -> Any:
+    """Failing batch after failing batch is one error; after a good write, a new fault is new."""
+    path = tmp_path / "chat.db"
+    errors: list[str] = []
+    store = make_store(path, on_error=errors.append)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE history RENAME TO away")
+    db.commit()
+    for n in range(3):
+        store.append(line("#lobby", n))
+        yield store.flush()
+    assert len(errors) == 1
+    db.execute("ALTER TABLE away RENAME TO history")
+    db.commit()
+    store.append(line("#lobby", 3))
+    yield store.flush()
+    db.execute("ALTER TABLE history RENAME TO away")
+    db.commit()
+    db.close()
+    store.append(line("#lobby", 4))
+    yield store.flush()
+    assert len(errors) == 2
+    yield store.close()

@@ -4,8 +4,10 @@ and no output ever carries a control byte, an ESC or a raw 0xFF."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -18,19 +20,57 @@ from netlab.protocols.lines import LineSplitter, TelnetFilter
 # and C1 controls, which UTF-8 encodes as C2 80..C2 9F.
 FORBIDDEN = re.compile(rb"[\x00-\x1f\x7f\xff]|\xc2[\x80-\x9f]")
 
-# Arbitrary text, with escape-sequence pieces made common.
+# What no relayed text may hold, by Unicode category: controls, format
+# characters (bidi marks, soft hyphen, tags, interlinear annotation...),
+# line and paragraph separators, surrogates and unassigned code points.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
+# Letters that show as nothing (Hangul fillers): as good as invisible in a nick or line.
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+# The ones the issue tracker found passing, and their neighbours.
+INVISIBLE_SAMPLES = [
+    "\u2028", "\u2029", "\u061c", "\u180e", "\u00ad", "\ufff9", "\ufffa", "\ufffb",
+    "\u200e", "\u200f", "\u202e", "\u2066",
+    "\U000e0000", "\U000e0001", "\U000e0020", "\U000e0041", "\U000e007f", "\u0378",
+    "\U0010fffe", "\u3164",
+]
+
+# Arbitrary text, with escape-sequence pieces and invisible characters made common.
 nasty_text = st.lists(
     st.one_of(
         st.text(),
-        st.sampled_from(["\x1b", "\x1b[", "\x1b]", "\x07", "\x9b", "\r", "\n", "\t", "\u202e"]),
+        st.sampled_from(["\x1b", "\x1b[", "\x1b]", "\x07", "\x9b", "\r", "\n", "\t"]),
+        st.sampled_from(INVISIBLE_SAMPLES),
+        st.characters(categories=["Cf", "Zl", "Zp", "Cn", "Cs"]),
     )
 ).map("".join)
+
+
+def invisible(c: str) -> bool:
+    return unicodedata.category(c) in INVISIBLE_CATEGORIES or c in BLANK_LETTERS
 
 
 @given(nasty_text)
 def test_clean_leaves_no_control_characters(text: str) -> None:
     """Whatever goes in, what comes out encodes without control bytes or ESC."""
     assert not FORBIDDEN.search(clean(text).encode("utf-8", "surrogatepass"))
+
+
+@given(nasty_text)
+def test_clean_leaves_no_invisible_characters(text: str) -> None:
+    """No format, separator, surrogate or unassigned character survives, nor a blank letter."""
+    assert not [c for c in clean(text) if invisible(c)]
+
+
+@pytest.mark.parametrize("c", INVISIBLE_SAMPLES)
+def test_each_invisible_character_the_tracker_found_is_removed(c: str) -> None:
+    """U+2028, U+061C, U+180E, U+00AD, tags and U+FFF9-FFFB, between visible letters."""
+    assert clean(f"a{c}b") == "ab"
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cc", "Cf", "Zl", "Zp", "Cs", "Cn"])))
+def test_clean_keeps_visible_text_of_every_script(text: str) -> None:
+    """Letters, marks, symbols, emoji and private-use characters of any script pass unchanged."""
+    assert clean(text) == "".join(c for c in text if c not in BLANK_LETTERS)
 
 
 @given(nasty_text)

@@ -193,20 +193,99 @@ def test_member_cap(events: Any, clock: Clock) -> Any:
 
 
 @pytest_twisted.inlineCallbacks
-def test_pending_cap(events: Any, clock: Clock) -> Any:
-    """Past max_pending outstanding cookies, new JOINs get no answer at all."""
+def test_pending_full_forgets_the_oldest_cookie(events: Any, clock: Clock) -> Any:
+    """Past max_pending outstanding cookies, a new JOIN is answered and the oldest forgotten."""
     setup = Setup(events, clock, max_pending=1)
     first, first_port = setup.client()
     first_port.write(b"JOIN one")
-    yield first.wait_datagrams(1)
+    (first_cookie,) = yield first.wait_datagrams(1)
     second, second_port = setup.client()
     second_port.write(b"JOIN two")
-    # The first address still gets answers, proving the second's JOIN was handled.
-    first_port.write(b"JOIN one")
-    yield first.wait_datagrams(2)
-    assert second.received == []
-    assert setup.hub.counters.extra["udp_pending_full"] == 1
+    (second_cookie,) = yield second.wait_datagrams(1)
+    assert texts([second_cookie])[0].startswith("COOKIE ")
+    assert setup.hub.counters.extra["udp_pending_evicted"] == 1
+    # The first cookie was forgotten: it proves nothing now; the second's does.
+    first_port.write(first_cookie[0])
+    second_port.write(second_cookie[0])
+    yield second.wait_for_text("Hello two!")
+    assert [m.session.name for m in setup.chat.members.values()] == ["two"]
     yield setup.close()
+
+
+class SentDatagrams:
+    """Stands in for the UDP port in memory: keeps what the chat sends, to whom."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def write(self, data: bytes, address: tuple[str, int]) -> None:
+        self.sent.append((data, address))
+
+    def to(self, address: tuple[str, int]) -> list[bytes]:
+        return [data for data, to in self.sent if to == address]
+
+
+def udp_chat_in_memory(events: Any, clock: Clock, **settings: Any) -> tuple[UdpChat, SentDatagrams]:
+    settings.setdefault("open_to", ())
+    udp = UdpChatSettings(name="udp-chat", rate=1000, burst=1000, **settings)
+    hub = make_hub(events, clock)
+    chat = UdpChat(udp, DatagramGuard(udp, events, "udp-chat", clock.seconds), events, hub, clock)
+    sent = SentDatagrams()
+    chat.transport = sent  # type: ignore[assignment]
+    return chat, sent
+
+
+def test_spoofed_join_flood_does_not_lock_out_a_real_join(events: Any, clock: Clock) -> None:
+    """
+    JOINs from 2,000 forged addresses (one per /24) fill max_pending; a real
+    JOIN after them still gets its cookie at once, and the cookie works.
+    """
+    chat, sent = udp_chat_in_memory(events, clock)
+    for i in range(2000):
+        chat.datagramReceived(b"JOIN spoof", (f"10.{i // 200}.{i % 200}.7", 40000))
+    assert len(chat.pending) == chat.settings.max_pending
+    real = ("198.51.100.7", 50000)
+    chat.datagramReceived(b"JOIN alice", real)
+    (cookie,) = sent.to(real)
+    assert cookie.startswith(b"COOKIE ")
+    chat.datagramReceived(cookie, real)
+    assert real in chat.members
+    assert len(chat.pending) <= chat.settings.max_pending
+
+
+def test_pending_capped_per_ipv4_24_and_ipv6_64(events: Any, clock: Clock) -> None:
+    """
+    One /24 (IPv4) or /64 (IPv6) holds at most max_pending_per_network
+    cookies, its own oldest forgotten first; other networks keep theirs.
+    """
+    chat, sent = udp_chat_in_memory(events, clock, max_pending_per_network=4)
+    neighbour = ("203.0.114.1", 40000)
+    chat.datagramReceived(b"JOIN neighbour", neighbour)
+    flood = [(f"203.0.113.{i}", 40000) for i in range(1, 101)]
+    flood += [(f"2001:db8:1:2::{i:x}", 40000) for i in range(1, 101)]
+    for address in flood:
+        chat.datagramReceived(b"JOIN spoof", address)
+    assert set(chat.pending) == {neighbour, *flood[96:100], *flood[196:200]}
+    assert chat.hub.counters.extra["udp_pending_network_full"] == 192
+    # A forgotten cookie proves nothing; a kept one does.
+    chat.datagramReceived(sent.to(flood[0])[0], flood[0])
+    assert flood[0] not in chat.members
+    chat.datagramReceived(sent.to(neighbour)[0], neighbour)
+    assert neighbour in chat.members
+
+
+def test_pending_bookkeeping_follows_expiry_and_proof(events: Any, clock: Clock) -> None:
+    """Cookies that expire or are used give their network's slots back."""
+    chat, sent = udp_chat_in_memory(events, clock, max_pending_per_network=2, cookie_timeout=10)
+    a, b, c = (("192.0.2.1", 40000), ("192.0.2.2", 40000), ("192.0.2.3", 40000))
+    chat.datagramReceived(b"JOIN a", a)
+    chat.datagramReceived(b"JOIN b", b)
+    chat.datagramReceived(sent.to(a)[0], a)
+    chat.datagramReceived(b"JOIN c", c)
+    assert set(chat.pending) == {b, c}
+    clock.advance(11)
+    chat.sweep()
+    assert chat.pending == {} and chat.pending_by_network == {}
 
 
 # -- trusted sources: no cookie ------------------------------------------------

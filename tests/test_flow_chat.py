@@ -178,3 +178,40 @@ def test_typing_after_the_warning_keeps_the_member(events: Any) -> None:
     chat.clock.advance(1)
     chat.clock.advance(0)
     assert b"idle a while" in alice.peer_read()
+
+
+def test_trickled_nick_closed_at_the_login_deadline(events: Any) -> None:
+    """
+    A client that trickles the bytes of a nick, never ending the line, is
+    closed login_timeout seconds after it connected, however busy it looks.
+    """
+    chat = Chat(events, login_timeout=60)
+    _, slowpoke = serve(chat.factory, chat.clock)
+    chat.clock.advance(0)
+    slowpoke.peer_read()
+    for byte in b"vict":
+        chat.clock.advance(14.9)
+        slowpoke.peer_write(bytes([byte]))
+        chat.clock.advance(0)
+    assert not slowpoke.disconnecting
+    chat.clock.advance(0.4)
+    assert slowpoke.peer_read() == b"Login timed out after 60 seconds.\r\n"
+    chat.clock.advance(0)
+    chat.clock.advance(0)
+    assert slowpoke.lost_reason is not None
+    assert chat.hub.counters.extra["login_timeouts"] == 1
+
+
+def test_bytes_count_as_activity_once_logged_in(events: Any) -> None:
+    """After login a user typing a long line slowly is not idle: bytes count, not lines."""
+    chat = Chat(events, idle_timeout=100, idle_warning=10)
+    alice = chat.join("alice")
+    chat.clock.advance(80)
+    alice.peer_write(b"a long thought, typed sl")
+    chat.clock.advance(0)
+    chat.clock.advance(80)
+    chat.clock.advance(0)
+    assert alice.peer_read() == b""
+    chat.clock.advance(10)
+    chat.clock.advance(0)
+    assert b"idle a while" in alice.peer_read()

@@ -177,7 +177,7 @@ def test_dashboard_escapes_hostile_strings(events: Any, clock: Clock) -> Any:
     session.line("alice")
     session.line("/topic <script>alert('topic')</script>")
     events.emit(
-        HTTP_REQUEST, "http", "192.0.2.1:5000", method="GET", path="/<b>bold</b>?x=\"'",
+        HTTP_REQUEST, "http", "127.0.0.1:5000", method="GET", path="/<b>bold</b>?x=\"'",
         status=404, nbytes=0, duration="0.001",
     )
     (reply,) = yield curl_dashboard(events, clock, "/dashboard", hub=hub)
@@ -196,6 +196,49 @@ def test_dashboard_hides_payload_samples(events: Any, clock: Clock) -> Any:
     (reply,) = yield curl_dashboard(events, clock, "/dashboard")
     assert reply.status == 200
     assert "secret" not in reply.body
+
+
+def someone_elses_chat(events: Any, clock: Clock) -> Any:
+    """A hub where alice, from another address, joined and spoke; and one event of ours."""
+    hub = make_hub(events, clock)
+    alice = hub.connect(FakeClient(peer_host="192.0.2.9", peer="192.0.2.9:4000"))
+    alice.line("alice")
+    alice.line("meet me at noon")
+    events.emit(HTTP_REQUEST, "http", "127.0.0.1:5000", method="GET", path="/mine",
+                status=200, nbytes=0, duration="0.001")
+    return hub
+
+
+@pytest_twisted.inlineCallbacks
+def test_dashboard_shows_a_student_only_their_own_events(events: Any, clock: Clock) -> Any:
+    """
+    Without the token, the dashboard (page and stream) shows every counter
+    but only the events of the client's own address; with it, everyone's.
+    """
+    hub = someone_elses_chat(events, clock)
+    served = serve_dashboard(events, clock, hub=hub)
+    try:
+        page = yield curl(served.base + "/dashboard")
+        teacher = yield curl(served.base + f"/dashboard?token={TOKEN}")
+        wrong = yield curl(served.base + "/dashboard?token=guess")
+        for query, want_all in (("", False), (f"?token={TOKEN}", True)):
+            _, reader = yield open_stream(served.base + "/dashboard/stream" + query)
+            try:
+                ((_, snapshot),) = (yield reader.wait(1))[:1]
+            finally:
+                yield reader.close()
+            texts = [e["text"] for e in snapshot["events"]]
+            assert any("/mine" in t for t in texts)
+            assert any("192.0.2.9" in t for t in texts) is want_all, texts
+            (chat,) = [s for s in snapshot["services"] if s["name"] == "chat"]
+            assert ["joins", "joins", 1] in chat["counters"]
+    finally:
+        yield served.close()
+    assert "/mine" in page.body
+    assert "192.0.2.9" not in page.body and "alice (" not in page.body
+    assert '<dd data-counter="messages">1</dd>' in page.body
+    assert "192.0.2.9:4000" in teacher.body
+    assert wrong.status == 403 and "192.0.2.9" not in wrong.body
 
 
 @pytest_twisted.inlineCallbacks

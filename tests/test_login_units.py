@@ -20,9 +20,10 @@ from twisted.internet.task import Clock
 from netlab.app.registry import parse
 from netlab.core.config import ConfigError
 from netlab.core.kinds import StartError
+from netlab.core.limits import FailureLimit
 from netlab.core.passwords import hash_password
 from netlab.protocols.login import shell
-from netlab.protocols.login.auth import FailureLimit, looks_like_token, token_digest
+from netlab.protocols.login.auth import looks_like_token, token_digest
 from netlab.protocols.login.kind import LoginDatabase
 from netlab.protocols.login.settings import parse_users
 from netlab.protocols.login.store import LoginStore, LoginStoreError

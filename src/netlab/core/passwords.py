@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.threads import deferToThreadPool
 
 SCHEME = "scrypt"
@@ -98,6 +99,34 @@ def verify_later(reactor: Any, password: str, encoded: str) -> Deferred[bool]:
 def hash_later(reactor: Any, password: str) -> Deferred[str]:
     """L{hash_password} in the reactor's thread pool, off the event loop."""
     return deferToThreadPool(reactor, reactor.getThreadPool(), hash_password, password)
+
+
+class HashingQueue:
+    """
+    A bound on the hashing under way, and so on its memory: each scrypt run
+    holds 128 * N * R bytes (16 MiB) while it runs.  At most C{running}
+    hashes run at once; at most C{waiting} more wait their turn, and one
+    more is refused (L{run} returns C{None}) so the caller can say so
+    rather than pile up work and memory without end.
+    """
+
+    def __init__(self, running: int, waiting: int) -> None:
+        self.running = running
+        self.waiting = waiting
+        self._semaphore = DeferredSemaphore(running)
+
+    def configure(self, running: int, waiting: int) -> None:
+        """New bounds (a reload); hashes under way finish under the old ones."""
+        if running != self.running:
+            self._semaphore = DeferredSemaphore(running)
+        self.running, self.waiting = running, waiting
+
+    def run(self, hash_later: Callable[..., Deferred[Any]], *args: Any) -> Deferred[Any] | None:
+        """C{hash_later(*args)} when a slot is free; C{None} if too many already wait."""
+        semaphore = self._semaphore
+        if semaphore.tokens == 0 and len(semaphore.waiting) >= self.waiting:
+            return None
+        return semaphore.run(hash_later, *args)
 
 
 def main(argv: list[str] | None = None) -> int:

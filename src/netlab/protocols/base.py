@@ -161,8 +161,12 @@ class StreamProtocol(Protocol, IdleTimeout, ConnectionRecord):
     def end_of_input(self) -> None:
         """Called when the client half-closes, before the close: flush partial input."""
 
-    def received(self, data: bytes) -> None:
-        """Count C{data} as received, and narrate it (debug level, or the service's)."""
+    def received(self, data: bytes, shown: bytes | None = None) -> None:
+        """
+        Count C{data} as received, and narrate it (debug level, or the
+        service's): its sample is of C{shown} instead, when what came must
+        not be logged as it is (a password).
+        """
         size = len(data)
         self.bytes_in += size
         self.counters.bytes_in += size
@@ -170,11 +174,11 @@ class StreamProtocol(Protocol, IdleTimeout, ConnectionRecord):
         if level is not None:
             self.events.emit(
                 RECEIVED, self.factory.name, self.peer, level,
-                nbytes=size, sample=sample(data),
+                nbytes=size, sample=sample(data if shown is None else shown),
             )
 
-    def send(self, data: bytes) -> None:
-        """Write C{data}, counting it."""
+    def send(self, data: bytes, shown: bytes | None = None) -> None:
+        """Write C{data}, counting it; its sample is of C{shown}, if given."""
         size = len(data)
         self.bytes_out += size
         self.counters.bytes_out += size
@@ -183,7 +187,7 @@ class StreamProtocol(Protocol, IdleTimeout, ConnectionRecord):
         if level is not None:
             self.events.emit(
                 SENT, self.factory.name, self.peer, level,
-                nbytes=size, sample=sample(data),
+                nbytes=size, sample=sample(data if shown is None else shown),
             )
 
     def send_line(self, text: str) -> None:

@@ -103,6 +103,11 @@ class LineSplitter:
         self._buffer = rest
         return lines
 
+    @property
+    def partial(self) -> bytes:
+        """What has come of the unfinished line so far (less a line being dropped)."""
+        return self._buffer
+
     def flush(self) -> bytes | None:
         """The unfinished last line, at the end of input (C{None} if none)."""
         rest, self._buffer = self._buffer, b""

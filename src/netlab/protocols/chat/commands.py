@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING
 from twisted.logger import LogLevel
 
 from netlab.protocols.chat.settings import ROOM_NAME
+from netlab.protocols.chat.text import PrivateText, clean
+
+# The operator password's name in the hub's failure limits: no nick looks like it.
+OPER = "/oper"
 
 if TYPE_CHECKING:
     from netlab.protocols.chat.hub import ChatHub, Session
@@ -48,22 +52,52 @@ def _usage(session: Session, name: str) -> None:
 
 
 def _verified(
-    hub: ChatHub, session: Session, password: str, stored: str, then: Callable[[], None]
+    hub: ChatHub, session: Session, target: str, password: str, stored: str,
+    then: Callable[[], None],
 ) -> None:
     """
-    Check C{password} off the event loop; run C{then} if it is right, count
-    a wrong one (too many close the connection).
+    Check C{password} for C{target} off the event loop, within the hub's
+    limits; run C{then} if it is right, count a wrong one (too many close
+    the connection).
     """
 
-    def checked(ok: bool) -> None:
-        if session.state != "chatting":
-            return
-        if ok:
-            then()
-        else:
+    def wrong(locked: bool) -> None:
+        if session.state == "chatting" and not locked:
             hub.wrong_password(session)
 
-    hub.verify(password, stored).addCallback(checked)
+    def right() -> None:
+        if session.state == "chatting":
+            then()
+
+    hub.check_password(session, target, password, stored, right, wrong)
+
+
+# What a payload sample shows instead of a private message, or a password.
+PRIVATE, PASSWORD = "[private]", "[password]"
+# Commands whose arguments after the first few are private, and how many
+# are not: /msg NICK [private], /nick NEW [password], /oper [password].
+SECRET_AFTER = {"msg": 1, "query": 1, "nick": 1, "oper": 0, "register": 0, "identify": 0}
+
+
+def loggable(line: str) -> str | None:
+    """
+    What of C{line}, typed by a user (or the start of it), a payload sample
+    may show, if not all of it: the command and its public arguments, with
+    the text of a private message or a password left out.  Parsed as the
+    hub parses it (cleaned, stripped), so no disguise of a command passes.
+    """
+    text = clean(line).strip()
+    if not text.startswith("/") or text.startswith("//"):
+        return None
+    name, _, rest = text[1:].partition(" ")
+    public = SECRET_AFTER.get(name.lower())
+    if public is None:
+        return None
+    words = rest.split(None, public)
+    if len(words) <= public:
+        return None
+    hidden = PRIVATE if name.lower() in ("msg", "query") else PASSWORD
+    return " ".join(["/" + name, *words[:public], hidden])
 
 
 def _minutes(text: str, default: float) -> float | None:
@@ -129,7 +163,7 @@ def nick(hub: ChatHub, session: Session, args: str) -> None:
         hub.rename(session, new)
         session.identified = True
 
-    _verified(hub, session, password.strip(), stored, take)
+    _verified(hub, session, new, password.strip(), stored, take)
 
 
 def who(hub: ChatHub, session: Session, args: str) -> None:
@@ -181,8 +215,10 @@ def msg(hub: ChatHub, session: Session, args: str) -> None:
     if target is None:
         session.tell(f"No user {target_nick} here.")
         return
-    target.tell(f"[{hub.stamp()}] *{session.name}* {text}")
-    session.tell(f"-> *{target.name}* {text}")
+    heard = f"[{hub.stamp()}] *{session.name}* "
+    target.tell(PrivateText(heard + text, heard + PRIVATE))
+    said = f"-> *{target.name}* "
+    session.tell(PrivateText(said + text, said + PRIVATE))
     hub.count("private_messages")
     # Never the text: private messages stay private, in the log too.
     hub.event("private_message", session, LogLevel.debug, detail=f"to {target.name}")
@@ -239,7 +275,7 @@ def oper(hub: ChatHub, session: Session, args: str) -> None:
         hub.count("opers")
         hub.event("oper", session)
 
-    _verified(hub, session, args, stored, promote)
+    _verified(hub, session, OPER, args, stored, promote)
 
 
 def register(hub: ChatHub, session: Session, args: str) -> None:
@@ -266,7 +302,9 @@ def register(hub: ChatHub, session: Session, args: str) -> None:
         hub.count("registrations")
         hub.event("register", session)
 
-    hub.make_hash(args).addCallback(hashed)
+    hashing = hub.new_hash(session, args)
+    if hashing is not None:
+        hashing.addCallback(hashed)
 
 
 def identify(hub: ChatHub, session: Session, args: str) -> None:
@@ -286,7 +324,7 @@ def identify(hub: ChatHub, session: Session, args: str) -> None:
         session.tell(f"You are identified as {session.name}.")
         hub.event("identified", session)
 
-    _verified(hub, session, args, stored, identified)
+    _verified(hub, session, session.name, args, stored, identified)
 
 
 def unregister(hub: ChatHub, session: Session, args: str) -> None:

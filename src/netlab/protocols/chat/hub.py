@@ -12,6 +12,7 @@ L{Client.send_line}, already sanitised, one line at a time.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,12 +20,13 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import LogLevel
 
 from netlab.core.events import CHAT, EventLog
-from netlab.core.limits import peer_address
-from netlab.protocols.chat.commands import COMMANDS
+from netlab.core.limits import FailureLimit, peer_address
+from netlab.core.passwords import HashingQueue
+from netlab.protocols.chat.commands import COMMANDS, OPER
 from netlab.protocols.chat.settings import NICK_NAME, ChatSettings
 from netlab.protocols.chat.store import ChatStore, HistoryLine
 from netlab.protocols.chat.text import clean
@@ -76,11 +78,17 @@ class Session:
         self.client = client
         self.state = NICK
         self.nick: str | None = None
+        # A registered nick asked for, until its password is checked: held
+        # by nobody, so a stranger at its prompt cannot lock its owner out.
         self.pending_nick: str | None = None
+        # Until the user is in (nick and password), then None.
+        self.login_deadline: IDelayedCall | None = None
         self.room: Room | None = None
         self.oper = False
         self.identified = False
         self.wrong_passwords = 0
+        # Whether a password of this session's is being checked: one at a time.
+        self.checking = False
         self.muted_until = 0.0
         self.tokens = float(hub.settings.flood_lines)
         self.tokens_at = hub.clock.seconds()
@@ -108,6 +116,12 @@ class Session:
         self.hub.remove(self, reason)
 
 
+def address_key(host: str) -> str:
+    """One client's address however it came (IPv4-mapped, zone id), for the failure limits."""
+    address = peer_address(host)
+    return host if address is None else str(address)
+
+
 def idle_warning(settings: ChatSettings) -> str:
     """What a chat user is told C{idle_warning} seconds before the idle timeout."""
     return (
@@ -123,6 +137,11 @@ class ChatHub:
     @param verify: checks a password against a stored hash, off the event
         loop (L{netlab.core.passwords.verify_later}).
     @param make_hash: hashes a new password, off the event loop.
+
+    Every password check goes through L{check_password}: wrong passwords
+    are limited per address and per nick (the operator password counts as
+    the nick C{/oper}) by L{FailureLimit}s, and hashing, checks and new
+    hashes alike, by a L{HashingQueue}.
     """
 
     def __init__(
@@ -141,6 +160,11 @@ class ChatHub:
         self.make_hash = make_hash
         self.name = settings.name
         self.counters = events.counters_for(self.name)
+        self.by_address = FailureLimit(
+            settings.address_failures, settings.failure_window, clock.seconds
+        )
+        self.by_nick = FailureLimit(settings.nick_failures, settings.failure_window, clock.seconds)
+        self.hashing = HashingQueue(settings.max_hashing, settings.max_hashing_waiting)
         self.configure(settings)
         self.sessions: dict[Session, None] = {}
         self.nicks: dict[str, Session] = {}
@@ -158,6 +182,9 @@ class ChatHub:
         self._stamp = ""
         self._stamp_minute: int | None = None
         self.reserved = {n.lower() for n in settings.reserved_nicks}
+        self.by_address.configure(settings.address_failures, settings.failure_window)
+        self.by_nick.configure(settings.nick_failures, settings.failure_window)
+        self.hashing.configure(settings.max_hashing, settings.max_hashing_waiting)
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -235,7 +262,26 @@ class ChatHub:
         for line in self.settings.motd.splitlines() or [""]:
             session.tell(clean(line))
         session.tell("Choose a nick (1-16 letters, digits, _ - .):")
+        # Absolute, not reset by activity: a client trickling bytes of a
+        # nick, or sitting at a password prompt, holds a connection only
+        # this long.
+        session.login_deadline = self.clock.callLater(
+            self.settings.login_timeout, self.login_timed_out, session
+        )
         return session
+
+    def login_timed_out(self, session: Session) -> None:
+        """C{session} chose no nick, or gave no password, in time."""
+        session.login_deadline = None
+        self.count("login_timeouts")
+        self.event("login_timeout", session, LogLevel.debug)
+        session.tell(f"Login timed out after {self.settings.login_timeout:g} seconds.")
+        self.close(session, "login timeout")
+
+    def end_login_deadline(self, session: Session) -> None:
+        deadline, session.login_deadline = session.login_deadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
 
     def until(self, when: float) -> str:
         moment = datetime.fromtimestamp(when, self.zone)
@@ -351,15 +397,28 @@ class ChatHub:
     def choose_nick(self, session: Session, nick: str) -> None:
         problem = self.nick_problem(nick, session)
         if problem:
-            session.tell(problem)
-            session.tell("Choose a nick:")
+            self.ask_nick_again(session, problem)
             return
-        self.claim(session, nick)
         if self.store is not None and self.store.registered(nick) is not None:
+            wait = self.password_wait(session, nick)
+            if wait:
+                self.refuse_locked(session, wait)
+                self.ask_nick_again(session, None)
+                return
+            # Not claimed until the password is right (see pending_nick).
+            session.pending_nick = nick
             session.state = PASSWORD
             session.tell(f"The nick {nick} is registered. Password:")
             return
+        self.claim(session, nick)
         self.enter(session)
+
+    def ask_nick_again(self, session: Session, problem: str | None) -> None:
+        session.pending_nick = None
+        session.state = NICK
+        if problem:
+            session.tell(problem)
+        session.tell("Choose a nick:")
 
     def claim(self, session: Session, nick: str) -> None:
         """Reserve C{nick} for C{session} (dropping its old one)."""
@@ -370,24 +429,128 @@ class ChatHub:
 
     def check_nick_password(self, session: Session, password: str) -> None:
         """The answer to "Password:" for a registered nick."""
-        stored = self.store.registered(session.name) if self.store else None
+        nick = session.pending_nick
+        assert nick is not None
+        stored = self.store.registered(nick) if self.store else None
         if stored is None:
-            self.enter(session)
+            # Unregistered meanwhile: an ordinary nick now.
+            self.choose_nick(session, nick)
             return
         session.state = CHECKING
 
-        def checked(ok: bool) -> None:
+        def right() -> None:
             if session.state != CHECKING:
                 return
-            if ok:
-                session.identified = True
-                self.event("identified", session)
-                self.enter(session)
+            # Its owner may have come in first, on another connection.
+            problem = self.nick_problem(nick, session)
+            if problem:
+                self.ask_nick_again(session, problem)
+                return
+            session.pending_nick = None
+            self.claim(session, nick)
+            session.identified = True
+            self.event("identified", session)
+            self.enter(session)
+
+        def wrong(locked: bool) -> None:
+            if session.state != CHECKING:
+                return
+            if locked:
+                self.ask_nick_again(session, None)
             elif self.wrong_password(session):
                 session.state = PASSWORD
                 session.tell("Password:")
 
-        self.verify(password, stored).addCallback(checked)
+        refusal = self.check_password(session, nick, password, stored, right, wrong)
+        if refusal == "locked":
+            self.ask_nick_again(session, None)
+        elif refusal is not None:
+            session.state = PASSWORD
+            session.tell("Password:")
+
+    # -- password checks -------------------------------------------------------------
+
+    def password_wait(self, session: Session, target: str) -> int:
+        """Whole seconds before C{session}'s address may try C{target}'s password again."""
+        left = max(
+            self.by_address.wait(address_key(session.client.peer_host)),
+            self.by_nick.wait(target.lower()),
+        )
+        return math.ceil(left)
+
+    def refuse_locked(self, session: Session, wait: int) -> None:
+        self.count("password_refusals")
+        session.tell(f"Too many wrong passwords: try again in {wait} seconds.")
+
+    def check_password(
+        self, session: Session, target: str, password: str, stored: str,
+        right: Callable[[], None], wrong: Callable[[bool], None],
+    ) -> str | None:
+        """
+        Check C{password} against C{stored}, the hash of C{target} (a nick,
+        or C{/oper}), within the limits; then call C{right()}, or
+        C{wrong(locked)}, C{locked} saying the failure locked the address or
+        the target (the user has been told so).  Returns C{None} once the
+        check has started, or why it was refused, the user told:
+        C{"checking"} (one check at a time), C{"locked"} or C{"busy"}.
+        """
+        if session.checking:
+            session.tell("Wait for your last password check.")
+            return "checking"
+        wait = self.password_wait(session, target)
+        if wait:
+            self.refuse_locked(session, wait)
+            return "locked"
+        checked = self.hashing.run(self.verify, password, stored)
+        if checked is None:
+            self.refuse_busy(session)
+            return "busy"
+        session.checking = True
+
+        def done(ok: bool) -> None:
+            session.checking = False
+            if ok:
+                right()
+                return
+            locked = self.password_failed(session, target)
+            if locked and session.state != CLOSED:
+                session.tell(
+                    f"Too many wrong passwords: try again in "
+                    f"{self.password_wait(session, target)} seconds."
+                )
+            wrong(locked)
+
+        checked.addCallback(done)
+        return None
+
+    def new_hash(self, session: Session, password: str) -> Deferred[str] | None:
+        """Hash a new password under the same bound; C{None} (the user told) when busy."""
+        hashed = self.hashing.run(self.make_hash, password)
+        if hashed is None:
+            self.refuse_busy(session)
+        return hashed
+
+    def refuse_busy(self, session: Session) -> None:
+        self.count("hashing_busy")
+        self.event("hashing_busy", session, LogLevel.warn)
+        session.tell("The server is busy checking passwords: try again in a moment.")
+
+    def password_failed(self, session: Session, target: str) -> bool:
+        """Count a wrong password of C{target} from C{session}'s address; whether that locked."""
+        host = address_key(session.client.peer_host)
+        locked = False
+        for limit, key, shown in (
+            (self.by_address, host, host),
+            (self.by_nick, target.lower(), target if target == OPER else f"nick {target}"),
+        ):
+            if limit.failed(key):
+                locked = True
+                self.count("password_locks")
+                self.event(
+                    "password_lock", session, LogLevel.warn,
+                    detail=f"{shown} for {limit.pause:g} seconds",
+                )
+        return locked
 
     def wrong_password(self, session: Session) -> bool:
         """
@@ -408,6 +571,7 @@ class ChatHub:
 
     def enter(self, session: Session) -> None:
         """A session with a nick starts chatting in the default room."""
+        self.end_login_deadline(session)
         session.state = CHATTING
         session.tell(f"Hello {session.name}! Type /help for the commands.")
         self.count("users")
@@ -475,6 +639,7 @@ class ChatHub:
             return
         chatting = session.state == CHATTING
         session.state = CLOSED
+        self.end_login_deadline(session)
         self.sessions.pop(session, None)
         room = session.room
         if room is not None:

@@ -56,6 +56,8 @@ def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
         on_error=lambda message: events.emit(
             ERROR, settings.name, None, LogLevel.error, error=message
         ),
+        # The hub's counters (made just below), which the dashboard shows.
+        count=lambda what, amount: hub.count(what, amount),
     )
     hub = ChatHub(
         settings, events, reactor, store,

@@ -22,14 +22,29 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netlab.core.events import EventLog
+from netlab.core.settings import payload_level
 from netlab.protocols.base import StreamFactory, StreamProtocol
-from netlab.protocols.chat.hub import ChatHub, Session, idle_warning
+from netlab.protocols.chat.commands import PASSWORD, loggable
+from netlab.protocols.chat.hub import (
+    CHATTING,
+    CHECKING,
+    CLOSED,
+    CLOSING,
+    ChatHub,
+    Session,
+    idle_warning,
+)
+from netlab.protocols.chat.hub import (
+    PASSWORD as ANSWERING_PASSWORD,
+)
 from netlab.protocols.chat.settings import ChatSettings
-from netlab.protocols.chat.text import decode
+from netlab.protocols.chat.text import PrivateText, decode
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 
 _last_text: str | None = None
 _last_line = b""
+# Whatever a session in these states types is a password, or may be one.
+SECRET_STATES = frozenset({ANSWERING_PASSWORD, CHECKING, CLOSING, CLOSED})
 
 
 @implementer(IPushProducer)
@@ -51,6 +66,8 @@ class ChatLine(StreamProtocol):
         # Lines waiting for the end of this reactor pass; None once closing,
         # when lines go out at once so they precede the close.
         self.pending: list[bytes] | None = []
+        # What samples show instead of the pending lines that are private, by index.
+        self.pending_private: dict[int, bytes] = {}
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         # Chat lines are small and many: Nagle's algorithm would hold each
         # behind the previous one's ACK, adding tens of milliseconds.
@@ -74,17 +91,62 @@ class ChatLine(StreamProtocol):
     # -- input -------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        self.received(data)
-        for line, _ in self.lines.feed(self.telnet.feed(data)):
+        # Once logged in, any byte is activity (a slow typist is not idle);
+        # before, only the hub's login deadline counts, which nothing resets.
+        logged_in = self.session.state == CHATTING
+        if logged_in:
+            if self.idle_warned:
+                self._arm_idle()
+            else:
+                self.resetTimeout()
+        sampled = payload_level(self.factory.log_payload, self.events.debug_enabled) is not None
+        # The lines of this read as a sample may show them: None while none
+        # of them holds a secret (the read is shown as it came, then).
+        shown: list[bytes] | None = None
+        lines = self.lines.feed(self.telnet.feed(data))
+        for i, (line, ending) in enumerate(lines):
+            if sampled:
+                secret = self._secret(line)
+                if secret is not None and shown is None:
+                    shown = [self._public(earlier) + end for earlier, end in lines[:i]]
+                if shown is not None:
+                    shown.append((secret if secret is not None else line or b"") + ending)
             if self.close_reason is not None:
-                return
-            self._arm_idle()
+                continue
             if line is None:
                 limit = self.factory.settings.max_line
                 self.send_line(f"ERROR line longer than {limit} bytes, dropped")
                 self.reject("a line", f"longer than max_line ({limit})")
             else:
                 self.session.line(decode(line))
+        if sampled:
+            # The start of the next line, judged as it will be when it ends.
+            partial = self.lines.partial
+            secret = self._secret(partial) if partial else None
+            if secret is not None and shown is None:
+                shown = [self._public(line) + ending for line, ending in lines]
+            if shown is not None:
+                shown.append(secret if secret is not None else partial)
+        self.received(data, None if shown is None else b"".join(shown))
+        if not logged_in and self.session.state == CHATTING:
+            self._arm_idle()
+
+    def _secret(self, line: bytes | None) -> bytes | None:
+        """
+        What a sample shows of C{line} (whole or begun), the session's next,
+        if it must not show the line itself: an answer to C{Password:}, a
+        private message, a password-bearing command, a dropped long line.
+        """
+        if line is None:
+            return b"[line too long]"
+        if self.session.state in SECRET_STATES:
+            return PASSWORD.encode() if line else None
+        shown = loggable(decode(line))
+        return None if shown is None else shown.encode("utf-8")
+
+    @staticmethod
+    def _public(line: bytes | None) -> bytes:
+        return b"[line too long]" if line is None else line
 
     def end_of_input(self) -> None:
         line = self.lines.flush()
@@ -106,8 +168,11 @@ class ChatLine(StreamProtocol):
             _last_text = text
         pending = self.pending
         if pending is None:
-            self._write(data)
+            self._write(data, text.shown.encode("utf-8") + b"\r\n"
+                        if isinstance(text, PrivateText) else None)
             return
+        if isinstance(text, PrivateText):
+            self.pending_private[len(pending)] = text.shown.encode("utf-8") + b"\r\n"
         pending.append(data)
         if len(pending) == 1:
             self.factory.send_soon(self)
@@ -117,12 +182,16 @@ class ChatLine(StreamProtocol):
         pending = self.pending
         if pending:
             self.pending = []
+            private, self.pending_private = self.pending_private, {}
             if self.close_reason is None and self.transport is not None:
-                self._write(b"".join(pending))
+                shown = None
+                if private:
+                    shown = b"".join(private.get(i, data) for i, data in enumerate(pending))
+                self._write(b"".join(pending), shown)
 
-    def _write(self, data: bytes) -> None:
-        """Write C{data}; drops the user if their backlog grows too big."""
-        self.send(data)
+    def _write(self, data: bytes, shown: bytes | None = None) -> None:
+        """Write C{data} (sampled as C{shown}); drops the user if their backlog grows too big."""
+        self.send(data, shown)
         if self.output_paused:
             self.unsent_over_buffer += len(data)
             buffer_size = getattr(self.transport, "bufferSize", 65536)

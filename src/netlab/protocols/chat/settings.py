@@ -34,6 +34,7 @@ class ChatSettings(StreamSettings):
     max_line: int = setting(1024, lo=16, hi=65_536)
     max_rooms: int = setting(100, lo=1, hi=100_000)
     reserved_nicks: tuple[str, ...] = setting(DEFAULT_RESERVED_NICKS)
+    login_timeout: float = setting(60.0, lo=1, hi=3600)
     idle_timeout: float = setting(1800.0, lo=0, hi=86_400)
     idle_warning: float = setting(60.0, lo=0, hi=86_400)
     flood_lines: int = setting(5, lo=1, hi=10_000)
@@ -43,6 +44,11 @@ class ChatSettings(StreamSettings):
     oper_password_hash: str = setting("")
     identify_attempts: int = setting(3, lo=1, hi=100)
     identify_delay: float = setting(2.0, lo=0, hi=60)
+    address_failures: int = setting(20, lo=1, hi=100_000)
+    nick_failures: int = setting(5, lo=1, hi=100_000)
+    failure_window: float = setting(300.0, lo=1, hi=86_400)
+    max_hashing: int = setting(2, lo=1, hi=64)
+    max_hashing_waiting: int = setting(8, lo=0, hi=10_000)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +60,7 @@ class UdpChatSettings(DatagramSettings):
     max_members_per_host: int = setting(5, lo=1, hi=100_000)
     open_to: tuple[str, ...] = setting(("127.0.0.0/8", "::1/128"), cidrs=True)
     max_pending: int = setting(1000, lo=1, hi=1_000_000)
+    max_pending_per_network: int = setting(64, lo=1, hi=1_000_000)
     cookie_timeout: float = setting(30.0, lo=1, hi=3600)
     member_timeout: float = setting(300.0, lo=10, hi=86_400)
 

@@ -9,6 +9,16 @@ in the order they were made.  Exactly one connection exists, used only by
 C{open} (before the writer starts) and then only by the writer, which is also
 why C{":memory:"} works.
 
+The journal is SQLite's rollback journal, not its write-ahead log: WAL keeps
+a C{-shm} file mapped into memory, and a fault writing a mapped page (a full
+disk, the file truncated) is a SIGBUS that kills the daemon without a word.
+A storage fault at run time (an SQL error, the files deleted or replaced
+under the store) is one error, however many writes fail after it, and the
+chat goes on with its history in memory: what could not be saved is
+counted (C{storage_faults}, C{unsaved_changes}).  A write reaches the
+database at most C{COMMIT_DELAY} (50 ms) after it is made, so a C{kill -9}
+loses at most that last window.
+
 Only room lines are stored.  Private messages must never reach this module:
 the hub does not pass them, so the store keeps them neither on disk nor in
 memory, and nothing here tells a private line from a room line.
@@ -16,6 +26,7 @@ memory, and nothing here tells a private line from a room line.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections import deque
@@ -65,7 +76,17 @@ _Write = tuple[str, Sequence[Any]]
 
 
 class ChatStoreError(Exception):
-    """The chat database cannot be used; the message names the path and why."""
+    """
+    The chat database cannot be used; the message names the path and why.
+
+    @ivar lost: how many changes this failure lost.
+    """
+
+    lost = 0
+
+
+class ChatStoreGoneError(ChatStoreError):
+    """The database file was deleted or replaced: nothing written now would last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +136,23 @@ class ChatStore:
         history_lines: int,
         reactor: Any,
         on_error: Callable[[str], None] | None = None,
+        count: Callable[[str, int], None] | None = None,
     ) -> None:
+        """
+        @param on_error: told of a storage fault, once until writes work again.
+        @param count: counts C{storage_faults} and C{unsaved_changes}.
+        """
         self.path = path
         self.history_lines = history_lines
         self.history: dict[str, deque[HistoryLine]] = {}
         self._reactor = reactor
         self._on_error = on_error if on_error is not None else self._log_error
+        self._count = count if count is not None else lambda what, amount: None
+        # The fault being reported (None: writes work), and whether the file
+        # is gone for good; the file's (device, inode) as opened.
+        self._fault: str | None = None
+        self._gone = False
+        self._identity: tuple[int, int] | None = None
         self._nicks: dict[str, tuple[str, str]] = {}
         self._db: sqlite3.Connection | None = None
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name=f"chat-store {path}")
@@ -162,8 +194,9 @@ class ChatStore:
         except sqlite3.Error as e:
             raise ChatStoreError(f"chat store {self.path}: cannot open: {e}") from e
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            # No WAL: its -shm file is mapped into memory (see the module's doc).
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA synchronous=FULL")
             db.executescript(SCHEMA)
             rooms = [row[0] for row in db.execute("SELECT DISTINCT room FROM history")]
             # Bounds the file across restarts too, not only within one run.
@@ -176,8 +209,19 @@ class ChatStore:
             db.close()
             raise ChatStoreError(f"chat store {self.path}: cannot use: {e}") from e
         self._db = db
+        self._identity = self._file_identity()
         self._pool.start()
         self._state = "open"
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """The database file's (device, inode) now; None in memory or if it is gone."""
+        if self.path in ("", ":memory:"):
+            return None
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
 
     def _load(self, db: sqlite3.Connection, rooms: list[str]) -> None:
         self.history = {}
@@ -282,6 +326,9 @@ class ChatStore:
                 f"chat store {self.path}: not open; a change was kept in memory only"
             )
             return
+        if self._gone:
+            self._count("unsaved_changes", 1)
+            return
         with self._lock:
             self._pending.append(write)
             if self._drain_queued:
@@ -307,13 +354,31 @@ class ChatStore:
 
     def _submit(self, job: Callable[[], None]) -> Deferred[None]:
         """Run C{job} in the writer; failures go to C{on_error}, not the caller."""
-        return deferToThreadPool(self._reactor, self._pool, job).addErrback(self._failed)
+        return deferToThreadPool(self._reactor, self._pool, job).addCallbacks(
+            self._worked, self._failed
+        )
+
+    def _worked(self, result: object) -> None:
+        """A job went through: a fault being reported is over."""
+        self._fault = None
 
     def _failed(self, failure: Failure) -> None:
-        if failure.check(ChatStoreError):
-            self._on_error(str(failure.value))
+        """One error per fault; every change lost is counted."""
+        error = failure.value
+        if isinstance(error, ChatStoreError):
+            message = str(error)
+            lost = error.lost
         else:
-            self._on_error(f"chat store {self.path}: {failure.getTraceback()}")
+            message = f"chat store {self.path}: {failure.getTraceback()}"
+            lost = 0
+        if lost:
+            self._count("unsaved_changes", lost)
+        if failure.check(ChatStoreGoneError):
+            self._gone = True
+        if self._fault is None:
+            self._fault = message
+            self._count("storage_faults", 1)
+            self._on_error(message)
 
     def _drain(self) -> None:
         """Writer thread: commit every write queued so far in one transaction."""
@@ -327,6 +392,14 @@ class ChatStore:
         """Writer thread: the whole batch in one transaction, one commit."""
         assert self._db is not None
         db = self._db
+        if self._identity is not None and self._file_identity() != self._identity:
+            # SQLite would write on into the unlinked file, without an error.
+            gone = ChatStoreGoneError(
+                f"chat store {self.path}: the database file was deleted or replaced;"
+                f" changes are no longer saved ({len(batch)} lost)"
+            )
+            gone.lost = len(batch)
+            raise gone
         try:
             db.execute("BEGIN")
             for sql, params in batch:
@@ -335,9 +408,11 @@ class ChatStore:
         except sqlite3.Error as e:
             if db.in_transaction:
                 db.rollback()
-            raise ChatStoreError(
+            error = ChatStoreError(
                 f"chat store {self.path}: {len(batch)} change(s) not saved: {e}"
-            ) from e
+            )
+            error.lost = len(batch)
+            raise error from e
 
     def _final(self) -> None:
         """Writer thread: the last job; write what is left and close the connection."""

@@ -14,7 +14,10 @@ bigger than a few dozen bytes and under the per-source rate limit.  Then
 each datagram is one line (a message or a /command) and each line for the
 member comes back as one datagram.  Membership ends with /quit, C{LEAVE},
 or C{member_timeout} seconds without a datagram; members (in all, and
-from one host) and pending cookies are capped.
+from one host) and pending cookies are capped.  Forged JOINs cost their
+own kind: when the cookies pending are C{max_pending}, or those of one
+/24 (IPv4) or /64 (IPv6) are C{max_pending_per_network}, the oldest is
+forgotten, so a real JOIN after a flood is still answered at once.
 
 Sources in C{open_to} (trusted networks: loopback by default) need no
 cookie: their first datagram makes them members, as a student's plain
@@ -43,6 +46,15 @@ from netlab.protocols.chat.text import decode
 from netlab.protocols.udp import GuardedDatagramProtocol
 
 Address = tuple[str, int]
+
+
+def pending_network(host: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) whose pending cookies C{host}'s count against."""
+    address = peer_address(host)
+    if address is None:
+        return host
+    prefix = 24 if address.version == 4 else 64
+    return str(ipaddress.ip_network((address, prefix), strict=False))
 
 
 class UdpMember(ConnectionRecord):
@@ -90,7 +102,9 @@ class UdpChat(GuardedDatagramProtocol):
         self.members: dict[Address, UdpMember] = {}
         # Members by host, kept with members: one host's cap is checked per join.
         self.per_host: Counter[str] = Counter()
+        # Oldest first: a full table forgets its first entry.
         self.pending: dict[Address, tuple[str, str, float]] = {}
+        self.pending_by_network: dict[str, dict[Address, None]] = {}
         self.open_to = [ipaddress.ip_network(n, strict=False) for n in settings.open_to]
         self._sweeper = LoopingCall(self.sweep)
         self._sweeper.clock = clock
@@ -160,20 +174,39 @@ class UdpChat(GuardedDatagramProtocol):
         """Step one: answer a cookie, and nothing else, to an unproven address."""
         if not nick:
             return
-        if address not in self.pending and len(self.pending) >= self.settings.max_pending:
-            self.hub.count("udp_pending_full")
-            return
+        # A JOIN again gets a new cookie and counts as the newest.
+        self.forget_pending(address)
+        network = pending_network(address[0])
+        neighbours = self.pending_by_network.get(network)
+        if neighbours is not None and len(neighbours) >= self.settings.max_pending_per_network:
+            self.hub.count("udp_pending_network_full")
+            self.forget_pending(next(iter(neighbours)))
+        elif len(self.pending) >= self.settings.max_pending:
+            self.hub.count("udp_pending_evicted")
+            self.forget_pending(next(iter(self.pending)))
         cookie = os.urandom(8).hex()
         expires = self.clock.seconds() + self.settings.cookie_timeout
         self.pending[address] = (nick, cookie, expires)
+        self.pending_by_network.setdefault(network, {})[address] = None
         self.send(f"COOKIE {cookie}".encode(), address)
+
+    def forget_pending(self, address: Address) -> tuple[str, str, float] | None:
+        """Drop C{address}'s pending cookie, if any, and give its network's slot back."""
+        entry = self.pending.pop(address, None)
+        if entry is not None:
+            network = pending_network(address[0])
+            neighbours = self.pending_by_network[network]
+            del neighbours[address]
+            if not neighbours:
+                del self.pending_by_network[network]
+        return entry
 
     def prove(self, address: Address, cookie: str) -> None:
         """Step two: the same address sent its cookie back; it becomes a member."""
         entry = self.pending.get(address)
         if entry is None or entry[1] != cookie or entry[2] < self.clock.seconds():
             return
-        del self.pending[address]
+        self.forget_pending(address)
         self.admit(address, entry[0])
 
     def admit(self, address: Address, nick: str | None, said: str = "") -> None:
@@ -238,7 +271,7 @@ class UdpChat(GuardedDatagramProtocol):
         now = self.clock.seconds()
         for address, (_, _, expires) in list(self.pending.items()):
             if expires < now:
-                del self.pending[address]
+                self.forget_pending(address)
         for member in list(self.members.values()):
             if now - member.last_seen > self.settings.member_timeout:
                 member.send_line("* Disconnected: idle timeout.")

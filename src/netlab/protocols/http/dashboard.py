@@ -9,8 +9,9 @@ script only ever sets C{textContent}.  A Content-Security-Policy that allows
 no inline script is a second line of defence.
 
 The dashboard leaves out the per-chunk C{received}/C{sent} events: they
-carry other people's payload samples.  C{/events} shows a student the
-events of their own address only; the instructor token shows everyone's.
+carry payload samples.  Both pages show a student the events of their own
+address only (the dashboard's counters and rooms are everyone's); the
+instructor token (C{?token=}) shows everyone's events.
 """
 
 from __future__ import annotations
@@ -107,8 +108,11 @@ def service_names(context: HttpContext) -> list[str]:
     return list(names)
 
 
-def snapshot(context: HttpContext) -> dict[str, Any]:
-    """Everything the dashboard shows, as JSON-safe data."""
+def snapshot(context: HttpContext, scope: Scope | None = None) -> dict[str, Any]:
+    """
+    Everything the dashboard shows to C{scope}, as JSON-safe data (with no
+    scope, nobody's events: the counters and rooms only).
+    """
     events = context.events
     kinds = dict(context.services)
     services = []
@@ -123,7 +127,10 @@ def snapshot(context: HttpContext) -> dict[str, Any]:
                 for key, value in counters.items()
             ],
         })
-    public = [e for e in events.recent if e.get("netlab_event") not in PRIVATE_KINDS]
+    public = [
+        e for e in events.recent
+        if scope is not None and e.get("netlab_event") not in PRIVATE_KINDS and scope.shows(e)
+    ]
     return {
         "services": services,
         "rooms": rooms(context.hub),
@@ -240,7 +247,10 @@ class DashboardPage(Resource):
         self.context = context
 
     def render_GET(self, request: Request) -> bytes:
-        body = dashboard_html(snapshot(self.context))
+        scope = events_scope(request, self.context)
+        if scope is None:
+            return FORBIDDEN.render(request)
+        body = dashboard_html(snapshot(self.context, scope))
         return html_page(request, "dashboard", f"netlab: {self.context.settings.name}", body)
 
 
@@ -257,6 +267,9 @@ class DashboardStream(Resource):
         self.context = context
 
     def render_GET(self, request: Request) -> bytes | int:
+        scope = events_scope(request, self.context)
+        if scope is None:
+            return FORBIDDEN.render(request)
         if request.method == b"HEAD":
             request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
             return b""
@@ -265,7 +278,7 @@ class DashboardStream(Resource):
         quiet = [0]
 
         def tick() -> None:
-            data = snapshot(self.context)
+            data = snapshot(self.context, scope)
             text = json.dumps(data, sort_keys=True)
             if text != last[0]:
                 if stream.send(data, event="snapshot"):

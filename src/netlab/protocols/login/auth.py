@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import LogLevel
 
 from netlab.core.events import LOGIN, EventLog
-from netlab.core.limits import RateLimiter
+from netlab.core.limits import FailureLimit
 from netlab.protocols.login.settings import LoginSettings, parse_users, user_key
 from netlab.protocols.login.store import LoginStore
 
@@ -29,8 +29,6 @@ from netlab.protocols.login.store import LoginStore
 DUMMY_HASH = "scrypt$16384$8$1$TQ7etzSU3kxvKo9RQOHMTQ$bZZFNPUiZzwdLmoIxBjERUHzRURkYYbX9cqwKhMSJwI"
 
 TOKEN_BYTES = 16
-# Keys a failure limit remembers at most; the oldest is forgotten first.
-MAX_KEYS = 65_536
 
 
 def token_digest(token: str) -> str:
@@ -41,56 +39,6 @@ def token_digest(token: str) -> str:
 def looks_like_token(text: str) -> bool:
     """Whether C{text} has the form of a token this service issues."""
     return len(text) == 2 * TOKEN_BYTES and all(c in "0123456789abcdef" for c in text)
-
-
-class FailureLimit:
-    """
-    Failed logins per key (an address, or a user name), through the token
-    bucket of L{RateLimiter}: C{failures} failures at once, refilled evenly
-    over C{window} seconds.  A failure that finds the bucket empty locks the
-    key for the time one failure takes to refill; a locked key is not even
-    checked, so guessing stays slow however many connections guess.
-    """
-
-    def __init__(self, failures: int, window: float, now: Callable[[], float]) -> None:
-        self._now = now
-        self._reset(failures, window)
-
-    def _reset(self, failures: int, window: float) -> None:
-        self.failures, self.window = failures, window
-        self._locked: dict[str, float] = {}
-        self._bucket = RateLimiter(failures / window, failures, MAX_KEYS, self._now)
-
-    def configure(self, failures: int, window: float) -> None:
-        """New limits (a reload); the counts so far are kept if they are unchanged."""
-        if (failures, window) != (self.failures, self.window):
-            self._reset(failures, window)
-
-    @property
-    def pause(self) -> float:
-        """Seconds a locked key waits: the time one failure takes to refill."""
-        return self.window / self.failures
-
-    def failed(self, key: str) -> bool:
-        """Count one failure of C{key}; whether that locked it."""
-        if self._bucket.allow(key):
-            return False
-        now = self._now()
-        if len(self._locked) >= MAX_KEYS:
-            self._locked = {k: t for k, t in self._locked.items() if t > now}
-        self._locked[key] = now + self.pause
-        return True
-
-    def wait(self, key: str) -> float:
-        """Seconds before C{key} may try again (0: now)."""
-        until = self._locked.get(key)
-        if until is None:
-            return 0.0
-        left = until - self._now()
-        if left <= 0:
-            del self._locked[key]
-            return 0.0
-        return left
 
 
 class LoginService:

@@ -70,10 +70,10 @@ class LoginLine(StreamProtocol):
 
     # -- input -------------------------------------------------------------------
 
-    def received(self, data: bytes) -> None:
+    def received(self, data: bytes, shown: bytes | None = None) -> None:
         """Count C{data}; sample it only once logged in, when it holds no password."""
         if self.state == SHELL:
-            super().received(data)
+            super().received(data, shown)
             return
         self.bytes_in += len(data)
         self.counters.bytes_in += len(data)

@@ -81,7 +81,8 @@
 
   const page = document.body.dataset.page;
   if (page === "dashboard") {
-    connect("/dashboard/stream", { snapshot: showDashboard });
+    // The instructor's ?token= goes to the stream too.
+    connect("/dashboard/stream" + window.location.search, { snapshot: showDashboard });
   } else if (page === "events") {
     const list = document.getElementById("events");
     connect("/events/stream" + window.location.search, {

@@ -24,7 +24,6 @@ the file's.  Both are checked when the config is loaded.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from twisted.internet.interfaces import IReactorTime
 from netlab.core.events import EventLog
 from netlab.core.kinds import BuildContext, BuiltService, Fail, ServiceKind
 from netlab.core.settings import LOOPBACK, PayloadLogging, StreamSettings, setting
+from netlab.core.tomltext import toml_key
 from netlab.protocols.base import StreamFactory, StreamProtocol
 from netlab.protocols.lines import LineSplitter, TelnetFilter
 
@@ -189,15 +189,10 @@ class DictionaryFactory(StreamFactory):
         super().configure(settings)
 
 
-def _toml_key(key: str) -> str:
-    """C{key} as TOML writes it after a dot: bare if it can be, else quoted."""
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
 def check_dictionary(settings: DictionarySettings, config: object, fail: Fail) -> None:
     """Every word can be matched, the file reads, and there is something to look up."""
     for encrypted, plain in settings.words:
-        key = f"words.{_toml_key(encrypted)}"
+        key = f"words.{toml_key(encrypted)}"
         why = word_problem(encrypted)
         if why:
             raise fail(key, plain, f"the word {encrypted!r} {why}")

@@ -29,7 +29,8 @@ def example_on_free_ports() -> str:
     """
     text = _LISTEN_PORT.sub(lambda m: f'"{m[1]}:0:', EXAMPLE.read_text(encoding="utf-8"))
     static = EXAMPLE.parent / "static"
-    return text.replace('static_dir = "static"', f'static_dir = "{static}"')
+    text = text.replace('static_dir = "static"', f'static_dir = "{static}"')
+    return text.replace("examples/tls/", f"{EXAMPLE.parent}/tls/")
 
 
 class Course:

@@ -112,4 +112,5 @@ def send_mail(client: Client, sender: str, recipients: list[str], body: str) -> 
     """One whole transaction, pipelined; the replies."""
     lines = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{r}>" for r in recipients), "DATA"]
     replies = client.say("".join(line + "\r\n" for line in lines).encode())
-    return replies + client.say(body.replace("\n", "\r\n").encode() + b"\r\n.\r\n")
+    text = body.removesuffix("\n").replace("\n", "\r\n")
+    return replies + client.say(text.encode() + b"\r\n.\r\n")

@@ -162,9 +162,11 @@ def test_smtp_ssl_as_the_course_writes_it_and_pop3_ssl(daemon: Daemon) -> None:
 def test_messages_survive_a_restart(tmp_path: Path) -> None:
     """What was stored is there after the daemon stops and starts again."""
     config = mail_config(tmp_path)
-    with running_daemon(tmp_path, config) as first:
-        with smtplib.SMTP(HOST, ports(first, "smtp")[0], timeout=TIMEOUT) as client:
-            client.sendmail("a@x.test", ["keep@x.test"], "Subject: kept\r\n\r\nstill here\r\n")
+    with (
+        running_daemon(tmp_path, config) as first,
+        smtplib.SMTP(HOST, ports(first, "smtp")[0], timeout=TIMEOUT) as client,
+    ):
+        client.sendmail("a@x.test", ["keep@x.test"], "Subject: kept\r\n\r\nstill here\r\n")
     with running_daemon(tmp_path, config) as second:
         pop = poplib.POP3(HOST, ports(second, "pop3")[0], timeout=TIMEOUT)
         pop.user("keep")

@@ -59,7 +59,9 @@ def top_of(data: bytes, count: int) -> bytes:
     if not blank:
         return data
     lines = body.split(b"\r\n")
-    return head + blank + b"".join(line + b"\r\n" for line in lines[:count] if line or count)
+    if lines[-1] == b"":
+        lines.pop()
+    return head + blank + b"".join(line + b"\r\n" for line in lines[:count])
 
 
 @implementer(IMailbox)

@@ -119,6 +119,7 @@ class MailSession(StreamProtocol):
         self.pending: Deferred[Any] | None = None
         self.pending_credentials: Any = None
         self.holding = False
+        self.draining = False
         self.buffer = b""
         self.overlong = False
         self.drop_rest = False
@@ -136,6 +137,13 @@ class MailSession(StreamProtocol):
 
     def drain(self) -> None:
         """Handle the complete lines received, in order, until one must wait."""
+        self.draining = True
+        try:
+            self.handle_lines()
+        finally:
+            self.draining = False
+
+    def handle_lines(self) -> None:
         limit = self.factory.settings.max_line
         while not self.holding and self.close_reason is None:
             end = self.buffer.find(b"\n")
@@ -190,11 +198,8 @@ class MailSession(StreamProtocol):
             return
         # Added after the protocol's own callbacks: by the time this runs,
         # the client has been answered.
-        if d.called:
-            self.login_done(None)
-        else:
-            self.holding = True
-            d.addBoth(self.login_done)
+        self.holding = True
+        d.addBoth(self.login_done)
 
     def login_done(self, result: object) -> None:
         credentials, self.pending_credentials = self.pending_credentials, None
@@ -210,10 +215,9 @@ class MailSession(StreamProtocol):
             self.factory.count("login_failures")
             self.events.emit(LOGIN, self.factory.name, self.peer, LogLevel.warn,
                              user=name[:64], what=f"failed to log in ({mechanism})")
-        if self.holding:
-            self.holding = False
-            if self.transport is not None and self.connected:
-                self.drain()
+        self.holding = False
+        if not self.draining and self.connected:
+            self.drain()
         if isinstance(result, Failure):
             result.trap(Exception)
 

@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import LogLevel
 from twisted.mail import smtp
-from twisted.mail.imap4 import PLAINCredentials
+from twisted.mail.imap4 import IllegalClientResponse, PLAINCredentials
 from twisted.mail.smtp import (
     ESMTP,
     IMessage,
@@ -249,6 +249,14 @@ class SmtpSession(MailSession, ESMTP):  # type: ignore[misc]
         # RFC 3207: what was said in the clear is forgotten.
         self.authenticated = False
         self.delivery = MailDelivery("")
+
+    def state_AUTH(self, response: bytes | None) -> None:
+        try:
+            ESMTP.state_AUTH(self, response)
+        except IllegalClientResponse:
+            self.mode = smtp.COMMAND
+            self.challenger = None
+            self.sendCode(501, b"5.5.2 Malformed AUTH response")
 
     def do_MAIL(self, rest: bytes) -> None:
         match = self.mail_re.match(rest)

@@ -34,7 +34,7 @@ from twisted.python.threadpool import ThreadPool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     uid TEXT NOT NULL UNIQUE,
     received REAL NOT NULL,
     sender TEXT NOT NULL,
@@ -225,7 +225,12 @@ class MailStore:
             )
             message = StoredMessage(message_id, uid, received, envelope, size, subject)
             self._add(message, bytes(data), boxes.get(message_id, ()))
-            self._next_id = message_id + 1
+        # Ids are never used twice, even those of messages since removed:
+        # a link to a message must not come to show another.
+        for (highest,) in db.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'messages'"
+        ):
+            self._next_id = max(self._next_id, highest + 1)
 
     def configure(self, quotas: Quotas) -> None:
         """New quotas (a reload): lower ones drop the oldest at once."""

@@ -12,6 +12,7 @@ import email.policy
 import poplib
 import smtplib
 import ssl
+import subprocess
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 import selfsigned
 from daemon import Daemon, running_daemon
+from helpers import require_tool
 from netlab.core.passwords import hash_password
 
 TIMEOUT = 20
@@ -201,3 +203,24 @@ def test_configured_users_only(tmp_path: Path) -> None:
         pop.quit()
         running.wait_for_log(r"smtp: alice \(127\.0\.0\.1:\d+\) failed to log in \(AUTH PLAIN\)")
         assert "wrong" not in running.log().replace("wrong name", "")
+
+
+def test_swaks_scripted_dialogue_pipelined(daemon: Daemon) -> None:
+    """swaks, Debian's SMTP test tool, with AUTH LOGIN and PIPELINING; poplib reads it."""
+    swaks = require_tool("swaks")
+    result = subprocess.run(
+        [swaks, "--server", f"{HOST}:{ports(daemon, 'smtp')[0]}", "--pipeline",
+         "--auth", "LOGIN", "--auth-user", "alice", "--auth-password", "x",
+         "--from", "alice@netlab.test", "--to", "erin@netlab.test",
+         "--header", "Subject: from swaks", "--body", "scripted"],
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "<-  250 Delivery in progress" in result.stdout
+    pop = poplib.POP3(HOST, ports(daemon, "pop3")[0], timeout=TIMEOUT)
+    pop.user("erin")
+    pop.pass_("x")
+    [raw] = read_all(pop)
+    pop.quit()
+    assert b"Subject: from swaks" in raw
+    assert b"\r\nscripted\r\n" in raw

@@ -8,9 +8,10 @@ reports back through the real reactor).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -72,6 +73,22 @@ class MailLab:
 
     def close(self) -> Deferred[None]:
         return self.store.close()
+
+
+def make_labs() -> Iterator[Callable[..., MailLab]]:
+    """
+    A fixture's body (C{labs = pytest.fixture(make_labs)}): makes labs with
+    the test's C{[smtp]} settings, and closes their stores after the test.
+    """
+    made: list[MailLab] = []
+
+    def make(**settings: Any) -> MailLab:
+        made.append(MailLab(**settings))
+        return made[-1]
+
+    yield make
+    for lab in made:
+        pytest_twisted.blockon(lab.close())
 
 
 class Client:

@@ -8,31 +8,19 @@ commands pipelined behind a password check.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-import pytest_twisted
 from twisted.internet.defer import Deferred
 
-from mailtest import Client, MailLab, send_mail
+from mailtest import Client, MailLab, make_labs, send_mail
 from netlab.core.passwords import hash_password
 from netlab.protocols.mail.pop3 import dot_stuffed, top_of
 
 HASH = hash_password("right", n=2**10)
 
 
-@pytest.fixture
-def labs() -> Iterator[Callable[..., MailLab]]:
-    made: list[MailLab] = []
-
-    def make(**settings: Any) -> MailLab:
-        made.append(MailLab(**settings))
-        return made[-1]
-
-    yield make
-    for lab in made:
-        pytest_twisted.blockon(lab.close())
+labs = pytest.fixture(make_labs)
 
 
 def mail(lab: MailLab, recipients: list[str], body: str, sender: str = "a@x.test") -> None:

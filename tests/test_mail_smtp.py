@@ -8,36 +8,23 @@ in the clear, and the Received: header no client can inject into.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ITLSTransport
 from zope.interface import implementer
 
 import selfsigned
-from mailtest import Client, MailLab, b64, plain, send_mail
+from mailtest import Client, MailLab, b64, make_labs, plain, send_mail
 from memory import MemoryTCP, serve
 from netlab.core.passwords import hash_password
 
 HASH = hash_password("right", n=2**10)
 
 
-@pytest.fixture
-def labs() -> Iterator[Callable[..., MailLab]]:
-    """Makes labs with C{[smtp]} settings of the test's; closes their stores after it."""
-    made: list[MailLab] = []
-
-    def make(**settings: Any) -> MailLab:
-        made.append(MailLab(**settings))
-        return made[-1]
-
-    yield make
-    for lab in made:
-        pytest_twisted.blockon(lab.close())
+labs = pytest.fixture(make_labs)
 
 
 @pytest.fixture

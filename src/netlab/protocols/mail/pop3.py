@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from collections.abc import Callable
 from typing import IO, Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -206,28 +207,26 @@ class Pop3Session(MailSession, POP3):  # type: ignore[misc]
         live = self.live()
         self.successResponse(f"{len(live)} {sum(m.size for _, m in live)}")
 
-    def do_LIST(self, which: bytes | None = None) -> None:
+    def listing(
+        self, which: bytes | None, describe: Callable[[StoredMessage], object], heading: str
+    ) -> None:
+        """LIST or UIDL: one message's line, or every message not deleted."""
         if which is not None:
             i = self.number(which)
             if i is not None:
                 assert self.mbox is not None
-                self.successResponse(f"{i + 1} {self.mbox.messages[i].size}")
+                self.successResponse(f"{i + 1} {describe(self.mbox.messages[i])}")
             return
         live = self.live()
-        lines = "".join(f"{n} {m.size}\r\n" for n, m in live)
-        self.successResponse(f"{len(live)} messages")
+        lines = "".join(f"{n} {describe(m)}\r\n" for n, m in live)
+        self.successResponse(heading.format(count=len(live)))
         self.send(lines.encode("ascii") + b".\r\n")
 
+    def do_LIST(self, which: bytes | None = None) -> None:
+        self.listing(which, lambda m: m.size, "{count} messages")
+
     def do_UIDL(self, which: bytes | None = None) -> None:
-        if which is not None:
-            i = self.number(which)
-            if i is not None:
-                assert self.mbox is not None
-                self.successResponse(f"{i + 1} {self.mbox.messages[i].uid}")
-            return
-        lines = "".join(f"{n} {m.uid}\r\n" for n, m in self.live())
-        self.successResponse("")
-        self.send(lines.encode("ascii") + b".\r\n")
+        self.listing(which, lambda m: m.uid, "")
 
     def do_RETR(self, which: bytes) -> None:
         i = self.number(which)

@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
+
+from netlab.protocols.sqlwriter import SqliteWriter, Statement, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -61,9 +59,6 @@ INSERT_MESSAGE = (
 INSERT_DELIVERY = "INSERT OR IGNORE INTO deliveries (message_id, mailbox) VALUES (?, ?)"
 DELETE_DELIVERY = "DELETE FROM deliveries WHERE message_id = ? AND mailbox = ?"
 DELETE_MESSAGE = "DELETE FROM messages WHERE id = ?"
-
-_Statement = tuple[str, Sequence[Any]]
-
 
 class MailStoreError(Exception):
     """The mail database cannot be used; the message names the path and why."""
@@ -137,11 +132,6 @@ def owns(login: str, address: str) -> bool:
     return address.rpartition("@")[0] == login if "@" in address else address == login
 
 
-class _DaemonThread(threading.Thread):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, daemon=True, **kwargs)
-
-
 class MailStore:
     """
     Messages and their deliveries: in memory for the services, in SQLite so
@@ -173,11 +163,7 @@ class MailStore:
         self._holders: dict[int, set[str]] = {}
         self.total_bytes = 0
         self._next_id = 1
-        self._db: sqlite3.Connection | None = None
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=f"mail-store {path}")
-        self._pool.threadFactory = _DaemonThread
-        self._state = "new"
-        self._closing: list[Deferred[None]] = []
+        self.writer = SqliteWriter(f"mail store {path}", reactor, self._on_error)
 
     # -- opening ------------------------------------------------------------------
 
@@ -187,10 +173,10 @@ class MailStore:
         start the writer: synchronous, before the daemon listens, so a bad
         path stops it with a clear L{MailStoreError}.
         """
-        if self._state != "new":
+        if self.writer.state != "new":
             raise MailStoreError(f"mail store {self.path}: already opened")
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = connect(self.path)
         except sqlite3.Error as e:
             raise MailStoreError(f"mail store {self.path}: cannot open: {e}") from e
         try:
@@ -200,9 +186,7 @@ class MailStore:
         except (sqlite3.Error, ValueError) as e:
             db.close()
             raise MailStoreError(f"mail store {self.path}: cannot use: {e}") from e
-        self._db = db
-        self._pool.start()
-        self._state = "open"
+        self.writer.start(db)
         # Quotas lowered since the last run apply now.
         for key in list(self._boxes):
             self._enforce_mailbox(key)
@@ -311,7 +295,7 @@ class MailStore:
             del self._boxes[key], self._box_bytes[key]
         holders = self._holders[message_id]
         holders.discard(key)
-        statements: list[_Statement] = [(DELETE_DELIVERY, (message_id, key))]
+        statements: list[Statement] = [(DELETE_DELIVERY, (message_id, key))]
         if not holders:
             self._forget(message_id, write=False)
             statements.append((DELETE_MESSAGE, (message_id,)))
@@ -373,68 +357,16 @@ class MailStore:
 
     # -- the writer ------------------------------------------------------------------
 
-    def _write(self, statements: list[_Statement]) -> None:
-        if self._state != "open":
-            self._on_error(f"mail store {self.path}: not open; a change was kept in memory only")
-            return
-        deferToThreadPool(self._reactor, self._pool, self._execute, statements).addErrback(
-            self._failed
-        )
-
-    def _execute(self, statements: list[_Statement]) -> None:
-        """Writer thread: the statements of one change, in one transaction."""
-        assert self._db is not None
-        try:
-            self._db.execute("BEGIN")
-            for sql, params in statements:
-                self._db.execute(sql, params)
-            self._db.execute("COMMIT")
-        except sqlite3.Error as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise MailStoreError(f"mail store {self.path}: a change was not saved: {e}") from e
-
-    def _failed(self, failure: Failure) -> None:
-        if failure.check(MailStoreError):
-            self._on_error(str(failure.value))
-        else:
-            self._on_error(f"mail store {self.path}: {failure.getTraceback()}")
+    def _write(self, statements: list[Statement]) -> None:
+        self.writer.write(statements)
 
     def flush(self) -> Deferred[None]:
-        """Fires once every write queued so far has been made (or reported)."""
-        if self._state != "open":
-            return succeed(None)
-        return deferToThreadPool(self._reactor, self._pool, lambda: None)
+        """Fires once every change made so far is saved (or reported)."""
+        return self.writer.flush()
 
     def close(self) -> Deferred[None]:
-        """
-        Make the queued writes, stop the writer, close the database.  Safe to
-        call more than once; every call's Deferred fires once it is closed.
-        """
-        if self._state == "new":
-            self._state = "closed"
-        if self._state == "closed":
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._closing.append(waiter)
-        if self._state == "open":
-            self._state = "closing"
-            deferToThreadPool(self._reactor, self._pool, self._final).addErrback(
-                self._failed
-            ).addBoth(self._closed)
-        return waiter
-
-    def _final(self) -> None:
-        assert self._db is not None
-        self._db.close()
-
-    def _closed(self, result: object) -> None:
-        self._pool.stop()
-        self._db = None
-        self._state = "closed"
-        waiters, self._closing = self._closing, []
-        for waiter in waiters:
-            waiter.callback(None)
+        """Save what is queued and close the database; safe to call more than once."""
+        return self.writer.close()
 
     def _log_error(self, message: str) -> None:
         self.log.error("{message}", message=message)

@@ -7,6 +7,7 @@ plain Python sockets, then stopped with a signal.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -244,6 +245,9 @@ def test_json_log_file(tmp_path: Path) -> None:
 def test_example_config_runs(tmp_path: Path) -> None:
     """The documented example config starts, listening on IPv4 and IPv6 loopback."""
     example = ROOT / "examples" / "netlab.toml"
+    # Its ssl: listeners name their certificate from the project folder, as
+    # the README runs it (Twisted reads privateKey= from the working directory).
+    shutil.copytree(ROOT / "examples" / "tls", tmp_path / "examples" / "tls")
     with stops_cleanly(Daemon(tmp_path, "--config", str(example))) as running:
         running.wait_for_log(r"listening on \w+ \[::1\]:")
         running.wait_for_log(r"listening on \w+ 127\.0\.0\.1:")

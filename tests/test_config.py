@@ -529,3 +529,37 @@ def test_endpoint_parameters_are_twisteds(kind: str) -> None:
              "systemd": "domain=INET:index=0"}[kind]
     with pytest.raises(ValueError, match=rf'unknown parameter "interfce" for {kind} \(known: '):
         check_stream(f"{kind}:{valid}:interfce=1")
+
+
+def test_tls_files_are_taken_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ssl: string's relative privateKey= (and certKey=) is the config file's, as
+    static_dir is: the daemon can run from any folder.  Absolute paths, escaped colons
+    and other strings are left as they are."""
+    from selfsigned import write_pem
+
+    lab = tmp_path / "a:lab"
+    (lab / "tls").mkdir(parents=True)
+    key, cert = write_pem(lab / "tls")
+    escaped = str(lab).replace(":", "\\:")
+    proxied_string = (
+        f"haproxy:ssl:0:interface=127.0.0.1:privateKey={escaped}/tls/{key.name}"
+        f":certKey={escaped}/tls/{cert.name}"
+    )
+    path = write(lab, (
+        "udp_echo = []\n[chat]\nenabled = false\n[[echo]]\nlisten = [\n"
+        f'  "ssl:0:interface=127.0.0.1:privateKey=tls/{key.name}:certKey=tls/{cert.name}",\n'
+        # (a TOML literal string: its backslashes are the endpoint's own)
+        f"  '{proxied_string}',\n"
+        '  "tcp:0:interface=127.0.0.1",\n]\n'
+    ))
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    first, proxied, plain = config.load(path).echo[0].listen
+    assert first == (
+        f"ssl:0:interface=127.0.0.1:privateKey={escaped}/tls/{key.name}"
+        f":certKey={escaped}/tls/{cert.name}"
+    )
+    assert proxied == proxied_string
+    assert plain == "tcp:0:interface=127.0.0.1"
+    assert serverFromString(None, first)  # Twisted reads it as meant

@@ -21,6 +21,7 @@ from netlab.protocols import classic, dictionary, echo, framed, udp
 from netlab.protocols.chat import kind as chat
 from netlab.protocols.http import kind as http
 from netlab.protocols.login import kind as login
+from netlab.protocols.mail import kind as mail
 
 KINDS: tuple[ServiceKind[Any], ...] = (
     echo.KIND,
@@ -31,6 +32,7 @@ KINDS: tuple[ServiceKind[Any], ...] = (
     chat.UDP_CHAT,
     http.KIND,
     login.KIND,
+    *mail.KINDS,
     *classic.SERVICE_KINDS,
 )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 
 from netlab.core._twisted import endpoint_tokens
 from netlab.core.tomltext import toml_value
@@ -32,6 +33,34 @@ def unproxied(description: str) -> tuple[str, bool]:
     if description.startswith(PROXIED):
         return description[len(PROXIED):], True
     return description, False
+
+
+# The parameters of Twisted's ssl: server strings that name files.
+TLS_FILE_PARAMETERS = ("privateKey", "certKey", "extraCertChain", "caCertsDir", "dhParameters")
+_TLS_FILE = re.compile(
+    r"(?<=:)(?P<name>" + "|".join(TLS_FILE_PARAMETERS) + r")=(?P<value>(?:\\.|[^:\\])*)"
+)
+
+
+def beside(description: str, folder: Path) -> str:
+    """
+    C{description} with the relative files of an C{ssl:}/C{tls:} string
+    (C{privateKey=tls/key.pem}) taken from C{folder}, the config file's
+    folder, as every path in the config is: Twisted would read them from
+    wherever the daemon was started.  Other strings are returned as they are.
+    """
+    inner, _ = unproxied(description)
+    if inner.split(":", 1)[0] not in ("ssl", "tls"):
+        return description
+
+    def absolute(match: re.Match[str]) -> str:
+        value = re.sub(r"\\(.)", r"\1", match["value"])
+        if not value or Path(value).is_absolute():
+            return match[0]
+        path = str(folder / value)
+        return match["name"] + "=" + path.replace("\\", "\\\\").replace(":", "\\:")
+
+    return _TLS_FILE.sub(absolute, description)
 
 
 def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:

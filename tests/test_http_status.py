@@ -92,6 +92,26 @@ def test_status_codes_with_and_without_bodies(events: Any) -> Any:
 
 
 @pytest_twisted.inlineCallbacks
+def test_status_redirects_point_at_redirect_1(events: Any) -> Any:
+    """A redirect code comes with httpbin's Location, /redirect/1, so curl -L ends at /get;
+    another 3xx (300, 304) and the rest have no Location."""
+    served = serve_status(events)
+    for code in (301, 302, 303, 305, 307, 308):
+        got = yield fetch(served.url(f"/status/{code}"))
+        assert (got.status, got.headers.get("location")) == (code, "/redirect/1"), code
+    for code in (200, 300, 304, 404):
+        got = yield fetch(served.url(f"/status/{code}"))
+        assert "location" not in got.headers, code
+    out, err, code = yield run_curl(
+        "-L", "-o", "/dev/null", "-w", "%{num_redirects} %{url_effective} %{http_code}",
+        served.url("/status/302"),
+    )
+    assert code == 0, err
+    assert out.decode() == f"2 {served.base}/get 200"
+    yield served.close()
+
+
+@pytest_twisted.inlineCallbacks
 def test_status_list_picks_with_the_injected_random(events: Any) -> Any:
     """A comma list is chosen from with the seeded Random the context supplies."""
     served = serve_status(events, rng=random.Random(1234))

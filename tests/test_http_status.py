@@ -269,7 +269,7 @@ def test_redirect_chain_followed_by_curl(events: Any) -> Any:
         assert out.decode() == f"5 {served.base}/get 200"
     first = yield fetch(served.url("/redirect/3"))
     assert first.status == 302
-    assert first.headers["location"] == "/redirect/2"
+    assert first.headers["location"] == "/relative-redirect/2"
     last = yield fetch(served.url("/redirect/1"))
     assert last.headers["location"] == "/get"
     relative = yield fetch(served.url("/relative-redirect/1"))

@@ -285,14 +285,15 @@ class Stream(Leaf):
 class Redirect(Leaf):
     """
     One step of a redirect chain: C{hops} more to go, ending at C{/get}.
-    C{/redirect} uses absolute paths; C{/relative-redirect} paths relative to
-    the current one, which survive being mounted under a proxy's prefix.
+    C{/redirect/N} goes on, as httpbin's does, at C{/relative-redirect/N-1}
+    (or C{/get}); C{/relative-redirect} sends paths relative to the current
+    one, which survive being mounted under a proxy's prefix;
+    C{/absolute-redirect} full URLs.
     """
 
-    def __init__(self, hops: int, *, name: str, relative: bool, absolute: bool = False) -> None:
+    def __init__(self, hops: int, *, relative: bool, absolute: bool = False) -> None:
         super().__init__()
         self.hops = hops
-        self.name = name
         self.relative = relative
         self.absolute = absolute
 
@@ -308,7 +309,7 @@ class Redirect(Leaf):
         )
         if self.relative and not absolute:
             return f"{self.hops - 1}" if self.hops > 1 else "../get"
-        name = "absolute-redirect" if absolute else self.name
+        name = "absolute-redirect" if absolute else "relative-redirect"
         path = f"/{name}/{self.hops - 1}" if self.hops > 1 else "/get"
         return base_url(request) + path if absolute else path
 
@@ -637,12 +638,12 @@ def stream(context: HttpContext) -> Numbered:
 def _redirects(context: HttpContext, name: str, relative: bool) -> Numbered:
     return Numbered(
         f"use /{name}/N with N at least 1", WHOLE, int, 1, context.settings.max_redirects,
-        "max_redirects", partial(Redirect, name=name, relative=relative),
+        "max_redirects", partial(Redirect, relative=relative),
     )
 
 
 def redirect(context: HttpContext) -> Numbered:
-    """C{/redirect/N}: N absolute redirects, up to C{max_redirects}."""
+    """C{/redirect/N}: N redirects (on through C{/relative-redirect}), up to C{max_redirects}."""
     return _redirects(context, "redirect", relative=False)
 
 

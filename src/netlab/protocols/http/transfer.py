@@ -346,6 +346,6 @@ def absolute_redirect(context: HttpContext) -> Numbered:
     return Numbered(
         "use /absolute-redirect/N with N at least 1", WHOLE, int, 1,
         context.settings.max_redirects, "max_redirects",
-        partial(Redirect, name="absolute-redirect", relative=False, absolute=True),
+        partial(Redirect, relative=False, absolute=True),
     )
 

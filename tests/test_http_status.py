@@ -85,7 +85,7 @@ def test_status_codes_with_and_without_bodies(events: Any) -> Any:
         assert "content-length" not in got.headers
         assert "transfer-encoding" not in got.headers
     unauthorized = yield fetch(served.url("/status/401"))
-    assert unauthorized.headers["www-authenticate"].startswith("Basic realm=")
+    assert unauthorized.headers["www-authenticate"] == 'Basic realm="Fake Realm", charset="UTF-8"'
     posted = yield fetch(served.url("/status/202"), "-X", "POST", "-d", "x=1")
     assert posted.status == 202
     yield served.close()
@@ -352,7 +352,8 @@ def test_cookies_set_read_delete_with_a_cookie_jar(events: Any, tmp_path: Path) 
 
 @pytest_twisted.inlineCallbacks
 def test_basic_auth_right_wrong_and_missing(events: Any) -> Any:
-    """Only the credentials in the URL get 200; wrong or none get 401 with a challenge."""
+    """Only the credentials in the URL get 200; wrong or none get 401 with httpbin's challenge
+    (realm "Fake Realm") and one plain-text line."""
     served = serve_status(events)
     url = served.url("/basic-auth/ada/s%3Acret")
     right = yield fetch(url, "-u", "ada:s:cret")
@@ -361,7 +362,10 @@ def test_basic_auth_right_wrong_and_missing(events: Any) -> Any:
     for args in (("-u", "ada:wrong"), ("-u", "bob:s:cret"), ("-u", "ada:s:cretx"), ()):
         refused = yield fetch(url, *args)
         assert refused.status == 401, args
-        assert refused.headers["www-authenticate"].startswith('Basic realm="netlab"')
+        assert refused.headers["www-authenticate"] == 'Basic realm="Fake Realm", charset="UTF-8"'
+        assert refused.headers["content-type"] == "text/plain; charset=utf-8"
+        assert refused.body == (b"401 Unauthorized: send the user name and password from this"
+                                b" URL with HTTP Basic authentication\n")
     for path in ("/basic-auth/ada", "/basic-auth/ada/x/y", "/basic-auth"):
         missing = yield fetch(served.url(path), "-u", "ada:x")
         assert missing.status == 404, path

@@ -49,6 +49,9 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # with 301, 302, 303 and 307.
 STATUS_REDIRECTS = frozenset({301, 302, 303, 305, 307, 308})
 STATUS_LOCATION = b"/redirect/1"
+# httpbin's Basic challenge (its realm is a fake one: the credentials are in
+# the URL), with RFC 7617's charset, which tells clients to send UTF-8.
+BASIC_CHALLENGE = b'Basic realm="Fake Realm", charset="UTF-8"'
 
 
 def json_body(request: Request, data: object) -> bytes:
@@ -206,7 +209,7 @@ class StatusCode(Leaf):
         if code in STATUS_REDIRECTS:
             request.setHeader(b"Location", STATUS_LOCATION)
         if code == http.UNAUTHORIZED:
-            request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab"')
+            request.setHeader(b"WWW-Authenticate", BASIC_CHALLENGE)
         phrase = http.RESPONSES.get(code, b"Unknown Status").decode("ascii", "replace")
         return text_body(request, f"{code} {phrase}\n")
 
@@ -523,11 +526,12 @@ class BasicAuth(Resource):
                 "No Such Resource", "There is nothing at this address."
             ).render(request)
         if not (user_ok & password_ok):
-            request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab", charset="UTF-8"')
-            return pages.errorPage(
-                http.UNAUTHORIZED, "Unauthorized",
-                "send the user name and password from this URL with HTTP Basic authentication",
-            ).render(request)
+            request.setResponseCode(http.UNAUTHORIZED)
+            request.setHeader(b"WWW-Authenticate", BASIC_CHALLENGE)
+            return text_body(
+                request, "401 Unauthorized: send the user name and password from this URL"
+                " with HTTP Basic authentication\n",
+            )
         return json_body(
             request, {"authenticated": True, "user": user.decode("utf-8", "replace")}
         )

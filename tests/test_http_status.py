@@ -381,14 +381,18 @@ def test_same_secret_compares_whole_values() -> None:
 
 @pytest_twisted.inlineCallbacks
 def test_gzip_body_is_really_gzip(events: Any) -> Any:
-    """/gzip is gzip on the wire (1f8b) and JSON once curl --compressed unpacks it."""
+    """/gzip is gzip on the wire (1f8b) and httpbin's JSON once curl --compressed unpacks it."""
     served = serve_status(events)
     raw = yield fetch(served.url("/gzip"))
     assert raw.headers["content-encoding"] == "gzip"
     assert raw.body[:2] == b"\x1f\x8b"
     assert json.loads(gzip.decompress(raw.body))["gzipped"] is True
-    unpacked = yield fetch(served.url("/gzip"), "--compressed")
-    assert json.loads(unpacked.body) == {"gzipped": True, "method": "GET"}
+    unpacked = yield fetch(served.url("/gzip"), "--compressed", "-H", "X-Lab: yes")
+    seen = json.loads(unpacked.body)
+    # httpbin's four keys: the request's headers and origin too.
+    assert set(seen) == {"gzipped", "headers", "method", "origin"}
+    assert (seen["gzipped"], seen["method"], seen["origin"]) == (True, "GET", "127.0.0.1")
+    assert seen["headers"]["X-Lab"] == "yes"
     assert unpacked.headers["content-type"] == "application/json"
     yield served.close()
 

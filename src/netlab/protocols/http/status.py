@@ -539,19 +539,34 @@ class BasicAuth(Resource):
     render_HEAD = render_GET
 
 
-class Gzip(Leaf):
+class Compressed(Leaf):
     """
-    A gzip-compressed JSON body, whatever the client says it accepts. It
-    still says C{Vary: Accept-Encoding}, as a server that compresses on
-    request must, so students see the header that keeps a shared cache from
-    handing the gzipped body to a client that cannot read it.
+    httpbin's compressed JSON (C{/gzip}, C{/deflate}, C{/brotli}): the
+    request's origin, headers and method, with C{"NAME": true}, in
+    C{encoding} whatever the client accepts. It still says C{Vary:
+    Accept-Encoding}, as a server that compresses on request must, so
+    students see the header that keeps a shared cache from handing the
+    compressed body to a client that cannot read it.
     """
 
+    def __init__(
+        self, context: HttpContext, name: str, encoding: bytes, compress: Callable[[bytes], bytes]
+    ) -> None:
+        super().__init__()
+        self.inspector = Inspector(context)
+        self.name = name
+        self.encoding = encoding
+        self.compress = compress
+
     def render_GET(self, request: Request) -> object:
-        body = json_body(request, {"gzipped": True, "method": request.method.decode("ascii")})
-        request.setHeader(b"Content-Encoding", b"gzip")
+        seen = self.inspector.describe(request)
+        body = send_json(request, {
+            self.name: True, "headers": seen["headers"], "method": seen["method"],
+            "origin": seen["origin"],
+        })
+        request.setHeader(b"Content-Encoding", self.encoding)
         request.setHeader(b"Vary", b"Accept-Encoding")
-        return gzip.compress(body, mtime=0)
+        return self.compress(body)
 
     render_HEAD = render_GET
 
@@ -676,9 +691,9 @@ def hidden_basic_auth(context: HttpContext) -> BasicAuth:
     return BasicAuth(hidden=True)
 
 
-def gzipped(context: HttpContext) -> Gzip:
-    """C{/gzip}."""
-    return Gzip()
+def gzipped(context: HttpContext) -> Compressed:
+    """C{/gzip}: gzip (RFC 1952), without a timestamp, so the bytes are the same each time."""
+    return Compressed(context, "gzipped", b"gzip", partial(gzip.compress, mtime=0))
 
 
 def cache(context: HttpContext) -> Cache:

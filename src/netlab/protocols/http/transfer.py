@@ -15,7 +15,6 @@ import random
 import re
 import struct
 import zlib
-from collections.abc import Callable
 from functools import partial
 
 import brotli
@@ -27,6 +26,7 @@ from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.inspect import Inspector, bad_request, send_json
 from netlab.protocols.http.status import (
     WHOLE,
+    Compressed,
     Leaf,
     Numbered,
     Redirect,
@@ -158,36 +158,6 @@ class StreamBytes(Leaf):
             request.write(data[start:start + size])
         request.finish()
         return NOT_DONE_YET
-
-    render_HEAD = render_GET
-
-
-class Compressed(Leaf):
-    """
-    httpbin's compressed JSON (C{/deflate}, C{/brotli}): the request's
-    origin, headers and method, with C{"NAME": true}, in C{encoding}
-    whatever the client accepts, and C{Vary: Accept-Encoding} as a server
-    that compresses on request must.
-    """
-
-    def __init__(
-        self, context: HttpContext, name: str, encoding: bytes, compress: Callable[[bytes], bytes]
-    ) -> None:
-        super().__init__()
-        self.inspector = Inspector(context)
-        self.name = name
-        self.encoding = encoding
-        self.compress = compress
-
-    def render_GET(self, request: Request) -> object:
-        seen = self.inspector.describe(request)
-        body = send_json(request, {
-            self.name: True, "headers": seen["headers"], "method": seen["method"],
-            "origin": seen["origin"],
-        })
-        request.setHeader(b"Content-Encoding", self.encoding)
-        request.setHeader(b"Vary", b"Accept-Encoding")
-        return self.compress(body)
 
     render_HEAD = render_GET
 

@@ -201,7 +201,8 @@ def test_delay_limits(events: Any) -> Any:
 
 @pytest_twisted.inlineCallbacks
 def test_bytes_length_seed_and_cap(events: Any) -> Any:
-    """/bytes/N sends N octets; a seed repeats them; over max_bytes is 400."""
+    """/bytes/N sends N octets; a seed repeats them, httpbin's very bytes; over max_bytes is
+    400."""
     served = serve_status(events, max_bytes=5000)
     got = yield fetch(served.url("/bytes/5000"))
     assert got.status == 200
@@ -211,7 +212,9 @@ def test_bytes_length_seed_and_cap(events: Any) -> Any:
     assert again.body != got.body
     seeded = yield fetch(served.url("/bytes/64?seed=42"))
     seeded_again = yield fetch(served.url("/bytes/64?seed=42"))
-    assert seeded.body == seeded_again.body == random.Random(42).randbytes(64)
+    # httpbin's bytes for a seed: Random(seed), then randint(0, 255) for each.
+    draw = random.Random(42).randint
+    assert seeded.body == seeded_again.body == bytes(draw(0, 255) for _ in range(64))
     empty = yield fetch(served.url("/bytes/0"))
     assert empty.status == 200
     assert empty.body == b""

@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import struct
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -244,8 +245,29 @@ class Delay(Leaf):
     render_HEAD = render_POST = render_PUT = render_PATCH = render_DELETE = render_GET
 
 
+def httpbin_random(seed: int, count: int) -> bytes:
+    """
+    C{count} bytes from C{seed} exactly as httpbin makes them, one
+    C{Random(seed).randint(0, 255)} each, so a seeded body is the one a test
+    recorded against httpbin, but some ten times faster: CPython draws each
+    as the top 9 bits of the next 32-bit Mersenne Twister word, taken if
+    under 256, which is the top bit clear and the byte the next 8 bits. The
+    words come C{getrandbits} at a time, least significant first.
+    """
+    source = random.Random(seed)
+    found = bytearray()
+    while len(found) < count:
+        # Half the words are taken; ask for a few more than that.
+        words = 2 * (count - len(found)) + 16
+        block = source.getrandbits(32 * words).to_bytes(4 * words, "little")
+        found += bytes(
+            word >> 23 for (word,) in struct.iter_unpack("<I", block) if word < 0x80000000
+        )
+    return bytes(found[:count])
+
+
 class RandomBytes(Leaf):
-    """C{count} random bytes; C{?seed=} makes them the same every time."""
+    """C{count} random bytes; C{?seed=} makes them the same every time: httpbin's."""
 
     def __init__(self, count: int) -> None:
         super().__init__()
@@ -256,7 +278,7 @@ class RandomBytes(Leaf):
         if seed is None:
             data = os.urandom(self.count)
         elif WHOLE.fullmatch(seed[0].decode("ascii", "replace")):
-            data = random.Random(int(seed[0])).randbytes(self.count)
+            data = httpbin_random(int(seed[0]), self.count)
         else:
             return bad_request(request, "seed must be a whole number")
         request.setHeader(b"Content-Type", b"application/octet-stream")

@@ -11,9 +11,7 @@ same one-line plain-text 400. Nothing from the request is echoed as HTML.
 from __future__ import annotations
 
 import os
-import random
 import re
-import struct
 import zlib
 from functools import partial
 
@@ -31,6 +29,7 @@ from netlab.protocols.http.status import (
     Numbered,
     Redirect,
     Refusal,
+    httpbin_random,
     no_store,
     text_body,
 )
@@ -98,27 +97,6 @@ class RangeBytes(Leaf):
         return alphabet(first, last)
 
     render_HEAD = render_GET
-
-
-def httpbin_random(seed: int, count: int) -> bytes:
-    """
-    C{count} bytes from C{seed} exactly as httpbin makes them, one
-    C{Random(seed).randint(0, 255)} each, so a seeded body is the one a test
-    recorded against httpbin, but some ten times faster: CPython draws each
-    as the top 9 bits of the next 32-bit Mersenne Twister word, taken if
-    under 256, which is the top bit clear and the byte the next 8 bits. The
-    words come C{getrandbits} at a time, least significant first.
-    """
-    source = random.Random(seed)
-    found = bytearray()
-    while len(found) < count:
-        # Half the words are taken; ask for a few more than that.
-        words = 2 * (count - len(found)) + 16
-        block = source.getrandbits(32 * words).to_bytes(4 * words, "little")
-        found += bytes(
-            word >> 23 for (word,) in struct.iter_unpack("<I", block) if word < 0x80000000
-        )
-    return bytes(found[:count])
 
 
 def query_whole(request: Request, name: bytes) -> int | str | None:

@@ -242,15 +242,20 @@ def dechunk(raw: bytes) -> list[bytes]:
 
 @pytest_twisted.inlineCallbacks
 def test_stream_lines_and_chunked_framing(events: Any) -> Any:
-    """/stream/N sends N JSON lines in well-formed chunks; over max_stream is 400."""
+    """/stream/N sends N JSON lines in well-formed chunks, each httpbin's: the request's url,
+    args, headers and origin, and the line's id; over max_stream is 400."""
     served = serve_status(events, max_stream=20)
-    raw = yield fetch(served.url("/stream/7"), "--raw")
+    raw = yield fetch(served.url("/stream/7?x=1"), "--raw", "-H", "X-Lab: yes")
     assert raw.headers["transfer-encoding"] == "chunked"
     assert "content-length" not in raw.headers
     chunks = dechunk(raw.body)
-    lines = b"".join(chunks).splitlines()
-    assert len(lines) == 7
-    assert [json.loads(line)["id"] for line in lines] == list(range(7))
+    lines = [json.loads(line) for line in b"".join(chunks).splitlines()]
+    assert [line["id"] for line in lines] == list(range(7))
+    for line in lines:
+        assert list(line) == ["url", "args", "headers", "origin", "id"]
+        assert line["url"] == served.url("/stream/7?x=1")
+        assert (line["args"], line["origin"]) == ({"x": "1"}, "127.0.0.1")
+        assert line["headers"]["X-Lab"] == "yes"
     decoded = yield fetch(served.url("/stream/20"))
     assert len(decoded.body.splitlines()) == 20
     over = yield fetch(served.url("/stream/21"))

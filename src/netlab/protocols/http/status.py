@@ -289,18 +289,25 @@ class RandomBytes(Leaf):
 
 
 class Stream(Leaf):
-    """C{count} JSON lines, each written as it is made (chunked in HTTP/1.1)."""
+    """
+    C{count} JSON lines, each written as it is made (chunked in HTTP/1.1):
+    httpbin's, the request's C{url}, C{args}, C{headers} and C{origin} with
+    the line's C{id}, one compact document a line.
+    """
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, inspector: Inspector) -> None:
         super().__init__()
         self.count = count
+        self.inspector = inspector
 
     def render_GET(self, request: Request) -> object:
+        seen = self.inspector.describe(request)
+        line = {key: seen[key] for key in ("url", "args", "headers", "origin")}
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         no_store(request)
-        for line in range(self.count):
-            request.write(json.dumps({"id": line, "of": self.count}).encode() + b"\n")
+        for number in range(self.count):
+            request.write(json.dumps({**line, "id": number}).encode() + b"\n")
         request.finish()
         return NOT_DONE_YET
 
@@ -672,7 +679,7 @@ def stream(context: HttpContext) -> Numbered:
     """C{/stream/N}, up to C{max_stream}."""
     return Numbered(
         "use /stream/N, e.g. /stream/10", WHOLE, int, 1, context.settings.max_stream,
-        "max_stream", Stream,
+        "max_stream", partial(Stream, inspector=Inspector(context)),
     )
 
 

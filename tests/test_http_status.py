@@ -162,10 +162,52 @@ def test_delay_answers_only_when_the_clock_has_advanced(events: Any) -> Any:
     assert code == 0, err
     got = parse_response(out)
     assert got.status == 200
-    assert json.loads(got.body) == {"delay": 2.0}
+    seen = json.loads(got.body)
+    assert set(seen) == DELAY_FIELDS
+    assert (seen["delay"], seen["url"], seen["args"]) == (2.0, served.url("/delay/2"), {})
     assert got.headers["content-type"] == "application/json"
     yield served.close()
     assert clock.getDelayedCalls() == []
+
+
+# httpbin's /delay answer, and the delay netlab adds.
+DELAY_FIELDS = {"args", "data", "files", "form", "headers", "origin", "url", "delay"}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+@pytest_twisted.inlineCallbacks
+def test_delay_describes_the_request_and_its_body(events: Any, method: str) -> Any:
+    """/delay/N answers every method httpbin's does with httpbin's description of the request,
+    its body parsed (a form as form, anything else as data)."""
+    served = serve_status(events)
+    try:
+        form = yield fetch(served.url("/delay/0?a=1"), "-X", method, "-d", "x=1&x=2",
+                           "-H", "X-Lab: yes")
+        seen = form.json()
+        assert (form.status, set(seen)) == (200, DELAY_FIELDS)
+        assert (seen["args"], seen["form"], seen["data"]) == ({"a": "1"}, {"x": ["1", "2"]}, "")
+        assert (seen["headers"]["X-Lab"], seen["origin"], seen["files"]) == ("yes", "127.0.0.1",
+                                                                            {})
+        text = yield fetch(served.url("/delay/0"), "-X", method, "-H", "Content-Type: text/plain",
+                           "--data-binary", "hello")
+        assert (text.json()["data"], text.json()["form"]) == ("hello", {})
+    finally:
+        yield served.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_delay_refuses_a_broken_form_at_once(events: Any) -> Any:
+    """A multipart body that does not parse is a 400 line before any waiting: the clock,
+    never advanced, is not needed."""
+    served = serve_status(events, clock=Clock())
+    try:
+        got = yield fetch(served.url("/delay/5"), "-m", "20", "-X", "POST",
+                          "-H", "Content-Type: multipart/form-data; boundary=zz",
+                          "--data-binary", "not multipart")
+        assert got.status == 400
+        assert got.text().startswith("400 Bad Request: ")
+    finally:
+        yield served.close()
 
 
 @pytest_twisted.inlineCallbacks

@@ -29,7 +29,9 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.forms import describe_body
 from netlab.protocols.http.inspect import Inspector, bad_request, send_json
+from netlab.protocols.http.multipart import ParseError
 
 STATUS_CODE = re.compile(r"[1-5][0-9]{2}")
 WHOLE = re.compile(r"[0-9]{1,9}")
@@ -48,6 +50,8 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # httpbin's /status/3xx Location: a redirect chain of one that ends at /get.
 # 308 too, which httpbin leaves out: RFC 9110 wants a Location with it as
 # with 301, 302, 303 and 307.
+# What httpbin's /delay/N answers (netlab adds the delay).
+DELAY_FIELDS = ("args", "data", "files", "form", "headers", "origin", "url")
 STATUS_REDIRECTS = frozenset({301, 302, 303, 305, 307, 308})
 STATUS_LOCATION = b"/redirect/1"
 # httpbin's Basic challenge (its realm is a fake one: the credentials are in
@@ -218,15 +222,27 @@ class StatusCode(Leaf):
 
 
 class Delay(Leaf):
-    """Answers after C{seconds}, without blocking, unless the client leaves first."""
+    """
+    Answers after C{seconds}, without blocking, unless the client leaves
+    first: httpbin's description of the request and its body (parsed when
+    it arrives, so a malformed one is refused at once), and the delay.
+    """
 
-    def __init__(self, seconds: float, reactor: Any) -> None:
+    def __init__(self, seconds: float, reactor: Any, inspector: Inspector) -> None:
         super().__init__()
         self.seconds = seconds
         self.reactor = reactor
+        self.inspector = inspector
 
     def render_GET(self, request: Request) -> object:
-        call = self.reactor.callLater(self.seconds, self._answer, request)
+        seen = self.inspector.describe(request)
+        try:
+            seen.update(describe_body(request))
+        except ParseError as error:
+            return bad_request(request, str(error))
+        answer = {key: seen[key] for key in DELAY_FIELDS}
+        answer["delay"] = self.seconds
+        call = self.reactor.callLater(self.seconds, self._answer, request, answer)
 
         def gone(reason: object) -> None:
             if call.active():
@@ -235,9 +251,8 @@ class Delay(Leaf):
         request.notifyFinish().addErrback(gone)
         return NOT_DONE_YET
 
-    def _answer(self, request: Request) -> None:
-        body = json_body(request, {"delay": self.seconds})
-        no_store(request)
+    def _answer(self, request: Request, answer: dict[str, Any]) -> None:
+        body = send_json(request, answer)
         request.setHeader(b"Content-Length", b"%d" % len(body))
         request.write(body)
         request.finish()
@@ -663,7 +678,7 @@ def delay(context: HttpContext) -> Numbered:
     """C{/delay/SECONDS}, up to C{max_delay}."""
     return Numbered(
         "use /delay/SECONDS, e.g. /delay/1.5", SECONDS, float, 0, context.settings.max_delay,
-        "max_delay", lambda seconds: Delay(seconds, context.reactor),
+        "max_delay", partial(Delay, reactor=context.reactor, inspector=Inspector(context)),
     )
 
 

@@ -449,11 +449,18 @@ def test_gzip_body_is_really_gzip(events: Any) -> Any:
 
 @pytest_twisted.inlineCallbacks
 def test_cache_conditional_requests_get_304(events: Any) -> Any:
-    """/cache is 200 with validators, then 304 without a body when they match."""
+    """/cache is 200 with validators and httpbin's body (/get's), then 304 without a body
+    when they match."""
     served = serve_status(events)
-    first = yield fetch(served.url("/cache"))
+    first = yield fetch(served.url("/cache?a=1"), "-H", "X-Lab: yes")
     assert first.status == 200
+    seen = first.json()
+    assert {"args", "headers", "origin", "url"} <= set(seen)
+    assert (seen["args"], seen["headers"]["X-Lab"], seen["url"]) == (
+        {"a": "1"}, "yes", served.url("/cache?a=1"))
+    assert first.headers["cache-control"] == "no-cache"
     etag = first.headers["etag"]
+    assert etag == '"netlab-cache-1"'
     last_modified = first.headers["last-modified"]
     assert last_modified == "Mon, 01 Jan 2024 00:00:00 GMT"
     by_etag = yield fetch(served.url("/cache"), "-H", f"If-None-Match: {etag}")

@@ -617,34 +617,40 @@ class Compressed(Leaf):
 
 class Cache(Leaf):
     """
-    A page that never changes, with a fixed C{ETag} and C{Last-Modified}, so
-    a conditional request gets 304. C{If-None-Match} wins over
+    A page with a fixed C{ETag} and C{Last-Modified}, so a conditional
+    request gets 304; its body is httpbin's, the C{/get} description. The
+    validators stay fixed although the description changes with the
+    request: they are what a student revalidates with, and httpbin's fresh
+    random tag on each answer could never match. C{If-None-Match} wins over
     C{If-Modified-Since} when both are sent (RFC 9110, 13.2.2).
     C{/cache/N} is httpbin's other cache page (L{CacheFor}).
     """
 
-    def __init__(self, inspector: Inspector | None = None) -> None:
+    def __init__(self, inspector: Inspector) -> None:
         super().__init__()
         self.inspector = inspector
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         text = path.decode("ascii", "replace")
-        if self.inspector is None or not WHOLE.fullmatch(text):
+        if not WHOLE.fullmatch(text):
             return Refusal("use /cache/SECONDS, e.g. /cache/60")
         return CacheFor(int(text), self.inspector)
 
     def render_GET(self, request: Request) -> object:
-        request.setHeader(b"Cache-Control", b"no-cache")
         cached = request.setETag(CACHE_ETAG)
         if request.getHeader(b"If-None-Match") is None:
             cached = request.setLastModified(CACHE_LAST_MODIFIED)
         else:
             request.lastModified = CACHE_LAST_MODIFIED
         if cached is http.CACHED:
+            request.setHeader(b"Cache-Control", b"no-cache")
             request.write(b"")
             request.finish()
             return NOT_DONE_YET
-        return json_body(request, {"cached": False, "etag": CACHE_ETAG.decode()})
+        body = send_json(request, self.inspector.describe(request))
+        # After send_json, whose headers say no-store: this page may be kept if revalidated.
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return body
 
     render_HEAD = render_GET
 

@@ -748,6 +748,14 @@ KNOWN: tuple[Known, ...] = (
     Known("GET /cache (If-*", "status|content-type|etag",
           "/cache answers a conditional request as RFC 9110 says (304 only when the ETag "
           "matches or it is not modified since); httpbin 304s on any such header"),
+    Known("GET /cache", "etag-form",
+          "/cache's ETag is fixed and quoted, so a client can revalidate with it; httpbin's "
+          "is a bare random uuid on every answer, which no If-None-Match can match"),
+    Known("* /delay/*", "json-extra:delay",
+          "/delay/N also says how long it waited"),
+    Known("GET /image/*", "body",
+          "netlab ships its own small images (httpbin's are not ours to ship): the same "
+          "type, another picture"),
 )
 
 

@@ -58,6 +58,22 @@ def test_method_routes_describe_the_request(events: Any, clock: Any, method: str
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 @pytest_twisted.inlineCallbacks
+def test_method_routes_give_the_text_report(events: Any, clock: Any, method: str) -> Any:
+    """With Accept: text/plain, /put, /patch, /delete give the classic text report (they were
+    a 500: the report needs more than httpbin's eight JSON fields)."""
+    path = "/" + method.lower()
+    answer = yield curl(make_site(events, clock), path + "?a=1", "-X", method,
+                        "-H", "Accept: text/plain", "-d", "k=v")
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    report = answer.text()
+    assert f"command={method}\n" in report
+    assert f"path={path}?a=1\n" in report
+    assert "form k=v\n" in report
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest_twisted.inlineCallbacks
 def test_anything_answers_each_method(events: Any, clock: Any, method: str) -> Any:
     """/anything already took PUT, PATCH and DELETE: it says which it got, with the body."""
     answer = yield curl(make_site(events, clock), "/anything/x", "-X", method, "-d", "a=b")

@@ -19,8 +19,9 @@ bodies of deterministic routes byte for byte; and the headers a client acts
 on: C{Location} (modulo host and port), C{Allow}, the C{WWW-Authenticate}
 scheme, C{Content-Encoding}, C{ETag} (present, weak or strong, and its value
 where the route fixes it), C{Content-Range} and the cookies C{Set-Cookie}
-sets (a nonce cookie by name only, L{NONCE_COOKIES}).  A difference that netlab makes on purpose is listed in L{KNOWN} with
-the reason; the exit status is 1 when any other difference is found.
+sets (a nonce cookie by name only, L{NONCE_COOKIES}).  A difference that
+netlab makes on purpose is listed in L{KNOWN} with the reason; the exit
+status is 1 when any other difference is found.
 
 The comparison (L{compare}, L{verdict}) is plain Python on L{Reply}s:
 C{tests/test_conformance_parity.py} runs it on canned answers.

@@ -47,11 +47,11 @@ EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 CACHE_LAST_MODIFIED = 1_704_067_200  # 2024-01-01 00:00:00 UTC: fixed on purpose
 CACHE_ETAG = b'"netlab-cache-1"'
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# What httpbin's /delay/N answers (netlab adds the delay).
+DELAY_FIELDS = ("args", "data", "files", "form", "headers", "origin", "url")
 # httpbin's /status/3xx Location: a redirect chain of one that ends at /get.
 # 308 too, which httpbin leaves out: RFC 9110 wants a Location with it as
 # with 301, 302, 303 and 307.
-# What httpbin's /delay/N answers (netlab adds the delay).
-DELAY_FIELDS = ("args", "data", "files", "form", "headers", "origin", "url")
 STATUS_REDIRECTS = frozenset({301, 302, 303, 305, 307, 308})
 STATUS_LOCATION = b"/redirect/1"
 # httpbin's Basic challenge (its realm is a fake one: the credentials are in

@@ -200,7 +200,7 @@ def test_daemon_at_debug_logs_no_secret(tmp_path: Path) -> None:
         again.expect("Bye.")
         # The stream has every event up to the last quit: read that far.
         streamed: list[str] = []
-        while not any("quit: quit: done" in text for text in streamed):
+        while not any("quit: done" in text for text in streamed):
             line = stream.readline().decode()
             assert line, f"the stream ended; it had {streamed}"
             if line.startswith("data: ") and line != "data: {}\n":

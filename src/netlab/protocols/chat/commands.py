@@ -128,8 +128,6 @@ def help_(hub: ChatHub, session: Session, args: str) -> None:
         if command.oper and not session.oper:
             continue
         session.tell(f"  {command.usage:<28} {command.help}")
-    if not session.oper:
-        session.tell("  Operators have more: /kick /mute /ban /unban /wall.")
 
 
 def nick(hub: ChatHub, session: Session, args: str) -> None:

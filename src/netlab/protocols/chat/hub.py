@@ -357,19 +357,24 @@ class ChatHub:
 
     def event(
         self, action: str, session: Session | None, level: LogLevel = LogLevel.info,
-        **fields: Any,
+        *, what: str | None = None, **fields: Any,
     ) -> None:
-        """Log a chat event; never pass the text of a private message."""
+        """
+        Log a chat event; never pass the text of a private message.  The log
+        line says C{what} happened, by default the action, its room and detail.
+        """
         if not self.events.enabled(level):
             return
-        what = action
-        if fields.get("room"):
-            what += f" {fields['room']}"
-        if fields.get("detail"):
-            what += f": {fields['detail']}"
+        if what is None:
+            what = action
+            if fields.get("room"):
+                what += f" {fields['room']}"
+            if fields.get("detail"):
+                what += f": {fields['detail']}"
+        nick = "-" if session is None else session.nick or "(no nick)"
         self.events.emit(
             CHAT, self.name, session.client.peer if session else None, level,
-            action=action, nick=session.name if session else "-", what=what, **fields,
+            action=action, nick=nick, what=what, **fields,
         )
 
     def stamp(self) -> str:
@@ -415,8 +420,11 @@ class ChatHub:
 
     # -- connecting ----------------------------------------------------------
 
-    def connect(self, client: Client) -> Session:
-        """A new connection: check bans, greet it, ask for a nick."""
+    def connect(self, client: Client, *, asks_nick: bool = True) -> Session:
+        """
+        A new connection: check bans, greet it, ask for a nick (unless the
+        front-end already has one to give, as the UDP chat's C{JOIN nick}).
+        """
         session = Session(self, client)
         self.sessions[session] = None
         ban = self.banned(client.peer_host)
@@ -429,7 +437,7 @@ class ChatHub:
         session.notify(
             Greeted(),
             *(clean(line) for line in self.settings.motd.splitlines() or [""]),
-            "Choose a nick (1-16 letters, digits, _ - .):",
+            *(["Choose a nick (1-16 letters, digits, _ - .):"] if asks_nick else []),
         )
         # Absolute, not reset by activity: a client trickling bytes of a
         # nick, or sitting at a password prompt, holds a connection only
@@ -815,7 +823,7 @@ class ChatHub:
         session.state = CHATTING
         session.notify(Entered(session.name), f"Hello {session.name}! Type /help for the commands.")
         self.count("users")
-        self.event("nick", session)
+        self.event("nick", session, what="logged in")
         self.join(session, self.room(self.settings.default_room))
 
     def rename(self, session: Session, nick: str) -> None:
@@ -899,7 +907,9 @@ class ChatHub:
                 self.to_room(room, f"* {session.name} has quit ({reason})", event=gone)
         if session.nick is not None and self.nicks.get(session.nick.lower()) is session:
             del self.nicks[session.nick.lower()]
-        self.event("quit", session, detail=reason)
+        # A /quit's reason already says "quit: ..."; a lost connection's does not.
+        self.event("quit", session, detail=reason,
+                   what=reason if reason.startswith("quit") else f"quit: {reason}")
 
     def shutdown(self) -> None:
         """The daemon is stopping: tell everyone, then close every connection."""

@@ -224,7 +224,8 @@ class UdpChat(GuardedDatagramProtocol):
         member = self.members[address] = UdpMember(self, address)
         self.per_host[address[0]] += 1
         self.books.opened(member)
-        session = member.session = self.hub.connect(member)
+        # It always has a nick to give: the JOIN's, or one made from its port.
+        session = member.session = self.hub.connect(member, asks_nick=False)
         if member.ended is not None:
             # The hub refused it at once (a banned address).
             session.lost(member.ended)
@@ -257,14 +258,17 @@ class UdpChat(GuardedDatagramProtocol):
 
     def forget(self, member: UdpMember, reason: str) -> None:
         """Drop a member (the hub ended it, it left, or it went quiet)."""
-        if self.members.get(member.address) is member:
+        closing = self.members.get(member.address) is member
+        if closing:
             del self.members[member.address]
             self.per_host[member.address[0]] -= 1
             if not self.per_host[member.address[0]]:
                 del self.per_host[member.address[0]]
-            self.books.closed(member, reason)
+        # The room hears of it first: the log's part and quit, then the disconnect.
         if member.session is not None:
             member.session.lost(reason)
+        if closing:
+            self.books.closed(member, reason)
 
     def sweep(self) -> None:
         """Expire old cookies and members that have gone quiet."""

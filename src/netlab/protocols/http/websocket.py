@@ -307,8 +307,9 @@ class MeteredSocket(ConnectionRecord):
                 call.cancel()
         if not self.open:
             return
-        self.books.closed(self, self.close_reason or "closed by client")
+        # What it was for ends first (the chat's part and quit), then the connection.
         self.closed()
+        self.books.closed(self, self.close_reason or "closed by client")
 
     # -- for subclasses ------------------------------------------------------
 

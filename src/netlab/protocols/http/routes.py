@@ -80,7 +80,8 @@ class RoutesPage(Resource):
 
     def render_GET(self, request: server.Request) -> bytes:
         base = dashboard.reach_of(request).base
-        served = [(route, present(getattr(request.site, "resource", None), route.path)) for route in ROUTES]
+        root = getattr(request.site, "resource", None)
+        served = [(route, present(root, route.path)) for route in ROUTES]
         if front.accepts_html(request.getHeader(b"accept")):
             rows = "".join(route_row(route, on, base) for route, on in served)
             body = (

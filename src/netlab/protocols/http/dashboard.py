@@ -71,10 +71,10 @@ COUNTER_LABELS = {
     "rooms": "rooms",
     "users": "logins",
     # The site's WebSocket connections, which it books under NAME-ws.
-    "websocket_connections_open": "WebSockets open",
-    "websocket_connections_total": "WebSockets",
-    "websocket_messages_in": "WebSocket messages in",
-    "websocket_messages_out": "WebSocket messages out",
+    "websocket_connections_open": "WebSockets",
+    "websocket_connections_total": "WebSockets in all",
+    "websocket_messages_in": "WS msgs in",
+    "websocket_messages_out": "WS msgs out",
 }
 # What each card's chart draws, per second, when its card shows the counter.
 CHARTED = (

@@ -123,12 +123,17 @@ def when_idle(site: NetlabSite) -> Deferred[None]:
 def build_site(
     events: Any, clock: Any, *chosen: Iterable[routes.Route], root: Resource | None = None,
     hub: Any = None, service: Any = None, status_random: Any = None,
-    **settings: Any,
+    services: Any = (), kinds: Any = None, **settings: Any,
 ) -> NetlabSite:
-    """A NetlabSite named "http" with C{settings}, the C{chosen} routes installed on C{root}."""
+    """
+    A NetlabSite named "http" with C{settings}, the C{chosen} routes
+    installed on C{root}; C{services} and C{kinds} as the daemon gives them
+    (the dashboard reads them).
+    """
     context = HttpContext(
         settings=HttpSettings(name="http", **settings), events=events, reactor=clock,
-        hub=hub, service=service, status_random=status_random,
+        hub=hub, service=service, status_random=status_random, services=services,
+        kinds=kinds or {},
     )
     root = Resource() if root is None else root
     for some in chosen:

@@ -7,6 +7,7 @@ Twisted's Agent, plus the real daemon end to end.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,18 +21,28 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.web import pages
 from twisted.web.client import Agent
+from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from daemon import Daemon, running_daemon
 from helpers import make_hub
-from httptest import Served, curl_sync, fetch, http_config, serve
+from httptest import Served, curl_sync, fetch, http_config, serve, when_idle
+from netlab import __version__
+from netlab.app import registry
 from netlab.core.events import HTTP_REQUEST, RECEIVED
-from netlab.protocols.http import dashboard, routes
+from netlab.core.kinds import TRANSPORT_COUNTERS
+from netlab.protocols.http import dashboard, routes, xmlrpc
+from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.dashboard import Scope, normal_host, peer_host
+from netlab.protocols.http.settings import HttpSettings
 from netlab.protocols.http.sse import EventStream
 
 TOKEN = "teacher-secret"
+KINDS = {kind.section: kind for kind in registry.KINDS}
+STREAM = set(TRANSPORT_COUNTERS["stream"])
+DATAGRAM = set(TRANSPORT_COUNTERS["datagram"])
 
 
 def serve_dashboard(events: Any, clock: Clock, token: str | None = TOKEN,
@@ -216,7 +227,7 @@ def test_dashboard_shows_a_student_only_their_own_events(events: Any, clock: Clo
     but only the events of the client's own address; with it, everyone's.
     """
     hub = someone_elses_chat(events, clock)
-    served = serve_dashboard(events, clock, hub=hub)
+    served = serve_dashboard(events, clock, hub=hub, services=[("chat", "chat")], kinds=KINDS)
     try:
         page = yield curl(served.base + "/dashboard")
         teacher = yield curl(served.base + f"/dashboard?token={TOKEN}")
@@ -224,7 +235,7 @@ def test_dashboard_shows_a_student_only_their_own_events(events: Any, clock: Clo
         for query, want_all in (("", False), (f"?token={TOKEN}", True)):
             _, reader = yield open_stream(served.base + "/dashboard/stream" + query)
             try:
-                ((_, snapshot),) = (yield reader.wait(1))[:1]
+                snapshot = yield first_snapshot(reader)
             finally:
                 yield reader.close()
             texts = [e["text"] for e in snapshot["events"]]
@@ -259,15 +270,29 @@ def echo_totals(messages: list[tuple[str, Any]]) -> list[int]:
     """The echo service's connection total in each snapshot."""
     return [
         counter[2]
-        for _, snapshot in messages
+        for kind, snapshot in messages if kind == "snapshot"
         for service in snapshot["services"] if service["name"] == "echo"
         for counter in service["counters"] if counter[0] == "connections_total"
     ]
 
 
+@inlineCallbacks
+def first_snapshot(reader: StreamReader) -> Any:
+    """The first C{snapshot} event's data on a dashboard stream."""
+    messages = yield reader.wait_for(lambda m: any(kind == "snapshot" for kind, _ in m))
+    return next(data for kind, data in messages if kind == "snapshot")
+
+
+def of_kind(messages: list[tuple[str, Any]], wanted: str) -> list[Any]:
+    return [data for kind, data in messages if kind == wanted]
+
+
 @pytest_twisted.inlineCallbacks
 def test_dashboard_stream_sends_json_snapshots(events: Any, clock: Clock) -> Any:
-    """The stream sends a snapshot at once, another on a change, and stops with the client."""
+    """
+    The stream sends the charts' history and a snapshot at once, then each
+    second a sample, and a snapshot on a change; it stops with the client.
+    """
     events.listening["echo"] = ["tcp 127.0.0.1:7007"]
     echo = events.counters_for("echo")
     echo.connections_total = 1
@@ -275,28 +300,67 @@ def test_dashboard_stream_sends_json_snapshots(events: Any, clock: Clock) -> Any
     try:
         response, reader = yield open_stream(served.base + "/dashboard/stream")
         try:
-            first = list((yield reader.wait(1)))
+            first = list((yield reader.wait(2)))
             clock.advance(1)
-            echo.connections_total = 2
+            echo.connections_total = 3
             clock.advance(1)
-            messages = yield reader.wait_for(lambda m: echo_totals(m)[-1:] == [2])
+            messages = yield reader.wait_for(lambda m: echo_totals(m)[-1:] == [3])
+            messages = yield reader.wait_for(lambda m: len(of_kind(m, "sample")) == 2)
         finally:
             yield reader.close()
     finally:
         yield served.close()
     assert response.code == 200
     assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]
-    kind, snapshot = first[0]
+    assert first[0] == ("history", {"seconds": 180, "points": []})
+    kind, snapshot = first[1]
     assert kind == "snapshot"
     assert [s["name"] for s in snapshot["services"]] == ["echo", "http"]
     service = snapshot["services"][0]
     assert service["listening"] == ["tcp 127.0.0.1:7007"]
     assert ["connections_total", "connections", 1] in service["counters"]
+    assert service["series"] == [["connections_total", "connections/s"], ["bytes", "bytes/s"]]
     assert snapshot["rooms"] is None
     assert snapshot["ready"] is True
-    assert {kind for kind, _ in messages} == {"snapshot"}
+    assert {kind for kind, _ in messages} == {"history", "snapshot", "sample"}
     assert echo_totals(messages)[0] == 1
+    # Sampled at 0 (where the site started: no point yet), 1 and 2 seconds.
+    one, two = (points for sample in of_kind(messages, "sample") for points in sample["points"])
+    assert (one["t"], one["rates"]["echo"]["connections_total"]) == (1.0, 0.0)
+    assert (two["t"], two["rates"]["echo"]["connections_total"]) == (2.0, 2.0)
     # The LoopingCall stopped when the client went away.
+    assert not [c for c in clock.getDelayedCalls() if c.active()]
+
+
+@pytest_twisted.inlineCallbacks
+def test_history_fills_what_nobody_watched_and_comes_first(events: Any, clock: Clock) -> Any:
+    """
+    A stream that opens after a stretch nobody watched gets that stretch's
+    average (up to three minutes of it) as its history: no empty chart.
+    """
+    events.listening["echo"] = ["tcp 127.0.0.1:7007"]
+    served = serve_dashboard(events, clock)
+    try:
+        _, reader = yield open_stream(served.base + "/dashboard/stream")
+        yield reader.wait(2)
+        yield reader.close()
+        # Nobody watches once the server has seen the stream go.
+        yield when_idle(served.site)
+        events.counters_for("echo").connections_total = 600
+        clock.advance(600)
+        _, watcher = yield open_stream(served.base + "/dashboard/stream")
+        (filled,) = of_kind((yield watcher.wait_for(lambda m: of_kind(m, "sample"))), "sample")
+        yield watcher.close()
+        _, late = yield open_stream(served.base + "/dashboard/stream")
+        (history,) = of_kind((yield late.wait(1)), "history")
+        yield late.close()
+    finally:
+        yield served.close()
+    points = filled["points"]
+    assert len(points) == 180
+    assert {p["rates"]["echo"]["connections_total"] for p in points} == {1.0}
+    assert [p["t"] for p in points[-2:]] == [599.0, 600.0]
+    assert history["points"] == points
     assert not [c for c in clock.getDelayedCalls() if c.active()]
 
 
@@ -490,3 +554,257 @@ def test_daemon_dashboard_and_healthz_with_curl(live_daemon: Daemon) -> None:
     page = curl_sync("-H", "Accept: text/html", base + "/", check=True).stdout.decode()
     assert f"<li>tcp 127.0.0.1:{echo_port}</li>" in page
     assert '<dd data-counter="bytes_in">5</dd>' in page
+
+
+# -- the dashboard as a home page --------------------------------------------
+
+
+def cards(body: str) -> dict[str, str]:
+    """Each service card's HTML on a page, by service name."""
+    return dict(re.findall(
+        r'<section class="card" data-service="([^"]+)">(.*?)</section>', body, re.S
+    ))
+
+
+def counters_on(card: str) -> dict[str, str]:
+    """The counters a card's HTML shows, by key."""
+    return dict(re.findall(r'<dd data-counter="([^"]+)">([^<]*)</dd>', card))
+
+
+def lab(events: Any) -> list[tuple[str, str]]:
+    """An echo on TCP, a UDP echo, a daytime on both and the site: listening, as configured."""
+    events.listening.update({
+        "echo": ["tcp 127.0.0.1:7007"],
+        "udp-echo": ["udp 127.0.0.1:7007"],
+        "daytime": ["tcp 127.0.0.1:7013", "udp 127.0.0.1:7013"],
+        "http": ["tcp 127.0.0.1:8080"],
+    })
+    return [("echo", "echo"), ("udp-echo", "udp_echo"), ("daytime", "daytime"), ("http", "http")]
+
+
+@pytest_twisted.inlineCallbacks
+def test_heading_is_the_daemon_and_its_version(events: Any, clock: Clock) -> Any:
+    """The heading names the daemon and its version, not the web service (`netlab: http`)."""
+    (reply,) = yield curl_dashboard(events, clock, "/dashboard")
+    assert f"<h1>netlab {__version__}</h1>" in reply.body
+    assert f"<title>netlab {__version__}</title>" in reply.body
+    assert "netlab: http" not in reply.body
+
+
+@pytest_twisted.inlineCallbacks
+def test_websockets_counted_on_the_site_card_not_a_phantom_one(
+    events: Any, clock: Clock
+) -> Any:
+    """
+    The WebSocket books (`http-ws`) are the site's own: no `http-ws • not
+    listening` card, their numbers on the site's card.
+    """
+    served = serve_dashboard(events, clock, services=lab(events), kinds=KINDS)
+    try:
+        books = served.context.websockets()
+        books.counters.connections_open = 1
+        books.counters.extra["messages_in"] = 4
+        reply = yield curl(served.base + "/dashboard")
+    finally:
+        yield served.close()
+    shown = cards(reply.body)
+    assert list(shown) == ["echo", "udp-echo", "daytime", "http"]
+    site = counters_on(shown["http"])
+    assert site["websocket_connections_open"] == "1"
+    assert site["websocket_messages_in"] == "4"
+    assert "http-ws" not in reply.body
+
+
+@pytest_twisted.inlineCallbacks
+def test_each_card_shows_only_its_kinds_counters(events: Any, clock: Clock) -> Any:
+    """No datagrams on a TCP service, no connections on a UDP one; both on a service with both."""
+    services = lab(events)
+    (reply,) = yield curl_dashboard(
+        events, clock, "/dashboard", services=services, kinds=KINDS,
+    )
+    shown = {name: set(counters_on(card)) for name, card in cards(reply.body).items()}
+    assert shown["echo"] == STREAM
+    assert shown["udp-echo"] == DATAGRAM
+    assert shown["daytime"] == STREAM | DATAGRAM
+    assert shown["http"] == STREAM | {
+        "websocket_connections_open", "websocket_messages_in", "websocket_messages_out"
+    }
+    data = dashboard.snapshot(serve_dashboard_context(events, clock, services))
+    assert {s["name"]: {c[0] for c in s["counters"]} for s in data["services"]} == shown
+
+
+def serve_dashboard_context(events: Any, clock: Clock, services: Any) -> Any:
+    """An HttpContext as the daemon builds it for C{services}, without listening."""
+    from httptest import build_site
+    return build_site(events, clock, services=services, kinds=KINDS).context
+
+
+@pytest_twisted.inlineCallbacks
+def test_chat_card_counts_the_users_connected_now(events: Any, clock: Clock) -> Any:
+    """Two users who came and went leave the chat card at `users 0`, not `users 2`."""
+    hub = make_hub(events, clock)
+    events.listening["chat"] = ["tcp 127.0.0.1:7070"]
+    services = [("chat", "chat"), ("http", "http")]
+    sessions = []
+    for nick in ("alice", "bob"):
+        session = hub.connect(FakeClient())
+        session.line(nick)
+        sessions.append(session)
+    served = serve_dashboard(events, clock, hub=hub, services=services, kinds=KINDS)
+    try:
+        both = yield curl(served.base + "/dashboard")
+        for session in sessions:
+            hub.remove(session, "quit")
+        none = yield curl(served.base + "/dashboard")
+    finally:
+        yield served.close()
+    assert counters_on(cards(both.body)["chat"])["users_online"] == "2"
+    chat = counters_on(cards(none.body)["chat"])
+    assert chat["users_online"] == "0"
+    assert chat["rooms"] == "1"
+    assert chat["joins"] == "2"
+
+
+@pytest_twisted.inlineCallbacks
+def test_xmlrpc_refusal_is_counted_on_the_card(events: Any, clock: Clock) -> Any:
+    """An XML-RPC document refused (logged `refused`) shows as `refused 1`, not `refused 0`."""
+    served = serve(events, clock, routes.of(dashboard, xmlrpc), services=[("http", "http")],
+                   kinds=KINDS)
+    try:
+        answer = yield served.fetch(
+            "/RPC2", "-H", "Content-Type: text/xml",
+            "--data-binary", '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>',
+        )
+        reply = yield curl(served.base + "/dashboard")
+    finally:
+        yield served.close()
+    assert b"refused" in answer.body
+    assert events.kinds("refused")
+    assert counters_on(cards(reply.body)["http"])["refused"] == "1"
+
+
+def links(body: str) -> list[str]:
+    return re.findall(r'<a href="([^"]+)"', body)
+
+
+@pytest_twisted.inlineCallbacks
+def test_dashboard_links_every_page(events: Any, clock: Clock) -> Any:
+    """
+    The dashboard links the chat, the event view, the clock, the metrics and
+    the list of routes; each link is a route of the site; no chat, no link to it.
+    """
+    hub = make_hub(events, clock)
+    (with_chat,) = yield curl_dashboard(events, clock, "/dashboard", hub=hub)
+    (without,) = yield curl_dashboard(events, clock, "/dashboard")
+    paths = {route.path for route in routes.ROUTES}
+    found = links(with_chat.body)
+    for page in ("/", "/chat", "/events", "/time.html", "/metrics", "/routes"):
+        assert page in found
+    assert set(found) <= paths
+    assert "/chat" not in links(without.body)
+
+
+@pytest_twisted.inlineCallbacks
+def test_try_it_lines_use_the_host_the_browser_used(events: Any, clock: Clock) -> Any:
+    """
+    Each address has a line to try it with: nc, nc -u, telnet for the chat,
+    curl for the site; with the browser's host name where the service
+    listens on all interfaces or the address the page came from, else the
+    service's own address; a Host that is not a host name is not repeated.
+    """
+    events.listening.update({
+        "echo": ["tcp 127.0.0.1:7007", "tcp [::1]:7007"],
+        "udp-echo": ["udp 0.0.0.0:7007"],
+        "chat": ["tcp 0.0.0.0:7070"],
+        "http": ["tcp 127.0.0.1:8080"],
+        "far": ["tcp 192.0.2.1:9000"],
+    })
+    services = [("echo", "echo"), ("udp-echo", "udp_echo"), ("chat", "chat"),
+                ("http", "http"), ("far", "echo")]
+    served = serve_dashboard(events, clock, services=services, kinds=KINDS)
+    try:
+        named = yield curl(served.base + "/dashboard", "-H", "Host: lab.example:8080")
+        hostile = yield curl(served.base + "/dashboard", "-H", "Host: <b>x</b>")
+    finally:
+        yield served.close()
+    tries = dict(re.findall(r'data-service="([^"]+)">.*?<p class="try">(.*?)</p>',
+                            named.body, re.S))
+    assert "<code>nc lab.example 7007</code>" in tries["echo"]
+    assert "<code>nc ::1 7007</code>" in tries["echo"]
+    assert "<code>nc -u lab.example 7007</code>" in tries["udp-echo"]
+    assert "<code>telnet lab.example 7070</code>" in tries["chat"]
+    assert "<code>curl http://lab.example:8080/get</code>" in tries["http"]
+    assert "<code>nc 192.0.2.1 9000</code>" in tries["far"]
+    assert "<b>x" not in hostile.body and "&lt;b&gt;" not in hostile.body
+    assert "<code>nc 127.0.0.1 7007</code>" in hostile.body
+
+
+@pytest_twisted.inlineCallbacks
+def test_events_page_says_what_it_shows_at_each_level(events: Any, clock: Clock) -> Any:
+    """
+    At the default level /events does not promise payload samples (they are
+    debug-level events); at debug level it says it shows them.
+    """
+    events.set_level("info")
+    (info,) = yield curl_dashboard(events, clock, "/events")
+    events.set_level("debug")
+    (debug,) = yield curl_dashboard(events, clock, "/events")
+    scope_of = re.compile(r'<p class="scope">(.*?)</p>', re.S)
+    (said_info,) = scope_of.findall(info.body)
+    (said_debug,) = scope_of.findall(debug.body)
+    assert "payload samples" not in said_info.replace("no payload samples", "")
+    assert "level = &quot;debug&quot;" in said_info
+    assert "payload samples" in said_debug and "no payload samples" not in said_debug
+
+
+# -- /routes -------------------------------------------------------------------
+
+
+def not_found_type() -> type:
+    return type(pages.notFound("", ""))
+
+
+def test_every_route_example_reaches_its_resource(events: Any, clock: Clock,
+                                                  tmp_path: Any) -> None:
+    """Each route's example address is served by a resource of the site, not the 404 page."""
+    (tmp_path / "index.html").write_text("<p>hello</p>")
+    context = HttpContext(
+        settings=HttpSettings(name="http", static_dir=str(tmp_path)), events=events,
+        reactor=clock, hub=make_hub(events, clock),
+    )
+    root = routes.build_root(context)
+    for route in routes.ROUTES:
+        assert route.tried_at.startswith(route.path), route
+        path = route.tried_at.partition("?")[0]
+        request = DummyRequest(path.encode().split(b"/")[1:])
+        found = getChildForRequest(root, request)
+        assert not isinstance(found, not_found_type()), route.tried_at
+
+
+@pytest_twisted.inlineCallbacks
+def test_routes_page_lists_every_route(events: Any, clock: Clock) -> Any:
+    """
+    /routes lists every route of the table with its methods and an example:
+    a table with links for a browser, text for curl; routes left out are off.
+    """
+    served = serve(events, clock, routes.ROUTES)
+    try:
+        text = yield served.fetch("/routes")
+        page = yield curl(served.base + "/routes", "-H", "Accept: text/html",
+                          "-H", "Host: lab.example:8080")
+    finally:
+        yield served.close()
+    lines = text.text().splitlines()
+    assert lines[0] == f"netlab {__version__}: every address of this site"
+    listed = {line.split()[0]: line for line in lines[2:] if line}
+    assert list(listed) == [route.path for route in routes.ROUTES]
+    assert listed["/status"].split()[1:] == ["GET", f"{served.base}/status/418"]
+    assert listed["/put"].split()[1:] == ["PUT", "curl", "-X", "PUT", f"{served.base}/put"]
+    assert listed["/chat"].endswith("(off on this server)")
+    assert page.status == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    rows = dict(re.findall(r'<tr data-route="([^"]+)">(.*?)</tr>', page.body))
+    assert list(rows) == [route.path for route in routes.ROUTES]
+    assert '<a href="/delay/1">http://lab.example:8080/delay/1</a>' in rows["/delay"]
+    assert "off on this server" in rows["/static"]
+    assert "/routes" in links(page.body)

@@ -13,20 +13,53 @@ touches nothing here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol
 
+from netlab.core.endpoints import DATAGRAM_TYPES
 from netlab.core.events import EventLog
 from netlab.core.limits import DatagramGuard
 from netlab.core.settings import Config
 
 S = TypeVar("S")
 T = TypeVar("T")
+
+# What the dashboard shows of a service, by how it is reached: the
+# ServiceCounters fields that mean something for a stream service (TCP,
+# TLS, Unix sockets) and for a datagram one (UDP).
+STREAM = "stream"
+DATAGRAM = "datagram"
+TRANSPORT_COUNTERS: Mapping[str, tuple[str, ...]] = {
+    STREAM: (
+        "connections_open", "connections_total", "bytes_in", "bytes_out",
+        "refused", "dropped", "errors",
+    ),
+    DATAGRAM: (
+        "datagrams_in", "datagrams_out", "bytes_in", "bytes_out", "refused", "dropped", "errors",
+    ),
+}
+
+
+def transport(address: str) -> str:
+    """
+    L{STREAM} or L{DATAGRAM}: how a service is reached at a listen string
+    (C{udp:7007}) or a bound address as the event log writes it
+    (C{udp 127.0.0.1:7007}).
+    """
+    scheme = address.replace(" ", ":", 1).split(":", 1)[0].lower()
+    return DATAGRAM if scheme in DATAGRAM_TYPES else STREAM
+
+
+def transport_counters(transports: Collection[str]) -> tuple[str, ...]:
+    """The counters that apply to a service reached over C{transports}, each once."""
+    names = (name for t in (STREAM, DATAGRAM) if t in transports for name in TRANSPORT_COUNTERS[t])
+    return tuple(dict.fromkeys(names))
+
 
 # Settings that only take effect with a restart, for every kind: they
 # decide which sockets and protocol objects exist.
@@ -155,6 +188,13 @@ class ServiceKind(Generic[S]):
     @ivar finish: fills in defaults that depend on other values.
     @ivar restart_keys: besides L{RESTART_KEYS}, the settings that only a
         restart applies (an echo's mode).
+    @ivar counters: the counts of its own that the dashboard shows first on
+        its card (the chat's users, rooms and messages), before those of
+        how it is reached (L{TRANSPORT_COUNTERS}).
+    @ivar try_with: the command a student tries one of its stream
+        addresses with, a template with C{host} and C{port} fields
+        (C{"telnet {host} {port}"}); netcat by default.  Datagram
+        addresses are always C{nc -u}.
     """
 
     section: str
@@ -168,6 +208,8 @@ class ServiceKind(Generic[S]):
     finish: Callable[[S], S] | None = None
     restart_keys: frozenset[str] = frozenset()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    counters: tuple[str, ...] = ()
+    try_with: str = "nc {host} {port}"
 
     @property
     def service_name(self) -> str:
@@ -185,9 +227,33 @@ class ServiceKind(Generic[S]):
         """Whether a change of C{key} waits for a restart."""
         return key in RESTART_KEYS or key in self.restart_keys
 
+    @property
+    def transports(self) -> frozenset[str]:
+        """How its services may be reached, as its C{listen} setting declares."""
+        accepts = next(
+            (f.metadata.get("endpoints") for f in fields(self.settings)  # type: ignore[arg-type]
+             if f.name == "listen"),
+            None,
+        )
+        if accepts in (STREAM, DATAGRAM):
+            return frozenset({accepts})
+        return frozenset({STREAM, DATAGRAM})
+
+    def shown_counters(self, addresses: Sequence[str] = ()) -> tuple[str, ...]:
+        """
+        The counters a card of this kind shows: its own, then those of the
+        transports its C{addresses} use (or, before it listens, those its
+        C{listen} setting accepts).
+        """
+        transports = {transport(a) for a in addresses} or self.transports
+        return tuple(dict.fromkeys((*self.counters, *transport_counters(transports))))
+
 
 __all__ = [
+    "DATAGRAM",
     "RESTART_KEYS",
+    "STREAM",
+    "TRANSPORT_COUNTERS",
     "BuildContext",
     "BuiltService",
     "Configurable",
@@ -196,4 +262,6 @@ __all__ = [
     "ServiceKind",
     "SharedResource",
     "StartError",
+    "transport",
+    "transport_counters",
 ]

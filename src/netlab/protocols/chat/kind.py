@@ -85,6 +85,7 @@ CHAT = ServiceKind(
     build=build_chat,
     check=check_chat,
     restart_keys=frozenset({"database", "history_lines"}),
+    counters=("users_online", "rooms", "messages", "joins"), try_with="telnet {host} {port}",
 )
 
 UDP_CHAT = ServiceKind(

@@ -7,14 +7,15 @@ module of its own: resource modules import it without importing the Site
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
 from netlab.core.accounting import ConnectionRecord, ServiceBooks
 from netlab.core.events import EventLog
+from netlab.core.kinds import ServiceKind
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.http.settings import HttpSettings
 
@@ -46,6 +47,8 @@ class HttpContext:
     @ivar services: every enabled service of the daemon as C{(name, kind)},
         from the registry, in build order: the dashboard and C{/metrics}
         show each one from the start, before it has counted anything.
+    @ivar kinds: the registry's kinds by section, for what the dashboard
+        shows of each service (its counters, how to try it).
     """
 
     settings: HttpSettings
@@ -56,6 +59,7 @@ class HttpContext:
     started: float = 0.0
     status_random: random.Random | None = None
     services: Sequence[tuple[str, str]] = ()
+    kinds: Mapping[str, ServiceKind[Any]] = field(default_factory=dict)
     _websockets: ServiceBooks[ConnectionRecord] | None = field(
         default=None, init=False, repr=False
     )

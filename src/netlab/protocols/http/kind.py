@@ -43,7 +43,7 @@ def build_http(settings: HttpSettings, context: BuildContext) -> BuiltService:
     site_context = HttpContext(
         settings=settings, events=context.events, reactor=reactor,
         hub=context.lookup(ChatHub), service=context.daemon, started=reactor.seconds(),
-        services=configured_services(context),
+        services=configured_services(context), kinds={k.section: k for k in context.kinds},
     )
     return BuiltService(stream=make_site(site_context))
 
@@ -54,4 +54,6 @@ KIND = ServiceKind(
     default_listen=(f"tcp:8080:interface={LOOPBACK}",),
     build=build_http,
     check=check_http,
+    counters=("websocket_connections_open", "websocket_messages_in", "websocket_messages_out"),
+    try_with="curl http://{host}:{port}/get",
 )

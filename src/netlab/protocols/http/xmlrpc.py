@@ -152,6 +152,7 @@ class LabXMLRPC(XMLRPC):
         why = refusal_reason(request.content.read())
         if why is None:
             return super().render_POST(request)
+        self.context.events.counters_for(self.context.settings.name).refused += 1
         self.context.events.emit(
             REFUSED, self.context.settings.name,
             describe_address(request.getClientAddress()), LogLevel.warn,

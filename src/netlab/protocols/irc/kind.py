@@ -25,4 +25,5 @@ KIND = ServiceKind(
     default_listen=(f"tcp:6667:interface={LOOPBACK}",),
     build=build_irc,
     check=check_irc,
+    try_with="irssi -c {host} -p {port} -n YOURNICK",
 )

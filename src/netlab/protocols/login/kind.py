@@ -64,4 +64,5 @@ KIND = ServiceKind(
     build=build,
     check=check_login,
     restart_keys=frozenset({"database"}),
+    try_with="telnet {host} {port}",
 )

@@ -99,6 +99,8 @@ SMTP = ServiceKind(
     build=build_smtp,
     check=check_smtp,
     restart_keys=frozenset({"database"}),
+    counters=("messages_accepted", "logins", "quota_dropped"),
+    try_with="swaks --server {host}:{port} --to bob@netlab.test",
 )
 
 POP3 = ServiceKind(
@@ -107,6 +109,8 @@ POP3 = ServiceKind(
     default_listen=POP3_LISTEN,
     build=build_pop3,
     check=check_pop3,
+    counters=("messages_read", "messages_deleted", "logins"),
+    try_with="telnet {host} {port}",
 )
 
 # [pop3] after [smtp], whose store and portal it reads.

@@ -37,7 +37,7 @@ from netlab.app.service import LISTEN_ERRORS, announce_ready, cannot_listen, han
 from netlab.app.workers import WORKER_ENV, WorkerRole
 from netlab.core._twisted import clear_exit_signal, systemd_inherited_fds
 from netlab.core.config import Config, ConfigError
-from netlab.core.endpoints import endpoint_kind, split_endpoint, unproxied
+from netlab.core.endpoints import endpoint_kind, parse_systemd_udp, split_endpoint, unproxied
 from netlab.core.events import DAEMON_START, DAEMON_STOP, RELOAD, WORKER, EventLog
 from netlab.core.kinds import ServiceKind
 from netlab.core.listen import listener
@@ -280,9 +280,21 @@ class _DatagramHolder(DatagramProtocol):
     noisy = False
 
 
-def _systemd_socket(description: str) -> bool:
-    """Whether C{description} names a socket systemd passes in."""
-    return split_endpoint(unproxied(description)[0])[0] in ("systemd", "systemd-udp")
+def systemd_fd(description: str) -> int | None:
+    """
+    The descriptor systemd passed in for C{description} (the number a
+    worker finds it at, as the systemd protocol numbers them), or None for
+    a socket of netlab's own.
+    """
+    kind, _, kwargs = split_endpoint(unproxied(description)[0])
+    if kind == "systemd-udp":
+        return parse_systemd_udp(description)
+    if kind != "systemd":
+        return None
+    inventory = systemd_inherited_fds()
+    if "name" in kwargs:
+        return inventory.inheritedNamedDescriptors()[kwargs["name"]]
+    return inventory.inheritedDescriptors()[int(kwargs["index"])]
 
 
 class Supervisor(MultiService):
@@ -371,10 +383,16 @@ class Supervisor(MultiService):
         sockets: dict[tuple[str, str], int] = {}
         fd = report_fd + 1
         for name, description, held in self.held:
-            if not _systemd_socket(description):
-                child_fds[fd] = held.port.fileno()  # type: ignore[attr-defined]
-                sockets[(name, description)] = fd
-                fd += 1
+            own = held.port.fileno()  # type: ignore[attr-defined]
+            numbered = systemd_fd(description)
+            if numbered is not None:
+                # Twisted closes systemd's descriptor once it has adopted a
+                # copy (a stream socket's): the copy goes at systemd's number.
+                child_fds[numbered] = own
+                continue
+            child_fds[fd] = own
+            sockets[(name, description)] = fd
+            fd += 1
         role = WorkerRole(index, self.pool.count, report_fd, sockets, self.config)
         return role, child_fds
 

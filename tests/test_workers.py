@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 
 from netlab.app import registry
 from netlab.app.supervisor import (
@@ -461,6 +461,7 @@ def test_inherited_socket_reactor_adopts_for_every_listen_call() -> None:
     import socket
 
     from twisted.internet.protocol import Factory
+    from twisted.internet.ssl import CertificateOptions
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
     from netlab.core.listen import InheritedSocketReactor
@@ -470,7 +471,7 @@ def test_inherited_socket_reactor_adopts_for_every_listen_call() -> None:
     with socket.socket(socket.AF_INET6) as inherited:
         proxy = InheritedSocketReactor(reactor, inherited.fileno())
         proxy.listenTCP(7007, factory, 50, "127.0.0.1")
-        proxy.listenSSL(7443, factory, object(), 50, "127.0.0.1")
+        proxy.listenSSL(7443, factory, CertificateOptions(), 50, "127.0.0.1")
         proxy.adoptStreamPort(3, socket.AF_INET, factory)
         fd = inherited.fileno()
     assert [(p[0], p[1]) for p in reactor.adoptedPorts] == [(fd, socket.AF_INET6)] * 3

@@ -88,6 +88,19 @@ def test_bad_workers_is_one_line(tmp_path: Path, value: str, why: str) -> None:
     assert message == f"{tmp_path / 'netlab.toml'}: [daemon].workers = {value}: {why}"
 
 
+def test_check_config_shows_the_workers(tmp_path: Path) -> None:
+    """netlab check-config prints the effective worker count ("auto" as a number)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "netlab.toml"
+    path.write_text(f'[daemon]\nworkers = "auto"\n{NO_CHAT}')
+    netlab = str(Path(sys.executable).with_name("netlab"))
+    result = subprocess.run([netlab, "check-config", str(path)], capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert json.loads(result.stdout)["daemon"] == {"workers": min(os.cpu_count() or 1, 256)}
+
+
 def test_unknown_daemon_key(tmp_path: Path) -> None:
     assert "[daemon].threads = 2: unknown key (known: workers)" in refused(
         tmp_path, "[daemon]\nthreads = 2\n"

@@ -286,8 +286,20 @@ def test_garbage_from_a_worker_is_ignored() -> None:
 def test_signals_reach_every_worker() -> None:
     pool = Pool()
     pool.pool.start()
-    pool.pool.signal_all("HUP")
-    assert pool.transport(0).signals == pool.transport(1).signals == ["HUP"]
+    pool.pool.signal_all("TERM")
+    assert pool.transport(0).signals == pool.transport(1).signals == ["TERM"]
+
+
+def test_reload_reaches_a_starting_worker_once_it_is_ready() -> None:
+    """SIGHUP would kill a worker that has no handler for it yet: it waits for ready."""
+    pool = Pool()
+    pool.pool.start()
+    pool.say(0, {"ready": True})
+    pool.pool.reload()
+    assert pool.transport(0).signals == ["HUP"]
+    assert pool.transport(1).signals == []
+    pool.say(1, {"ready": True})
+    assert pool.transport(1).signals == ["HUP"]
 
 
 def test_stop_waits_for_every_worker() -> None:
@@ -339,6 +351,8 @@ def test_reload_checks_the_file_before_the_workers_hear(tmp_path: Path) -> None:
     supervisor.pool = pool.pool
     supervisor.events = pool.events
     pool.pool.start()
+    pool.say(0, {"ready": True})
+    pool.say(1, {"ready": True})
     path.write_text(text + "[[echo]]\nname = 42\n")
     supervisor.reload()
     assert pool.transport(0).signals == []

@@ -96,6 +96,8 @@ class WorkerProcess(ProcessProtocol):
         self.report_fd = 3
         self.pid = 0
         self.ready = False
+        # A reload asked for before it could take one (see WorkerPool.reload).
+        self.reload_when_ready = False
         self.counters: dict[str, Any] = {}
         self._received = b""
 
@@ -184,6 +186,8 @@ class WorkerPool:
         if message.get("ready") and not worker.ready:
             worker.ready = True
             self._emit(worker, "ready")
+            if worker.reload_when_ready:
+                worker.signal("HUP")
             if not self.announced and len(self.workers) == self.count and all(
                 w.ready for w in self.workers.values()
             ):
@@ -234,6 +238,17 @@ class WorkerPool:
         """Send every running worker C{SIG}C{name}."""
         for worker in list(self.workers.values()):
             worker.signal(name)
+
+    def reload(self) -> None:
+        """
+        Every worker reloads (SIGHUP).  One still starting has no handler
+        for SIGHUP yet, which would kill it: it gets its SIGHUP once ready.
+        """
+        for worker in list(self.workers.values()):
+            if worker.ready:
+                worker.signal("HUP")
+            else:
+                worker.reload_when_ready = True
 
     def stop(self) -> Deferred[None]:
         """
@@ -433,7 +448,7 @@ class Supervisor(MultiService):
         if new.daemon != self.config.daemon:
             outcome += "; needs a restart: daemon.workers"
         self.events.emit(RELOAD, "netlab", outcome=outcome)
-        self.pool.signal_all("HUP")
+        self.pool.reload()
 
     def stopService(self) -> Deferred[None]:
         """Stop every worker (each says its goodbyes), then close the sockets and the log."""

@@ -369,8 +369,13 @@ class Supervisor(MultiService):
                 held.privilegedStartService()
             except LISTEN_ERRORS as e:
                 cannot_listen(self.events, self.listeners, held, e)
+            port = getattr(held, "port", None)
+            if port is None:
+                # Every worker must be given this socket when it starts.
+                cannot_listen(self.events, self.listeners, held,
+                              RuntimeError("not bound at start, so no worker could adopt it"))
             # The workers accept and read; the parent only holds the socket open.
-            held.port.stopReading()  # type: ignore[attr-defined]
+            port.stopReading()
 
     def startService(self) -> None:
         super().startService()

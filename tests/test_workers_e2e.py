@@ -151,20 +151,24 @@ def test_both_workers_serve_and_metrics_sum_them(running: Daemon) -> None:
             udp_echo(running.port("udp-echo", "udp"), f"to worker {worker}".encode())
             assert "netlab_worker_info" in metrics(running)
 
+    scrapes: list[str] = []
+
     def counted() -> bool:
+        # Each worker's own counts are live, the other's up to a second old:
+        # wait for one scrape that has them all.
         text = metrics(running)
+        scrapes.append(text)
         return all(
             value(text, f'netlab_worker_connections_total{{service="ok",worker="{w}"}}') == 2
             and value(text, f'netlab_worker_datagrams_received_total'
                             f'{{service="udp-echo",worker="{w}"}}') == 1
             for w in (0, 1)
-        ) and value(text, 'netlab_connections_total{service="ok"}') == 4
+        ) and value(text, 'netlab_connections_total{service="ok"}') == 4 and value(
+            text, 'netlab_datagrams_received_total{service="udp-echo"}') == 2
 
     until(counted)
-    text = metrics(running)
     for worker, pid in pids.items():
-        assert f'netlab_worker_info{{pid="{pid}",worker="{worker}"}} 1.0' in text
-    assert value(text, 'netlab_datagrams_received_total{service="udp-echo"}') == 2
+        assert f'netlab_worker_info{{pid="{pid}",worker="{worker}"}} 1.0' in scrapes[-1]
     assert running.stop() == 0, running.log()
 
 

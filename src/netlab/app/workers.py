@@ -35,9 +35,10 @@ REPORT_INTERVAL = 1.0
 
 # Services whose state lives in one process's memory or database: two
 # users on different workers would not see each other (the chat), or a
-# limit would hold per process (login guesses).  More than one worker
-# needs them off, until a shared bus exists.
-ONE_PROCESS_SECTIONS = ("chat", "udp_chat", "login")
+# limit or lock would hold per process (login guesses, a POP3 maildrop's
+# lock, mail quotas).  More than one worker needs them off, until a
+# shared bus exists.
+ONE_PROCESS_SECTIONS = ("chat", "udp_chat", "login", "smtp", "pop3")
 
 # The limits each worker gets a 1/N share of, rounded up.
 SHARED_COUNTS = ("max_connections", "max_connections_per_peer", "burst")

@@ -25,11 +25,15 @@ _LISTEN_PORT = re.compile(r'"(tcp6?|udp|ssl):\d+:')
 def example_on_free_ports() -> str:
     """
     The example config's text, every listen string on port 0, and its static
-    folder named in full (the copy is written elsewhere).
+    and tls folders named in full (the copy is written elsewhere).
     """
     text = _LISTEN_PORT.sub(lambda m: f'"{m[1]}:0:', EXAMPLE.read_text(encoding="utf-8"))
     static = EXAMPLE.parent / "static"
-    return text.replace('static_dir = "static"', f'static_dir = "{static}"')
+    text = text.replace('static_dir = "static"', f'static_dir = "{static}"')
+    tls = EXAMPLE.parent / "tls"
+    return text.replace("privateKey=tls/", f"privateKey={tls}/").replace(
+        'tls_certificate = "tls/', f'tls_certificate = "{tls}/'
+    )
 
 
 class Course:

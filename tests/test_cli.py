@@ -62,25 +62,27 @@ def test_check_config_systemd_names_not_resolved(tmp_path: Path) -> None:
     assert run("check-config", str(config)).returncode == 0
 
 
-def test_example_config_prints_the_example() -> None:
+def test_example_config_prints_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
     """example-config prints examples/netlab.toml as installed, and it is a valid config."""
     result = run("example-config")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (ROOT / "examples" / "netlab.toml").read_text()
-    example = tomllib.loads(result.stdout)
-    example["http"]["static_dir"] = str(ROOT / "examples" / "static")  # beside the file
-    parse(example, environment=False)
+    # Read as text, with no file: its relative paths (static/, tls/) are the folder's.
+    monkeypatch.chdir(ROOT / "examples")
+    parse(tomllib.loads(result.stdout), environment=False)
 
 
 def test_example_config_into_a_folder_runs_as_is(tmp_path: Path) -> None:
-    """example-config DIR writes netlab.toml and the static/ it serves; never overwrites."""
+    """example-config DIR writes netlab.toml and the static/ and tls/ it names; never
+    overwrites."""
     lab = tmp_path / "lab"
     result = run("example-config", str(lab))
     assert result.returncode == 0, result.stderr
     assert (lab / "netlab.toml").read_text() == (ROOT / "examples" / "netlab.toml").read_text()
-    assert sorted(p.name for p in (lab / "static").iterdir()) == sorted(
-        p.name for p in (ROOT / "examples" / "static").iterdir()
-    )
+    for folder in ("static", "tls"):
+        assert sorted(p.name for p in (lab / folder).iterdir()) == sorted(
+            p.name for p in (ROOT / "examples" / folder).iterdir()
+        )
     assert run("check-config", str(lab / "netlab.toml")).returncode == 0
     again = run("example-config", str(lab))
     assert again.returncode == 1

@@ -136,7 +136,7 @@ def test_section_not_a_table(tmp_path: Path) -> None:
         (
             "[[udp_echo]]\nlisten = ['udp:70000']\n",
             "[udp_echo][0].listen[0]", '"udp:70000"',
-            "port '70000' is not a number from 0 to 65535",
+            "port \"70000\" is not a number from 0 to 65535",
         ),
     ],
     ids=[
@@ -180,19 +180,19 @@ def test_bad_choice(tmp_path: Path, text: str, key: str, shown: str, why: str) -
 @pytest.mark.parametrize(
     ("section", "endpoint", "why"),
     [
-        ("echo", "bogus:1", "unknown endpoint type 'bogus'"),
-        ("echo", "tcp:abc", "port 'abc' is not a number"),
-        ("echo", "tcp:99999", "port '99999' is not a number from 0 to 65535"),
-        ("echo", "tcp:7007:interface=localhost", "interface 'localhost' is not an IP"),
+        ("echo", "bogus:1", "unknown endpoint type \"bogus\""),
+        ("echo", "tcp:abc", "port \"abc\" is not a number"),
+        ("echo", "tcp:99999", "port \"99999\" is not a number from 0 to 65535"),
+        ("echo", "tcp:7007:interface=localhost", "interface \"localhost\" is not an IP"),
         ("echo", "tcp6:7007:interface=::1", r"as \: (interface=\:\:1)"),
         ("echo", "udp:7007", "is a datagram endpoint"),
         ("udp_echo", "tcp:7007", "is a stream endpoint"),
         ("udp_echo", "udp:7007:7008", "exactly one port"),
         ("udp_echo", "udp:7007:interface=::1", r"as \: (interface=\:\:1)"),
-        ("udp_echo", "udp:abc", "port 'abc' is not a number"),
+        ("udp_echo", "udp:abc", "port \"abc\" is not a number"),
         ("echo", "systemd:domain=INET", "exactly one of name=NAME or index=N"),
         ("echo", "systemd:index=0", "domain=INET, INET6 or UNIX"),
-        ("discard", "bogus:9", "unknown endpoint type 'bogus'"),
+        ("discard", "bogus:9", "unknown endpoint type \"bogus\""),
         ("discard", "udp:9:9", "exactly one port"),
     ],
     ids=[
@@ -219,7 +219,7 @@ def test_systemd_names_need_the_environment(tmp_path: Path) -> None:
     )
     offline = config.load(path, environment=False)
     assert offline.echo[0].listen == ("systemd:domain=INET:name=netlab-echo",)
-    with pytest.raises(ConfigError, match="no inherited socket named 'netlab-echo'"):
+    with pytest.raises(ConfigError, match="no inherited socket named \"netlab-echo\""):
         config.load(path, environment=True)
 
 
@@ -529,3 +529,37 @@ def test_endpoint_parameters_are_twisteds(kind: str) -> None:
              "systemd": "domain=INET:index=0"}[kind]
     with pytest.raises(ValueError, match=rf'unknown parameter "interfce" for {kind} \(known: '):
         check_stream(f"{kind}:{valid}:interfce=1")
+
+
+def test_tls_files_are_taken_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ssl: string's relative privateKey= (and certKey=) is the config file's, as
+    static_dir is: the daemon can run from any folder.  Absolute paths, escaped colons
+    and other strings are left as they are."""
+    from selfsigned import write_pem
+
+    lab = tmp_path / "a:lab"
+    (lab / "tls").mkdir(parents=True)
+    key, cert = write_pem(lab / "tls")
+    escaped = str(lab).replace(":", "\\:")
+    proxied_string = (
+        f"haproxy:ssl:0:interface=127.0.0.1:privateKey={escaped}/tls/{key.name}"
+        f":certKey={escaped}/tls/{cert.name}"
+    )
+    path = write(lab, (
+        "udp_echo = []\n[chat]\nenabled = false\n[[echo]]\nlisten = [\n"
+        f'  "ssl:0:interface=127.0.0.1:privateKey=tls/{key.name}:certKey=tls/{cert.name}",\n'
+        # (a TOML literal string: its backslashes are the endpoint's own)
+        f"  '{proxied_string}',\n"
+        '  "tcp:0:interface=127.0.0.1",\n]\n'
+    ))
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    first, proxied, plain = config.load(path).echo[0].listen
+    assert first == (
+        f"ssl:0:interface=127.0.0.1:privateKey={escaped}/tls/{key.name}"
+        f":certKey={escaped}/tls/{cert.name}"
+    )
+    assert proxied == proxied_string
+    assert plain == "tcp:0:interface=127.0.0.1"
+    assert serverFromString(None, first)  # Twisted reads it as meant

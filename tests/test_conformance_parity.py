@@ -270,3 +270,19 @@ def test_the_netlab_config_serves_only_the_site_on_loopback(tmp_path):
     assert 'listen = ["tcp:0:interface=127.0.0.1"]' in config
     assert f"static_dir = {json.dumps(str(tmp_path))}" in config
     assert "echo = []" in config and "enabled = false" in config
+
+
+def test_nonce_cookies_are_compared_by_name_not_value():
+    probe = Probe("GET", "/digest-auth/auth/user/passwd")
+    ours = reply(401, [("set-cookie", "fake=fake_value; Path=/"),
+                       ("set-cookie", "last_nonce=0a1b2c; Path=/")])
+    same = theirs(401, [("set-cookie", "last_nonce=ffee99; Path=/"),
+                        ("set-cookie", "fake=fake_value; Path=/")])
+    assert hows(probe, ours, same) == []
+    missing = theirs(401, [("set-cookie", "fake=fake_value; Path=/")])
+    assert hows(probe, ours, missing) == [
+        "cookies set ['fake=fake_value', 'last_nonce=NONCE'] vs httpbin ['fake=fake_value']"
+    ]
+    other_value = theirs(401, [("set-cookie", "fake=other; Path=/"),
+                               ("set-cookie", "last_nonce=ffee99; Path=/")])
+    assert aspects(probe, ours, other_value) == ["set-cookie"]

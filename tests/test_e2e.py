@@ -260,6 +260,8 @@ def test_json_log_file(tmp_path: Path) -> None:
 def test_example_config_runs(tmp_path: Path) -> None:
     """The documented example config starts, listening on IPv4 and IPv6 loopback."""
     example = ROOT / "examples" / "netlab.toml"
+    # Started from another folder: its ssl: listeners' privateKey= and its
+    # static_dir are the config file's, wherever the daemon runs.
     with stops_cleanly(Daemon(tmp_path, "--config", str(example))) as running:
         running.wait_for_log(r"listening on \w+ \[::1\]:")
         running.wait_for_log(r"listening on \w+ 127\.0\.0\.1:")

@@ -58,6 +58,22 @@ def test_method_routes_describe_the_request(events: Any, clock: Any, method: str
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 @pytest_twisted.inlineCallbacks
+def test_method_routes_give_the_text_report(events: Any, clock: Any, method: str) -> Any:
+    """With Accept: text/plain, /put, /patch, /delete give the classic text report (they were
+    a 500: the report needs more than httpbin's eight JSON fields)."""
+    path = "/" + method.lower()
+    answer = yield curl(make_site(events, clock), path + "?a=1", "-X", method,
+                        "-H", "Accept: text/plain", "-d", "k=v")
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    report = answer.text()
+    assert f"command={method}\n" in report
+    assert f"path={path}?a=1\n" in report
+    assert "form k=v\n" in report
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest_twisted.inlineCallbacks
 def test_anything_answers_each_method(events: Any, clock: Any, method: str) -> Any:
     """/anything already took PUT, PATCH and DELETE: it says which it got, with the body."""
     answer = yield curl(make_site(events, clock), "/anything/x", "-X", method, "-d", "a=b")
@@ -69,22 +85,32 @@ def test_anything_answers_each_method(events: Any, clock: Any, method: str) -> A
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest_twisted.inlineCallbacks
 def test_response_headers(events: Any, clock: Any, method: str) -> Any:
-    """Query args become headers (a repeat twice), and the body lists the answer's headers,
-    its own Content-Length included, in httpbin's shape."""
+    """Query args become headers (a repeat twice), and the body lists them as httpbin's does:
+    under the names as given, with the Content-Type and the body's own Content-Length, and
+    nothing the server adds to every answer (Server, Date, nosniff); keys sorted."""
     answer = yield curl(
         make_site(events, clock), "/response-headers?X-Lab=yes&X-Two=1&X-Two=2"
-        "&Cache-Control=max-age%3D60&Content-Type=text/plain", "-X", method,
+        "&Cache-Control=max-age%3D60&Content-Type=text/plain&freeform=hi", "-X", method,
     )
     assert answer.status == 200
     assert answer.headers["x-lab"] == "yes"
     assert [v for n, v in answer.all_headers if n == "x-two"] == ["1", "2"]
     assert answer.headers["cache-control"] == "max-age=60"
     assert answer.headers["content-type"] == "text/plain"
+    assert answer.headers["freeform"] == "hi"
     listed = json.loads(answer.body)
-    assert listed["X-Lab"] == "yes"
-    assert listed["X-Two"] == ["1", "2"]
-    assert listed["Content-Type"] == "text/plain"
-    assert listed["Content-Length"] == str(len(answer.body)) == answer.headers["content-length"]
+    assert listed == {
+        "Cache-Control": "max-age=60", "Content-Length": answer.headers["content-length"],
+        "Content-Type": "text/plain", "X-Lab": "yes", "X-Two": ["1", "2"], "freeform": "hi",
+    }
+    assert list(listed) == sorted(listed)
+    assert listed["Content-Length"] == str(len(answer.body))
+    plain = yield curl(make_site(events, clock), "/response-headers?X-Foo=bar", "-X", method)
+    assert json.loads(plain.body) == {
+        "Content-Length": str(len(plain.body)), "Content-Type": "application/json",
+        "X-Foo": "bar",
+    }
+    assert plain.headers["content-type"] == "application/json"
 
 
 @pytest.mark.parametrize("query", [

@@ -78,7 +78,9 @@ def fetch(
 
 @pytest_twisted.inlineCallbacks
 def test_serves_files_with_types(folder: Path, events: Any, clock: Clock) -> Any:
-    """Files come with their content type, Last-Modified, Accept-Ranges and nosniff."""
+    """Files come with their content type, Last-Modified, Accept-Ranges, nosniff, and
+    Cache-Control: no-cache (a cache may keep them, revalidating each use: the instructor
+    may change a file at any time, and a guessed freshness lifetime would hide it)."""
     text, html, blob, inner = yield fetch(
         folder, events, clock,
         ["/static/hello.txt", "/static/page.html", "/static/blob.nolabtype",
@@ -88,6 +90,8 @@ def test_serves_files_with_types(folder: Path, events: Any, clock: Clock) -> Any
     assert text[1]["content-type"] == "text/plain; charset=utf-8"
     assert text[1]["accept-ranges"] == "bytes"
     assert text[1]["x-content-type-options"] == "nosniff"
+    assert [answer[1].get("cache-control") for answer in (text, html, blob, inner)] == [
+        "no-cache"] * 4
     assert "GMT" in text[1]["last-modified"]
     assert html[1]["content-type"].startswith("text/html")
     assert blob[1]["content-type"] == "application/octet-stream"
@@ -326,6 +330,7 @@ def test_etag_and_if_none_match(folder: Path, events: Any, clock: Clock) -> Any:
             folder, events, clock, ["/static/hello.txt"], "-H", f"If-None-Match: {match}",
         )
         assert (status, body, headers304["etag"]) == (304, b"", tag), match
+        assert headers304["cache-control"] == "no-cache"
     [(status, _, body)] = yield fetch(
         folder, events, clock, ["/static/hello.txt"], "-H", 'If-None-Match: W/"other"',
         "-H", f"If-Modified-Since: {headers['last-modified']}",

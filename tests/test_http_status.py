@@ -85,9 +85,29 @@ def test_status_codes_with_and_without_bodies(events: Any) -> Any:
         assert "content-length" not in got.headers
         assert "transfer-encoding" not in got.headers
     unauthorized = yield fetch(served.url("/status/401"))
-    assert unauthorized.headers["www-authenticate"].startswith("Basic realm=")
+    assert unauthorized.headers["www-authenticate"] == 'Basic realm="Fake Realm", charset="UTF-8"'
     posted = yield fetch(served.url("/status/202"), "-X", "POST", "-d", "x=1")
     assert posted.status == 202
+    yield served.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_status_redirects_point_at_redirect_1(events: Any) -> Any:
+    """A redirect code comes with httpbin's Location, /redirect/1, so curl -L ends at /get;
+    another 3xx (300, 304) and the rest have no Location."""
+    served = serve_status(events)
+    for code in (301, 302, 303, 305, 307, 308):
+        got = yield fetch(served.url(f"/status/{code}"))
+        assert (got.status, got.headers.get("location")) == (code, "/redirect/1"), code
+    for code in (200, 300, 304, 404):
+        got = yield fetch(served.url(f"/status/{code}"))
+        assert "location" not in got.headers, code
+    out, err, code = yield run_curl(
+        "-L", "-o", "/dev/null", "-w", "%{num_redirects} %{url_effective} %{http_code}",
+        served.url("/status/302"),
+    )
+    assert code == 0, err
+    assert out.decode() == f"2 {served.base}/get 200"
     yield served.close()
 
 
@@ -142,10 +162,52 @@ def test_delay_answers_only_when_the_clock_has_advanced(events: Any) -> Any:
     assert code == 0, err
     got = parse_response(out)
     assert got.status == 200
-    assert json.loads(got.body) == {"delay": 2.0}
+    seen = json.loads(got.body)
+    assert set(seen) == DELAY_FIELDS
+    assert (seen["delay"], seen["url"], seen["args"]) == (2.0, served.url("/delay/2"), {})
     assert got.headers["content-type"] == "application/json"
     yield served.close()
     assert clock.getDelayedCalls() == []
+
+
+# httpbin's /delay answer, and the delay netlab adds.
+DELAY_FIELDS = {"args", "data", "files", "form", "headers", "origin", "url", "delay"}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+@pytest_twisted.inlineCallbacks
+def test_delay_describes_the_request_and_its_body(events: Any, method: str) -> Any:
+    """/delay/N answers every method httpbin's does with httpbin's description of the request,
+    its body parsed (a form as form, anything else as data)."""
+    served = serve_status(events)
+    try:
+        form = yield fetch(served.url("/delay/0?a=1"), "-X", method, "-d", "x=1&x=2",
+                           "-H", "X-Lab: yes")
+        seen = form.json()
+        assert (form.status, set(seen)) == (200, DELAY_FIELDS)
+        assert (seen["args"], seen["form"], seen["data"]) == ({"a": "1"}, {"x": ["1", "2"]}, "")
+        assert (seen["headers"]["X-Lab"], seen["origin"], seen["files"]) == ("yes", "127.0.0.1",
+                                                                            {})
+        text = yield fetch(served.url("/delay/0"), "-X", method, "-H", "Content-Type: text/plain",
+                           "--data-binary", "hello")
+        assert (text.json()["data"], text.json()["form"]) == ("hello", {})
+    finally:
+        yield served.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_delay_refuses_a_broken_form_at_once(events: Any) -> Any:
+    """A multipart body that does not parse is a 400 line before any waiting: the clock,
+    never advanced, is not needed."""
+    served = serve_status(events, clock=Clock())
+    try:
+        got = yield fetch(served.url("/delay/5"), "-m", "20", "-X", "POST",
+                          "-H", "Content-Type: multipart/form-data; boundary=zz",
+                          "--data-binary", "not multipart")
+        assert got.status == 400
+        assert got.text().startswith("400 Bad Request: ")
+    finally:
+        yield served.close()
 
 
 @pytest_twisted.inlineCallbacks
@@ -181,7 +243,8 @@ def test_delay_limits(events: Any) -> Any:
 
 @pytest_twisted.inlineCallbacks
 def test_bytes_length_seed_and_cap(events: Any) -> Any:
-    """/bytes/N sends N octets; a seed repeats them; over max_bytes is 400."""
+    """/bytes/N sends N octets; a seed repeats them, httpbin's very bytes; over max_bytes is
+    400."""
     served = serve_status(events, max_bytes=5000)
     got = yield fetch(served.url("/bytes/5000"))
     assert got.status == 200
@@ -191,7 +254,9 @@ def test_bytes_length_seed_and_cap(events: Any) -> Any:
     assert again.body != got.body
     seeded = yield fetch(served.url("/bytes/64?seed=42"))
     seeded_again = yield fetch(served.url("/bytes/64?seed=42"))
-    assert seeded.body == seeded_again.body == random.Random(42).randbytes(64)
+    # httpbin's bytes for a seed: Random(seed), then randint(0, 255) for each.
+    draw = random.Random(42).randint
+    assert seeded.body == seeded_again.body == bytes(draw(0, 255) for _ in range(64))
     empty = yield fetch(served.url("/bytes/0"))
     assert empty.status == 200
     assert empty.body == b""
@@ -219,15 +284,20 @@ def dechunk(raw: bytes) -> list[bytes]:
 
 @pytest_twisted.inlineCallbacks
 def test_stream_lines_and_chunked_framing(events: Any) -> Any:
-    """/stream/N sends N JSON lines in well-formed chunks; over max_stream is 400."""
+    """/stream/N sends N JSON lines in well-formed chunks, each httpbin's: the request's url,
+    args, headers and origin, and the line's id; over max_stream is 400."""
     served = serve_status(events, max_stream=20)
-    raw = yield fetch(served.url("/stream/7"), "--raw")
+    raw = yield fetch(served.url("/stream/7?x=1"), "--raw", "-H", "X-Lab: yes")
     assert raw.headers["transfer-encoding"] == "chunked"
     assert "content-length" not in raw.headers
     chunks = dechunk(raw.body)
-    lines = b"".join(chunks).splitlines()
-    assert len(lines) == 7
-    assert [json.loads(line)["id"] for line in lines] == list(range(7))
+    lines = [json.loads(line) for line in b"".join(chunks).splitlines()]
+    assert [line["id"] for line in lines] == list(range(7))
+    for line in lines:
+        assert list(line) == ["url", "args", "headers", "origin", "id"]
+        assert line["url"] == served.url("/stream/7?x=1")
+        assert (line["args"], line["origin"]) == ({"x": "1"}, "127.0.0.1")
+        assert line["headers"]["X-Lab"] == "yes"
     decoded = yield fetch(served.url("/stream/20"))
     assert len(decoded.body.splitlines()) == 20
     over = yield fetch(served.url("/stream/21"))
@@ -249,7 +319,7 @@ def test_redirect_chain_followed_by_curl(events: Any) -> Any:
         assert out.decode() == f"5 {served.base}/get 200"
     first = yield fetch(served.url("/redirect/3"))
     assert first.status == 302
-    assert first.headers["location"] == "/redirect/2"
+    assert first.headers["location"] == "/relative-redirect/2"
     last = yield fetch(served.url("/redirect/1"))
     assert last.headers["location"] == "/get"
     relative = yield fetch(served.url("/relative-redirect/1"))
@@ -332,7 +402,8 @@ def test_cookies_set_read_delete_with_a_cookie_jar(events: Any, tmp_path: Path) 
 
 @pytest_twisted.inlineCallbacks
 def test_basic_auth_right_wrong_and_missing(events: Any) -> Any:
-    """Only the credentials in the URL get 200; wrong or none get 401 with a challenge."""
+    """Only the credentials in the URL get 200; wrong or none get 401 with httpbin's challenge
+    (realm "Fake Realm") and one plain-text line."""
     served = serve_status(events)
     url = served.url("/basic-auth/ada/s%3Acret")
     right = yield fetch(url, "-u", "ada:s:cret")
@@ -341,7 +412,10 @@ def test_basic_auth_right_wrong_and_missing(events: Any) -> Any:
     for args in (("-u", "ada:wrong"), ("-u", "bob:s:cret"), ("-u", "ada:s:cretx"), ()):
         refused = yield fetch(url, *args)
         assert refused.status == 401, args
-        assert refused.headers["www-authenticate"].startswith('Basic realm="netlab"')
+        assert refused.headers["www-authenticate"] == 'Basic realm="Fake Realm", charset="UTF-8"'
+        assert refused.headers["content-type"] == "text/plain; charset=utf-8"
+        assert refused.body == (b"401 Unauthorized: send the user name and password from this"
+                                b" URL with HTTP Basic authentication\n")
     for path in ("/basic-auth/ada", "/basic-auth/ada/x/y", "/basic-auth"):
         missing = yield fetch(served.url(path), "-u", "ada:x")
         assert missing.status == 404, path
@@ -357,25 +431,36 @@ def test_same_secret_compares_whole_values() -> None:
 
 @pytest_twisted.inlineCallbacks
 def test_gzip_body_is_really_gzip(events: Any) -> Any:
-    """/gzip is gzip on the wire (1f8b) and JSON once curl --compressed unpacks it."""
+    """/gzip is gzip on the wire (1f8b) and httpbin's JSON once curl --compressed unpacks it."""
     served = serve_status(events)
     raw = yield fetch(served.url("/gzip"))
     assert raw.headers["content-encoding"] == "gzip"
     assert raw.body[:2] == b"\x1f\x8b"
     assert json.loads(gzip.decompress(raw.body))["gzipped"] is True
-    unpacked = yield fetch(served.url("/gzip"), "--compressed")
-    assert json.loads(unpacked.body) == {"gzipped": True, "method": "GET"}
+    unpacked = yield fetch(served.url("/gzip"), "--compressed", "-H", "X-Lab: yes")
+    seen = json.loads(unpacked.body)
+    # httpbin's four keys: the request's headers and origin too.
+    assert set(seen) == {"gzipped", "headers", "method", "origin"}
+    assert (seen["gzipped"], seen["method"], seen["origin"]) == (True, "GET", "127.0.0.1")
+    assert seen["headers"]["X-Lab"] == "yes"
     assert unpacked.headers["content-type"] == "application/json"
     yield served.close()
 
 
 @pytest_twisted.inlineCallbacks
 def test_cache_conditional_requests_get_304(events: Any) -> Any:
-    """/cache is 200 with validators, then 304 without a body when they match."""
+    """/cache is 200 with validators and httpbin's body (/get's), then 304 without a body
+    when they match."""
     served = serve_status(events)
-    first = yield fetch(served.url("/cache"))
+    first = yield fetch(served.url("/cache?a=1"), "-H", "X-Lab: yes")
     assert first.status == 200
+    seen = first.json()
+    assert {"args", "headers", "origin", "url"} <= set(seen)
+    assert (seen["args"], seen["headers"]["X-Lab"], seen["url"]) == (
+        {"a": "1"}, "yes", served.url("/cache?a=1"))
+    assert first.headers["cache-control"] == "no-cache"
     etag = first.headers["etag"]
+    assert etag == '"netlab-cache-1"'
     last_modified = first.headers["last-modified"]
     assert last_modified == "Mon, 01 Jan 2024 00:00:00 GMT"
     by_etag = yield fetch(served.url("/cache"), "-H", f"If-None-Match: {etag}")

@@ -237,7 +237,7 @@ def test_absolute_redirects_followed_by_curl(events: Any, clock: Clock) -> Any:
     named = yield served.fetch("/redirect/1?absolute=TRUE", "-H", "Host: example.test:8080")
     assert named.headers["location"] == "http://example.test:8080/get"
     unchanged = yield served.fetch("/redirect/3?absolute=false")
-    assert unchanged.headers["location"] == "/redirect/2"
+    assert unchanged.headers["location"] == "/relative-redirect/2"
     for path in ("/absolute-redirect/5", "/redirect/5?absolute=true"):
         out, err, code = yield run_curl(
             "-L", "-o", "/dev/null", "-w", "%{num_redirects} %{url_effective} %{http_code}",

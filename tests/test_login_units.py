@@ -93,10 +93,10 @@ def test_parse_users() -> None:
     ("data", "message"),
     [
         ({"login": {"users": ["teacher"]}},
-         'x.toml: [login].users = ["teacher"]: \'teacher\' is not a user name'),
+         'x.toml: [login].users = ["teacher"]: "teacher" is not a user name'),
         ({"login": {"users": ["teacher:plain"]}},
-         'x.toml: [login].users = ["teacher:plain"]: the hash of \'teacher\' must be a hash'),
-        ({"login": {"users": [f"t:{HASH}", f"T:{HASH}"]}}, "'T' is listed twice"),
+         'x.toml: [login].users = ["teacher:plain"]: the hash of "teacher" must be a hash'),
+        ({"login": {"users": [f"t:{HASH}", f"T:{HASH}"]}}, '"T" is listed twice'),
         ({"login": {"timezone": "Mars/Olympus"}},
          'x.toml: [login].timezone = "Mars/Olympus": unknown time zone'),
         ({"login": {"registration": "maybe"}},

@@ -245,7 +245,7 @@ def test_every_stream_kind_accepts_haproxy_listen_strings(tmp_path: Path) -> Non
 @pytest.mark.parametrize(("listen", "message"), [
     ("haproxy:udp:7000", "haproxy: wraps a stream endpoint"),
     ("haproxy:haproxy:tcp:7000", "haproxy: wraps a stream endpoint"),
-    ("haproxy:tcp:70000", "port '70000' is not a number"),
+    ("haproxy:tcp:70000", "port \"70000\" is not a number"),
 ])
 def test_bad_haproxy_listen_strings(tmp_path: Path, listen: str, message: str) -> None:
     path = tmp_path / "netlab.toml"

@@ -20,7 +20,7 @@ import pytest
 import course
 from course import Course
 from helpers import require_tool
-from netlab.app.registry import parse
+from netlab.app.registry import load
 from netlab.core.endpoints import split_endpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,9 +77,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Course]:
 
 def on_free_ports(command: str, lab: Course) -> str:
     """C{command} with each documented address's port replaced by the one the daemon bound."""
-    example = tomllib.loads(course.EXAMPLE.read_text(encoding="utf-8"))
-    example["http"]["static_dir"] = ""
-    config = parse(example, environment=False)
+    config = load(course.EXAMPLE, environment=False)
     ports: dict[tuple[str, str, str], int] = {}
     for _, settings in config.services():
         if not settings.enabled:

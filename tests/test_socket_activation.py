@@ -108,7 +108,7 @@ def test_missing_socket_name_stops_daemon(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode != 0
-    assert "no inherited socket named 'nowhere'" in result.stdout + result.stderr
+    assert "no inherited socket named \"nowhere\"" in result.stdout + result.stderr
 
 
 def test_units_verify(tmp_path: Path) -> None:

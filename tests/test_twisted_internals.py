@@ -802,7 +802,7 @@ def test_read_proxy_header_with_twisteds_parsers() -> None:
 @pytest_twisted.inlineCallbacks
 def test_port_chatter_is_recognized_on_real_ports(tmp_path: Any) -> Any:
     """
-    The lines Twisted's TCP, UDP and UNIX ports log as they start and stop
+    The lines Twisted's TCP, UDP, UNIX and TLS ports log as they start and stop
     are exactly the ones is_port_chatter drops (netlab logs each listener
     itself); an ordinary legacy line is not.
     """
@@ -816,6 +816,8 @@ def test_port_chatter_is_recognized_on_real_ports(tmp_path: Any) -> Any:
             reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1"),
             reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1"),
             reactor.listenUNIX(str(tmp_path / "chatter.sock"), Factory.forProtocol(Protocol)),
+            reactor.listenSSL(0, Factory.forProtocol(Protocol), server_options(),
+                              interface="127.0.0.1"),
         ]
         for port in ports:
             yield port.stopListening()
@@ -825,9 +827,9 @@ def test_port_chatter_is_recognized_on_real_ports(tmp_path: Any) -> Any:
         globalLogPublisher.removeObserver(seen.append)
     legacy = [e for e in seen if e.get("log_namespace") == "log_legacy"]
     chatter = [e["message"][0] for e in legacy if is_port_chatter(e)]
-    assert len(chatter) == 6, [e.get("message") for e in legacy]
-    assert sum(" starting on " in line for line in chatter) == 3, chatter
-    assert sum(line.endswith(" Closed)") for line in chatter) == 3, chatter
+    assert len(chatter) == 8, [e.get("message") for e in legacy]
+    assert sum(" starting on " in line for line in chatter) == 4, chatter
+    assert sum(line.endswith(" Closed)") for line in chatter) == 4, chatter
     ordinary = [e for e in legacy if "a Monday" in e["message"][0] or "and more" in e["message"]]
     assert len(ordinary) == 2 and not any(is_port_chatter(e) for e in ordinary)
     assert not is_port_chatter({"log_namespace": "netlab", "message": ("X starting on 1",)})

@@ -4,7 +4,7 @@ The C{netlab} command, for operators:
     netlab check-config FILE   validate a config and print the effective one
     netlab hash-password       make a hash for [chat] oper_password_hash
     netlab example-config [DIR]  print the documented example config, or
-                               write it and its static/ folder into DIR
+                               write it and its static/ and tls/ folders into DIR
     netlab version             print netlab's and Twisted's versions
 
 The daemon itself runs under twistd (C{twistd -n netlab}); this command
@@ -50,10 +50,15 @@ def check_config(path: str) -> int:
     return 0
 
 
+# What the example config names beside itself: the files /static/ serves, and
+# the mail services' loopback-only certificate.
+EXAMPLE_FOLDERS = ("static", "tls")
+
+
 def example_config(folder: str | None) -> int:
     """
     Print the example config (every section and key, documented), or write
-    it into C{folder} with the C{static/} folder it serves, so that
+    it into C{folder} with the C{static/} and C{tls/} folders it names, so that
     C{twistd -n netlab --config FOLDER/netlab.toml} runs as it is.
     """
     from importlib.resources import files
@@ -69,15 +74,16 @@ def example_config(folder: str | None) -> int:
         print(f"{config}: already exists; not overwritten", file=sys.stderr)
         return 1
     try:
-        (target / "static").mkdir(parents=True, exist_ok=True)
-        for item in example.joinpath("static").iterdir():
-            if item.is_file():
-                (target / "static" / item.name).write_bytes(item.read_bytes())
+        for folder_name in EXAMPLE_FOLDERS:
+            (target / folder_name).mkdir(parents=True, exist_ok=True)
+            for item in example.joinpath(folder_name).iterdir():
+                if item.is_file():
+                    (target / folder_name / item.name).write_bytes(item.read_bytes())
         config.write_text(text, encoding="utf-8")
     except OSError as e:
         print(f"{target}: cannot write: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"wrote {config} and {target / 'static'}/; run it with: "
+    print(f"wrote {config}, {target / 'static'}/ and {target / 'tls'}/; run it with: "
           f"twistd -n netlab --config {config}", file=sys.stderr)
     return 0
 
@@ -109,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     example = commands.add_parser(
         "example-config",
-        help="print the documented example config, or write it (and static/) into DIR",
+        help="print the documented example config, or write it (and static/, tls/) into DIR",
     )
-    example.add_argument("dir", nargs="?", help="a folder to write netlab.toml and static/ into")
+    example.add_argument(
+        "dir", nargs="?", help="a folder to write netlab.toml, static/ and tls/ into"
+    )
     commands.add_parser("version", help="print the versions of netlab, Twisted and Python")
     args = parser.parse_args(argv)
     if args.command == "check-config":

@@ -21,7 +21,9 @@ from netlab.core.kinds import ServiceKind
 from netlab.protocols import classic, dictionary, echo, framed, udp
 from netlab.protocols.chat import kind as chat
 from netlab.protocols.http import kind as http
+from netlab.protocols.irc import kind as irc
 from netlab.protocols.login import kind as login
+from netlab.protocols.mail import kind as mail
 
 KINDS: tuple[ServiceKind[Any], ...] = (
     echo.KIND,
@@ -30,8 +32,10 @@ KINDS: tuple[ServiceKind[Any], ...] = (
     dictionary.KIND,
     chat.CHAT,
     chat.UDP_CHAT,
+    irc.KIND,
     http.KIND,
     login.KIND,
+    *mail.KINDS,
     *classic.SERVICE_KINDS,
 )
 

@@ -148,7 +148,7 @@ def waiting_for_port(service: StreamServerEndpointService) -> Deferred[Any] | No
 # no promise about: hence here, with a test on real ports.
 
 _PORT_CHATTER = re.compile(
-    r"\S+ starting on \S+|\((?:[A-Z]+ )?Port \S+ Closed\)"
+    r"\S+(?: \(TLS\))? starting on \S+|\((?:[A-Z]+ )?Port \S+ Closed\)"
 )
 
 

@@ -20,7 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from netlab.core.endpoints import check_stream, endpoint_kind, parse_systemd_udp, parse_udp
+from netlab.core.endpoints import (
+    beside,
+    check_stream,
+    endpoint_kind,
+    parse_systemd_udp,
+    parse_udp,
+)
 from netlab.core.kinds import ServiceKind
 from netlab.core.settings import (
     MAX_WORKERS,
@@ -123,6 +129,9 @@ class _Loader:
                 isinstance(v, str) for v in value
             ):
                 raise self.fail(key, value, "must be a list of strings")
+            if meta.get("endpoints") and self.folder is not None:
+                # An ssl: string's files, like every path, are the config's.
+                value = [beside(item, self.folder) for item in value]
             for i, item in enumerate(value):
                 # A bad entry is named by its own index: key[1] = "lab".
                 self.item(f"{key}[{i}]", item, meta)

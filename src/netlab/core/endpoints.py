@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 
 from netlab.core._twisted import endpoint_tokens
+from netlab.core.tomltext import toml_value
 
 STREAM_TYPES = ("tcp", "tcp6", "ssl", "tls", "unix", "systemd")
 DATAGRAM_TYPES = ("udp", "systemd-udp")
@@ -31,6 +33,34 @@ def unproxied(description: str) -> tuple[str, bool]:
     if description.startswith(PROXIED):
         return description[len(PROXIED):], True
     return description, False
+
+
+# The parameters of Twisted's ssl: server strings that name files.
+TLS_FILE_PARAMETERS = ("privateKey", "certKey", "extraCertChain", "caCertsDir", "dhParameters")
+_TLS_FILE = re.compile(
+    r"(?<=:)(?P<name>" + "|".join(TLS_FILE_PARAMETERS) + r")=(?P<value>(?:\\.|[^:\\])*)"
+)
+
+
+def beside(description: str, folder: Path) -> str:
+    """
+    C{description} with the relative files of an C{ssl:}/C{tls:} string
+    (C{privateKey=tls/key.pem}) taken from C{folder}, the config file's
+    folder, as every path in the config is: Twisted would read them from
+    wherever the daemon was started.  Other strings are returned as they are.
+    """
+    inner, _ = unproxied(description)
+    if inner.split(":", 1)[0] not in ("ssl", "tls"):
+        return description
+
+    def absolute(match: re.Match[str]) -> str:
+        value = re.sub(r"\\(.)", r"\1", match["value"])
+        if not value or Path(value).is_absolute():
+            return match[0]
+        path = str(folder / value)
+        return match["name"] + "=" + path.replace("\\", "\\\\").replace(":", "\\:")
+
+    return _TLS_FILE.sub(absolute, description)
 
 
 def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
@@ -56,7 +86,7 @@ _COLON_HINT = (
 
 def _check_port(value: str) -> str | None:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
-        return f"port {value!r} is not a number from 0 to 65535"
+        return f"port {toml_value(value)} is not a number from 0 to 65535"
     return None
 
 
@@ -64,7 +94,7 @@ def _check_address(value: str) -> str | None:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        return f"interface {value!r} is not an IP address"
+        return f"interface {toml_value(value)} is not an IP address"
     return None
 
 
@@ -79,7 +109,7 @@ def parse_systemd_udp(description: str, environment: bool = True) -> int | None:
     if kind != "systemd-udp" or args or set(kwargs) - {"name", "index"} or len(kwargs) != 1:
         raise ValueError("systemd-udp needs exactly one of name=NAME or index=N")
     if "index" in kwargs and not kwargs["index"].isdigit():
-        raise ValueError(f"index {kwargs['index']!r} is not a number")
+        raise ValueError(f"index {toml_value(kwargs['index'])} is not a number")
     if not environment:
         return None
     # Twisted reads $LISTEN_FDS once (and removes it, with $LISTEN_PID, from
@@ -91,7 +121,7 @@ def parse_systemd_udp(description: str, environment: bool = True) -> int | None:
     if "name" in kwargs:
         named = fds.inheritedNamedDescriptors()
         if kwargs["name"] not in named:
-            raise ValueError(f"no inherited socket named {kwargs['name']!r}")
+            raise ValueError(f"no inherited socket named {toml_value(kwargs['name'])}")
         return named[kwargs["name"]]
     inherited = fds.inheritedDescriptors()
     if int(kwargs["index"]) >= len(inherited):
@@ -107,10 +137,10 @@ def parse_udp(description: str) -> tuple[int, str]:
     """
     kind, args, kwargs = split_endpoint(description)
     if kind != "udp":
-        raise ValueError(f"{kind!r} is not a datagram endpoint type (use udp:PORT)")
+        raise ValueError(f"{toml_value(kind)} is not a datagram endpoint type (use udp:PORT)")
     unknown = set(kwargs) - {"port", "interface"}
     if unknown:
-        raise ValueError(f"unknown udp option {sorted(unknown)[0]!r}")
+        raise ValueError(f"unknown udp option {toml_value(sorted(unknown)[0])}")
     ports = args + ([kwargs["port"]] if "port" in kwargs else [])
     if len(ports) > 1 and "interface" in kwargs:
         raise ValueError(_COLON_HINT)
@@ -139,10 +169,10 @@ def check_stream(description: str, environment: bool = True) -> None:
         if proxied:
             raise ValueError(
                 f"haproxy: wraps a stream endpoint ({', '.join(STREAM_TYPES)}), "
-                f"as in haproxy:tcp:PORT, not {kind!r}"
+                f"as in haproxy:tcp:PORT, not {toml_value(kind)}"
             )
         raise ValueError(
-            f"unknown endpoint type {kind!r} (stream services take "
+            f"unknown endpoint type {toml_value(kind)} (stream services take "
             f"{', '.join(STREAM_TYPES)}, each also behind haproxy:)"
         )
     if kind in ("tcp", "tcp6", "ssl", "tls"):
@@ -173,7 +203,7 @@ def check_stream(description: str, environment: bool = True) -> None:
     try:
         endpoints.serverFromString(None, description)
     except KeyError as e:
-        raise ValueError(f"no inherited socket named {e.args[0]!r}") from None
+        raise ValueError(f"no inherited socket named {toml_value(e.args[0])}") from None
     except IndexError:
         raise ValueError("no inherited socket at that index") from None
     except Exception as e:  # Twisted's parsers raise a variety of types.

@@ -41,6 +41,7 @@ CANNOT_LISTEN = "cannot_listen"
 READY = "ready"
 CHAT = "chat"
 LOGIN = "login"
+MAIL = "mail"
 HTTP_REQUEST = "http_request"
 FILE_LIMIT = "file_limit"
 RELOAD = "reload"
@@ -65,6 +66,7 @@ FORMATS: dict[str, str] = {
     READY: "netlab ready: {count} listeners: {summary}",
     CHAT: "{service}: {nick} ({peer}) {what}",
     LOGIN: "{service}: {user} ({peer}) {what}",
+    MAIL: "{service}: {peer} {what}",
     HTTP_REQUEST: '{service}: {peer} "{method} {path}" {status} {nbytes} bytes {duration}s',
     FILE_LIMIT: "open files limit: {soft} (hard limit {hard})",
     RELOAD: "reload: {outcome}",

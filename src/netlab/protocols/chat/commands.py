@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import LogLevel
 
 from netlab.protocols.chat.settings import ROOM_NAME
-from netlab.protocols.chat.text import PrivateText, clean
+from netlab.protocols.chat.text import clean
 
 # The operator password's name in the hub's failure limits: no nick looks like it.
 OPER = "/oper"
@@ -215,25 +215,14 @@ def msg(hub: ChatHub, session: Session, args: str) -> None:
     if target is None:
         session.tell(f"No user {target_nick} here.")
         return
-    heard = f"[{hub.stamp()}] *{session.name}* "
-    target.tell(PrivateText(heard + text, heard + PRIVATE))
-    said = f"-> *{target.name}* "
-    session.tell(PrivateText(said + text, said + PRIVATE))
-    hub.count("private_messages")
-    # Never the text: private messages stay private, in the log too.
-    hub.event("private_message", session, LogLevel.debug, detail=f"to {target.name}")
+    hub.private(session, target, text)
 
 
 def me(hub: ChatHub, session: Session, args: str) -> None:
     if not args:
         _usage(session, "me")
         return
-    if hub.muted(session) or session.room is None:
-        return
-    hub.to_room(session.room, f"[{hub.stamp()}] * {session.name} {args}", but=session)
-    hub.record(session, args, action=True)
-    hub.count("messages")
-    hub.event("action", session, LogLevel.debug, room=session.room.name, detail=args)
+    hub.action(session, args)
 
 
 def topic(hub: ChatHub, session: Session, args: str) -> None:
@@ -246,9 +235,7 @@ def topic(hub: ChatHub, session: Session, args: str) -> None:
         return
     if hub.muted(session):
         return
-    room.topic = args[:200]
-    hub.to_room(room, f"* {session.name} set the topic of {room.name}: {room.topic}")
-    hub.event("topic", session, room=room.name, detail=room.topic)
+    hub.set_topic(session, room, args)
 
 
 def quit_(hub: ChatHub, session: Session, args: str) -> None:
@@ -357,11 +344,7 @@ def kick(hub: ChatHub, session: Session, args: str) -> None:
     target = _target(hub, session, nick_)
     if target is None:
         return
-    why = f"kicked by {session.name}" + (f": {reason.strip()[:100]}" if reason.strip() else "")
-    target.tell(f"* You were {why}")
-    hub.count("kicks")
-    hub.event("kick", session, detail=f"{target.name} ({why})")
-    hub.close(target, why)
+    hub.kick(session, target, reason.strip()[:100])
 
 
 def mute(hub: ChatHub, session: Session, args: str) -> None:

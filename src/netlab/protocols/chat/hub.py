@@ -7,6 +7,13 @@ hub a L{Client} per connection and gets back a L{Session}; it then passes
 each line the user typed to L{Session.line} and tells the hub when the
 connection is gone.  Everything the user should see comes back through
 L{Client.send_line}, already sanitised, one line at a time.
+
+A front-end that needs to know what happened rather than how it reads (IRC
+sends C{PRIVMSG}, C{JOIN}, C{NICK}...) also implements C{on_event}
+(L{EventClient}): wherever the hub has an L{Event} for what it says, such a
+client gets the event instead of the text lines, and text lines for the
+rest (errors, warnings, command answers).  Front-ends without it get the
+same text lines as ever.
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ from twisted.logger import LogLevel
 from netlab.core.events import CHAT, EventLog
 from netlab.core.limits import FailureLimit, peer_address
 from netlab.core.passwords import HashingQueue
-from netlab.protocols.chat.commands import COMMANDS, OPER
+from netlab.protocols.chat.commands import COMMANDS, OPER, PRIVATE
 from netlab.protocols.chat.settings import NICK_NAME, ChatSettings
 from netlab.protocols.chat.store import ChatStore, HistoryLine
-from netlab.protocols.chat.text import clean
+from netlab.protocols.chat.text import PrivateText, clean
 
 IP = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The longest topic a room keeps.
+TOPIC_LENGTH = 200
 
 # What a session is waiting for from its user.
 NICK, PASSWORD, CHECKING, CHATTING, CLOSING, CLOSED = (
@@ -52,6 +62,141 @@ class Client(Protocol):
         """Close the connection (after what was sent so far), for C{reason}."""
 
 
+class EventClient(Client, Protocol):
+    """A front-end that takes L{Event}s where the hub has them (see the module)."""
+
+    def on_event(self, event: Event) -> None:
+        """Show the user what happened."""
+
+
+# -- events: what happened, for front-ends that speak in structures ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class Greeted:
+    """A new connection was greeted: it is asked for a nick (the MOTD is C{settings.motd})."""
+
+
+@dataclass(frozen=True, slots=True)
+class NickRefused:
+    """
+    The nick asked for at login was refused; the user must choose another.
+    C{why}: C{invalid}, C{reserved}, C{taken}, or C{locked} (too many wrong
+    passwords for it); C{problem} says so in words (empty for C{locked},
+    already told).
+    """
+
+    nick: str
+    why: str
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordNeeded:
+    """The nick asked for at login is registered: its password, please (again if C{wrong})."""
+
+    nick: str
+    wrong: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    """The user is in the chat as C{nick} (their first room follows)."""
+
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """C{nick} joined C{room} (the user themselves too)."""
+
+    room: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parted:
+    """C{nick} left C{room} for another, or for none (the user themselves too)."""
+
+    room: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """C{nick}, who was in C{room}, left the chat for C{reason}."""
+
+    room: str
+    nick: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Kicked:
+    """
+    An operator, C{by}, kicked C{nick} out of the chat, from C{room}
+    (C{""} if they were in none); told to the room and to C{nick}.
+    """
+
+    room: str
+    nick: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """
+    C{nick} said C{text} in C{room}: an C{action} (C{/me}), a C{notice}, or
+    a line of the room's history replayed on joining (C{time} is when it was
+    said; C{None} for now).
+    """
+
+    room: str
+    nick: str
+    text: str
+    action: bool = False
+    notice: bool = False
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Private:
+    """
+    A private message from C{sender} to C{target}; C{echo} is the sender's
+    own copy of one they sent.
+    """
+
+    sender: str
+    target: str
+    text: str
+    notice: bool = False
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NickChanged:
+    """C{old} is now known as C{new} (the user themselves too)."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChanged:
+    """C{nick} set the topic of C{room} (the setter too)."""
+
+    room: str
+    nick: str
+    topic: str
+
+
+Event = (
+    Greeted | NickRefused | PasswordNeeded | Entered | Joined | Parted | Quit | Kicked | Said
+    | Private | NickChanged | TopicChanged
+)
+
+
 @dataclass
 class Room:
     """A room: its members, in join order, and its topic."""
@@ -59,6 +204,9 @@ class Room:
     name: str
     members: dict[Session, None] = field(default_factory=dict)
     topic: str = ""
+    # Who set the topic, and when (IRC's 333).
+    topic_by: str = ""
+    topic_at: float = 0.0
 
 
 @dataclass
@@ -76,6 +224,8 @@ class Session:
     def __init__(self, hub: ChatHub, client: Client) -> None:
         self.hub = hub
         self.client = client
+        # The client's event handler, if it takes events (EventClient).
+        self.on_event: Callable[[Event], None] | None = getattr(client, "on_event", None)
         self.state = NICK
         self.nick: str | None = None
         # A registered nick asked for, until its password is checked: held
@@ -93,6 +243,8 @@ class Session:
         self.tokens = float(hub.settings.flood_lines)
         self.tokens_at = hub.clock.seconds()
         self.flood_warned = False
+        # (operator, reason) once kicked: the room hears a kick, not a quit.
+        self.kicked_by: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.nick or '?'} from {self.client.peer}>"
@@ -105,6 +257,16 @@ class Session:
     def tell(self, text: str) -> None:
         """Send this user one line."""
         if self.state != CLOSED:
+            self.client.send_line(text)
+
+    def notify(self, event: Event, *lines: str) -> None:
+        """C{event} to a client that takes events, else C{lines} (maybe none)."""
+        if self.state == CLOSED:
+            return
+        if self.on_event is not None:
+            self.on_event(event)
+            return
+        for text in lines:
             self.client.send_line(text)
 
     def line(self, text: str) -> None:
@@ -235,11 +397,16 @@ class ChatHub:
         session = self.nicks.get(nick.lower())
         return session if session is not None and session.state == CHATTING else None
 
-    def to_room(self, room: Room, text: str, *, but: Session | None = None) -> None:
-        """One line to everyone in C{room}, except C{but}."""
+    def to_room(
+        self, room: Room, text: str, *, but: Session | None = None, event: Event | None = None,
+    ) -> None:
+        """One line (or C{event}, to clients that take events) to everyone in C{room} but C{but}."""
         for member in list(room.members):
             if member is not but:
-                member.tell(text)
+                if event is not None and member.on_event is not None:
+                    member.notify(event)
+                else:
+                    member.tell(text)
 
     def to_everyone(self, text: str) -> None:
         for session in list(self.sessions):
@@ -259,9 +426,11 @@ class ChatHub:
             session.tell(f"ERROR You are banned from this chat until {self.until(ban.until)}.")
             self.close(session, "banned")
             return session
-        for line in self.settings.motd.splitlines() or [""]:
-            session.tell(clean(line))
-        session.tell("Choose a nick (1-16 letters, digits, _ - .):")
+        session.notify(
+            Greeted(),
+            *(clean(line) for line in self.settings.motd.splitlines() or [""]),
+            "Choose a nick (1-16 letters, digits, _ - .):",
+        )
         # Absolute, not reset by activity: a client trickling bytes of a
         # nick, or sitting at a password prompt, holds a connection only
         # this long.
@@ -301,13 +470,21 @@ class ChatHub:
 
     def nick_problem(self, nick: str, session: Session) -> str | None:
         """Why C{session} may not take C{nick}, or C{None}."""
+        refusal = self.nick_refusal(nick, session)
+        return None if refusal is None else refusal[1]
+
+    def nick_refusal(self, nick: str, session: Session) -> tuple[str, str] | None:
+        """
+        Why C{session} may not take C{nick}, as a word (C{invalid},
+        C{reserved}, C{taken}) and in words, or C{None}.
+        """
         if not NICK_NAME.match(nick):
-            return "A nick is 1 to 16 letters, digits, _, - or ."
+            return "invalid", "A nick is 1 to 16 letters, digits, _, - or ."
         if nick.lower() in self.reserved:
-            return f"The nick {nick} is reserved."
+            return "reserved", f"The nick {nick} is reserved."
         holder = self.nicks.get(nick.lower())
         if holder is not None and holder is not session:
-            return f"The nick {nick} is taken."
+            return "taken", f"The nick {nick} is taken."
         return None
 
     # -- lines -----------------------------------------------------------------
@@ -366,14 +543,75 @@ class ChatHub:
             return True
         return False
 
-    def say(self, session: Session, text: str) -> None:
-        """A message from C{session} to its room."""
-        if self.muted(session) or session.room is None:
+    def say(self, session: Session, text: str, *, notice: bool = False) -> None:
+        """
+        A message from C{session} to its room; a C{notice} (IRC's: no
+        automatic reply) shows as C{-nick-} and is not kept in the history.
+        """
+        room = session.room
+        if self.muted(session) or room is None:
             return
-        self.to_room(session.room, f"[{self.stamp()}] <{session.name}> {text}", but=session)
-        self.record(session, text)
+        said = Said(room.name, session.name, text, notice=notice)
+        shown = f"-{session.name}-" if notice else f"<{session.name}>"
+        self.to_room(room, f"[{self.stamp()}] {shown} {text}", but=session, event=said)
+        if not notice:
+            self.record(session, text)
         self.count("messages")
-        self.event("message", session, LogLevel.debug, room=session.room.name, detail=text)
+        self.event("message", session, LogLevel.debug, room=room.name, detail=text)
+
+    def action(self, session: Session, text: str) -> None:
+        """C{session} does C{text} in its room (C{/me}, IRC's CTCP ACTION)."""
+        room = session.room
+        if self.muted(session) or room is None:
+            return
+        said = Said(room.name, session.name, text, action=True)
+        self.to_room(room, f"[{self.stamp()}] * {session.name} {text}", but=session, event=said)
+        self.record(session, text, action=True)
+        self.count("messages")
+        self.event("action", session, LogLevel.debug, room=room.name, detail=text)
+
+    def private(
+        self, session: Session, target: Session, text: str, *, notice: bool = False,
+    ) -> None:
+        """
+        A private message from C{session} to C{target}, and its copy for
+        the sender; never in the log or a payload sample (L{PrivateText}).
+        """
+        mark = f"-{session.name}-" if notice else f"*{session.name}*"
+        heard = f"[{self.stamp()}] {mark} "
+        target.notify(
+            Private(session.name, target.name, text, notice=notice),
+            PrivateText(heard + text, heard + PRIVATE),
+        )
+        said = f"-> *{target.name}* "
+        session.notify(
+            Private(session.name, target.name, text, notice=notice, echo=True),
+            PrivateText(said + text, said + PRIVATE),
+        )
+        self.count("private_messages")
+        # Never the text: private messages stay private, in the log too.
+        self.event("private_message", session, LogLevel.debug, detail=f"to {target.name}")
+
+    def set_topic(self, session: Session, room: Room, topic: str) -> None:
+        """C{session} sets C{room}'s topic (cut to L{TOPIC_LENGTH}); everyone there hears it."""
+        room.topic = topic[:TOPIC_LENGTH]
+        room.topic_by = session.name
+        room.topic_at = self.clock.seconds()
+        self.to_room(
+            room, f"* {session.name} set the topic of {room.name}: {room.topic}",
+            event=TopicChanged(room.name, session.name, room.topic),
+        )
+        self.event("topic", session, room=room.name, detail=room.topic)
+
+    def kick(self, session: Session, target: Session, reason: str) -> None:
+        """The operator C{session} disconnects C{target}, for C{reason} (may be empty)."""
+        why = f"kicked by {session.name}" + (f": {reason}" if reason else "")
+        target.kicked_by = (session.name, reason)
+        room = target.room.name if target.room is not None else ""
+        target.notify(Kicked(room, target.name, session.name, reason), f"* You were {why}")
+        self.count("kicks")
+        self.event("kick", session, detail=f"{target.name} ({why})")
+        self.close(target, why)
 
     def record(self, session: Session, text: str, action: bool = False) -> None:
         if self.store is not None and session.room is not None:
@@ -395,30 +633,32 @@ class ChatHub:
     # -- nicks -----------------------------------------------------------------
 
     def choose_nick(self, session: Session, nick: str) -> None:
-        problem = self.nick_problem(nick, session)
-        if problem:
-            self.ask_nick_again(session, problem)
+        refusal = self.nick_refusal(nick, session)
+        if refusal:
+            self.ask_nick_again(session, refusal[1], nick, refusal[0])
             return
         if self.store is not None and self.store.registered(nick) is not None:
             wait = self.password_wait(session, nick)
             if wait:
                 self.refuse_locked(session, wait)
-                self.ask_nick_again(session, None)
+                self.ask_nick_again(session, None, nick)
                 return
             # Not claimed until the password is right (see pending_nick).
             session.pending_nick = nick
             session.state = PASSWORD
-            session.tell(f"The nick {nick} is registered. Password:")
+            session.notify(PasswordNeeded(nick), f"The nick {nick} is registered. Password:")
             return
         self.claim(session, nick)
         self.enter(session)
 
-    def ask_nick_again(self, session: Session, problem: str | None) -> None:
+    def ask_nick_again(
+        self, session: Session, problem: str | None, nick: str = "", why: str = "locked",
+    ) -> None:
+        """C{session} must choose another nick than C{nick}, refused C{why} (see L{NickRefused})."""
         session.pending_nick = None
         session.state = NICK
-        if problem:
-            session.tell(problem)
-        session.tell("Choose a nick:")
+        lines = [problem, "Choose a nick:"] if problem else ["Choose a nick:"]
+        session.notify(NickRefused(nick, why, problem or ""), *lines)
 
     def claim(self, session: Session, nick: str) -> None:
         """Reserve C{nick} for C{session} (dropping its old one)."""
@@ -442,9 +682,9 @@ class ChatHub:
             if session.state != CHECKING:
                 return
             # Its owner may have come in first, on another connection.
-            problem = self.nick_problem(nick, session)
-            if problem:
-                self.ask_nick_again(session, problem)
+            refusal = self.nick_refusal(nick, session)
+            if refusal:
+                self.ask_nick_again(session, refusal[1], nick, refusal[0])
                 return
             session.pending_nick = None
             self.claim(session, nick)
@@ -456,17 +696,17 @@ class ChatHub:
             if session.state != CHECKING:
                 return
             if locked:
-                self.ask_nick_again(session, None)
+                self.ask_nick_again(session, None, nick)
             elif self.wrong_password(session):
                 session.state = PASSWORD
-                session.tell("Password:")
+                session.notify(PasswordNeeded(nick, wrong=True), "Password:")
 
         refusal = self.check_password(session, nick, password, stored, right, wrong)
         if refusal == "locked":
-            self.ask_nick_again(session, None)
+            self.ask_nick_again(session, None, nick)
         elif refusal is not None:
             session.state = PASSWORD
-            session.tell("Password:")
+            session.notify(PasswordNeeded(nick), "Password:")
 
     # -- password checks -------------------------------------------------------------
 
@@ -573,7 +813,7 @@ class ChatHub:
         """A session with a nick starts chatting in the default room."""
         self.end_login_deadline(session)
         session.state = CHATTING
-        session.tell(f"Hello {session.name}! Type /help for the commands.")
+        session.notify(Entered(session.name), f"Hello {session.name}! Type /help for the commands.")
         self.count("users")
         self.event("nick", session)
         self.join(session, self.room(self.settings.default_room))
@@ -582,9 +822,12 @@ class ChatHub:
         old = session.name
         self.claim(session, nick)
         session.identified = False
-        session.tell(f"You are now known as {nick}.")
+        changed = NickChanged(old, nick)
+        session.notify(changed, f"You are now known as {nick}.")
         if session.room is not None:
-            self.to_room(session.room, f"* {old} is now known as {nick}", but=session)
+            self.to_room(
+                session.room, f"* {old} is now known as {nick}", but=session, event=changed
+            )
         self.event("nick_change", session, detail=f"{old} -> {nick}")
 
     # -- rooms -----------------------------------------------------------------
@@ -599,17 +842,18 @@ class ChatHub:
         session.room = room
         self.count("joins")
         self.event("join", session, room=room.name)
-        self.to_room(room, f"* {session.name} has joined {room.name}", but=session)
-        session.tell(f"* You are now in {room.name} ({len(room.members)} here).")
-        if room.topic:
-            session.tell(f"* Topic: {room.topic}")
+        joined = Joined(room.name, session.name)
+        self.to_room(room, f"* {session.name} has joined {room.name}", but=session, event=joined)
+        here = f"* You are now in {room.name} ({len(room.members)} here)."
+        session.notify(joined, *([here, f"* Topic: {room.topic}"] if room.topic else [here]))
         if self.store is not None:
             for line in self.store.recent(room.name):
                 stamp = datetime.fromtimestamp(line.time, self.zone).strftime("%H:%M")
+                said = Said(room.name, line.nick, line.text, action=line.action, time=line.time)
                 if line.action:
-                    session.tell(f"[{stamp}] * {line.nick} {line.text}")
+                    session.notify(said, f"[{stamp}] * {line.nick} {line.text}")
                 else:
-                    session.tell(f"[{stamp}] <{line.nick}> {line.text}")
+                    session.notify(said, f"[{stamp}] <{line.nick}> {line.text}")
 
     def leave(self, session: Session, how: str) -> None:
         """Take C{session} out of its room, telling the others C{how} it went."""
@@ -621,7 +865,9 @@ class ChatHub:
         self.count("parts")
         self.event("part", session, room=room.name, detail=how)
         if how == "left":
-            self.to_room(room, f"* {session.name} has left {room.name}")
+            parted = Parted(room.name, session.name)
+            self.to_room(room, f"* {session.name} has left {room.name}", event=parted)
+            session.notify(parted)
         if not room.members and room.name.lower() != self.settings.default_room.lower():
             del self.rooms[room.name.lower()]
 
@@ -645,7 +891,12 @@ class ChatHub:
         if room is not None:
             self.leave(session, reason)
             if chatting:
-                self.to_room(room, f"* {session.name} has quit ({reason})")
+                kicked = session.kicked_by
+                gone: Event = (
+                    Quit(room.name, session.name, reason) if kicked is None
+                    else Kicked(room.name, session.name, *kicked)
+                )
+                self.to_room(room, f"* {session.name} has quit ({reason})", event=gone)
         if session.nick is not None and self.nicks.get(session.nick.lower()) is session:
             del self.nicks[session.nick.lower()]
         self.event("quit", session, detail=reason)
@@ -658,4 +909,24 @@ class ChatHub:
             self.close(session, "server shutdown")
 
 
-__all__ = ["CHATTING", "ChatHub", "Client", "Room", "Session"]
+__all__ = [
+    "CHATTING",
+    "ChatHub",
+    "Client",
+    "Entered",
+    "Event",
+    "EventClient",
+    "Greeted",
+    "Joined",
+    "Kicked",
+    "NickChanged",
+    "NickRefused",
+    "Parted",
+    "PasswordNeeded",
+    "Private",
+    "Quit",
+    "Room",
+    "Said",
+    "Session",
+    "TopicChanged",
+]

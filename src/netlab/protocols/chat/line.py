@@ -60,6 +60,12 @@ class ChatLine(StreamProtocol):
         settings = self.factory.settings
         self.telnet = TelnetFilter()
         self.lines = LineSplitter(settings.max_line)
+        self.start_output()
+        self._arm_idle()
+        self.session: Session = self.factory.hub.connect(self)
+
+    def start_output(self) -> None:
+        """Gather and watch output (an IRC user's too: see L{flush} and L{_write})."""
         self.output_paused = False
         self.unsent_over_buffer = 0
         self.idle_warned = False
@@ -73,8 +79,6 @@ class ChatLine(StreamProtocol):
         # behind the previous one's ACK, adding tens of milliseconds.
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
-        self._arm_idle()
-        self.session: Session = self.factory.hub.connect(self)
 
     # -- IPushProducer: the transport tells us when its buffer is full -------
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from netlab.core.kinds import Fail
 from netlab.core.settings import DatagramSettings, StreamSettings, setting
+from netlab.core.tomltext import toml_value
 
 NICK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
 ROOM_NAME = re.compile(r"^#[A-Za-z0-9_.-]{1,16}$")
@@ -88,7 +89,9 @@ def check_chat(chat: ChatSettings, config: Any, fail: Fail) -> None:
             raise fail("oper_password_hash", chat.oper_password_hash, problem)
     for nick in chat.reserved_nicks:
         if not NICK_NAME.match(nick):
-            raise fail("reserved_nicks", list(chat.reserved_nicks), f"{nick!r} is not a nick")
+            raise fail(
+                "reserved_nicks", list(chat.reserved_nicks), f"{toml_value(nick)} is not a nick"
+            )
     if chat.idle_timeout and chat.idle_warning >= chat.idle_timeout:
         raise fail("idle_warning", chat.idle_warning, "must be less than idle_timeout")
 

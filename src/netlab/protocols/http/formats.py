@@ -195,7 +195,9 @@ class MethodResource(InspectionResource):
         self.inspector = Inspector(context)
 
     def describe(self, request: server.Request) -> bytes:
-        return answer_with_body(self.inspector, request, METHOD_FIELDS)
+        # httpbin's eight fields are the JSON answer; the text report needs them all.
+        fields = None if self.inspector.wants_text(request) else METHOD_FIELDS
+        return answer_with_body(self.inspector, request, fields)
 
 
 class PutResource(MethodResource):
@@ -246,9 +248,12 @@ def header_refusal(pairs: list[tuple[str, str]]) -> str | None:
 class ResponseHeaders(Leaf):
     """
     C{/response-headers?Name=value...} (GET or POST): each query argument
-    becomes a response header, and the JSON body lists the answer's headers
-    (C{Content-Length} included, a repeated name's values as a list), as
-    httpbin's does.
+    becomes a response header, and the JSON body lists them as httpbin's
+    does: under the names as given (HTTP's are case-insensitive, JSON's
+    keys are not), a repeated name's values as a list, with the
+    C{Content-Type} and the body's own C{Content-Length}, keys sorted. The
+    headers every answer gets (C{Server}, C{Date}, C{nosniff}) are left
+    out, as httpbin's server adds its own after the body is made.
     """
 
     allowedMethods = (b"GET", b"HEAD", b"POST")
@@ -270,17 +275,17 @@ class ResponseHeaders(Leaf):
         chosen: dict[str, list[str]] = {}
         for name, value in pairs:
             chosen.setdefault(name, []).append(value)
+        listed: dict[str, Any] = {}
+        if not any(name.lower() == "content-type" for name in chosen):
+            listed["Content-Type"] = "application/json"
         for name, values in chosen.items():
             headers.setRawHeaders(name.encode("latin-1"), [v.encode("utf-8") for v in values])
-        listed: dict[str, Any] = {}
-        for raw_name, raw_values in headers.getAllRawHeaders():
-            values = [header_text(v) for v in raw_values]
-            listed[raw_name.decode("latin-1")] = values[0] if len(values) == 1 else values
+            listed[name] = values[0] if len(values) == 1 else values
         # The body names its own length: recompute until the number stops changing.
         length = 0
         while True:
             listed["Content-Length"] = str(length)
-            body = (pretty_json(listed) + "\n").encode("utf-8")
+            body = (pretty_json(dict(sorted(listed.items()))) + "\n").encode("utf-8")
             if len(body) == length:
                 return body
             length = len(body)

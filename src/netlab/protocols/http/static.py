@@ -31,6 +31,10 @@ room of students needs:
   promises only "probably the same", which is all If-None-Match needs.
   If-None-Match (weak comparison, lists and C{*}) answers 304 and, when
   present, overrides If-Modified-Since (RFC 9110, 13.2.2);
+* C{Cache-Control: no-cache}: a cache may keep a file but must revalidate
+  it (with the ETag or the date) before each use, since the instructor may
+  change it at any time; without it, caches guess a freshness lifetime
+  from Last-Modified (httpbin's Flask sends the same);
 * an unknown extension is C{application/octet-stream}, never HTML, and
   C{nosniff} stops browsers guessing otherwise. The folder's own C{.html}
   files are served as C{text/html}: they are the instructor's pages.
@@ -253,6 +257,7 @@ class StaticFolder(static.File):
 
     def render_GET(self, request: Request) -> Any:
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Cache-Control", b"no-cache")
         self.restat(False)
         if self.isfile():
             tag = entity_tag(self.path)

@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import struct
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -28,7 +29,9 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.forms import describe_body
 from netlab.protocols.http.inspect import Inspector, bad_request, send_json
+from netlab.protocols.http.multipart import ParseError
 
 STATUS_CODE = re.compile(r"[1-5][0-9]{2}")
 WHOLE = re.compile(r"[0-9]{1,9}")
@@ -44,6 +47,16 @@ EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 CACHE_LAST_MODIFIED = 1_704_067_200  # 2024-01-01 00:00:00 UTC: fixed on purpose
 CACHE_ETAG = b'"netlab-cache-1"'
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# What httpbin's /delay/N answers (netlab adds the delay).
+DELAY_FIELDS = ("args", "data", "files", "form", "headers", "origin", "url")
+# httpbin's /status/3xx Location: a redirect chain of one that ends at /get.
+# 308 too, which httpbin leaves out: RFC 9110 wants a Location with it as
+# with 301, 302, 303 and 307.
+STATUS_REDIRECTS = frozenset({301, 302, 303, 305, 307, 308})
+STATUS_LOCATION = b"/redirect/1"
+# httpbin's Basic challenge (its realm is a fake one: the credentials are in
+# the URL), with RFC 7617's charset, which tells clients to send UTF-8.
+BASIC_CHALLENGE = b'Basic realm="Fake Realm", charset="UTF-8"'
 
 
 def json_body(request: Request, data: object) -> bytes:
@@ -198,8 +211,10 @@ class StatusCode(Leaf):
             return NOT_DONE_YET
         if code == http.RESET_CONTENT:
             return b""
+        if code in STATUS_REDIRECTS:
+            request.setHeader(b"Location", STATUS_LOCATION)
         if code == http.UNAUTHORIZED:
-            request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab"')
+            request.setHeader(b"WWW-Authenticate", BASIC_CHALLENGE)
         phrase = http.RESPONSES.get(code, b"Unknown Status").decode("ascii", "replace")
         return text_body(request, f"{code} {phrase}\n")
 
@@ -207,15 +222,27 @@ class StatusCode(Leaf):
 
 
 class Delay(Leaf):
-    """Answers after C{seconds}, without blocking, unless the client leaves first."""
+    """
+    Answers after C{seconds}, without blocking, unless the client leaves
+    first: httpbin's description of the request and its body (parsed when
+    it arrives, so a malformed one is refused at once), and the delay.
+    """
 
-    def __init__(self, seconds: float, reactor: Any) -> None:
+    def __init__(self, seconds: float, reactor: Any, inspector: Inspector) -> None:
         super().__init__()
         self.seconds = seconds
         self.reactor = reactor
+        self.inspector = inspector
 
     def render_GET(self, request: Request) -> object:
-        call = self.reactor.callLater(self.seconds, self._answer, request)
+        seen = self.inspector.describe(request)
+        try:
+            seen.update(describe_body(request))
+        except ParseError as error:
+            return bad_request(request, str(error))
+        answer = {key: seen[key] for key in DELAY_FIELDS}
+        answer["delay"] = self.seconds
+        call = self.reactor.callLater(self.seconds, self._answer, request, answer)
 
         def gone(reason: object) -> None:
             if call.active():
@@ -224,9 +251,8 @@ class Delay(Leaf):
         request.notifyFinish().addErrback(gone)
         return NOT_DONE_YET
 
-    def _answer(self, request: Request) -> None:
-        body = json_body(request, {"delay": self.seconds})
-        no_store(request)
+    def _answer(self, request: Request, answer: dict[str, Any]) -> None:
+        body = send_json(request, answer)
         request.setHeader(b"Content-Length", b"%d" % len(body))
         request.write(body)
         request.finish()
@@ -234,8 +260,29 @@ class Delay(Leaf):
     render_HEAD = render_POST = render_PUT = render_PATCH = render_DELETE = render_GET
 
 
+def httpbin_random(seed: int, count: int) -> bytes:
+    """
+    C{count} bytes from C{seed} exactly as httpbin makes them, one
+    C{Random(seed).randint(0, 255)} each, so a seeded body is the one a test
+    recorded against httpbin, but some ten times faster: CPython draws each
+    as the top 9 bits of the next 32-bit Mersenne Twister word, taken if
+    under 256, which is the top bit clear and the byte the next 8 bits. The
+    words come C{getrandbits} at a time, least significant first.
+    """
+    source = random.Random(seed)
+    found = bytearray()
+    while len(found) < count:
+        # Half the words are taken; ask for a few more than that.
+        words = 2 * (count - len(found)) + 16
+        block = source.getrandbits(32 * words).to_bytes(4 * words, "little")
+        found += bytes(
+            word >> 23 for (word,) in struct.iter_unpack("<I", block) if word < 0x80000000
+        )
+    return bytes(found[:count])
+
+
 class RandomBytes(Leaf):
-    """C{count} random bytes; C{?seed=} makes them the same every time."""
+    """C{count} random bytes; C{?seed=} makes them the same every time: httpbin's."""
 
     def __init__(self, count: int) -> None:
         super().__init__()
@@ -246,7 +293,7 @@ class RandomBytes(Leaf):
         if seed is None:
             data = os.urandom(self.count)
         elif WHOLE.fullmatch(seed[0].decode("ascii", "replace")):
-            data = random.Random(int(seed[0])).randbytes(self.count)
+            data = httpbin_random(int(seed[0]), self.count)
         else:
             return bad_request(request, "seed must be a whole number")
         request.setHeader(b"Content-Type", b"application/octet-stream")
@@ -257,18 +304,25 @@ class RandomBytes(Leaf):
 
 
 class Stream(Leaf):
-    """C{count} JSON lines, each written as it is made (chunked in HTTP/1.1)."""
+    """
+    C{count} JSON lines, each written as it is made (chunked in HTTP/1.1):
+    httpbin's, the request's C{url}, C{args}, C{headers} and C{origin} with
+    the line's C{id}, one compact document a line.
+    """
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, inspector: Inspector) -> None:
         super().__init__()
         self.count = count
+        self.inspector = inspector
 
     def render_GET(self, request: Request) -> object:
+        seen = self.inspector.describe(request)
+        line = {key: seen[key] for key in ("url", "args", "headers", "origin")}
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         no_store(request)
-        for line in range(self.count):
-            request.write(json.dumps({"id": line, "of": self.count}).encode() + b"\n")
+        for number in range(self.count):
+            request.write(json.dumps({**line, "id": number}).encode() + b"\n")
         request.finish()
         return NOT_DONE_YET
 
@@ -278,14 +332,15 @@ class Stream(Leaf):
 class Redirect(Leaf):
     """
     One step of a redirect chain: C{hops} more to go, ending at C{/get}.
-    C{/redirect} uses absolute paths; C{/relative-redirect} paths relative to
-    the current one, which survive being mounted under a proxy's prefix.
+    C{/redirect/N} goes on, as httpbin's does, at C{/relative-redirect/N-1}
+    (or C{/get}); C{/relative-redirect} sends paths relative to the current
+    one, which survive being mounted under a proxy's prefix;
+    C{/absolute-redirect} full URLs.
     """
 
-    def __init__(self, hops: int, *, name: str, relative: bool, absolute: bool = False) -> None:
+    def __init__(self, hops: int, *, relative: bool, absolute: bool = False) -> None:
         super().__init__()
         self.hops = hops
-        self.name = name
         self.relative = relative
         self.absolute = absolute
 
@@ -301,7 +356,7 @@ class Redirect(Leaf):
         )
         if self.relative and not absolute:
             return f"{self.hops - 1}" if self.hops > 1 else "../get"
-        name = "absolute-redirect" if absolute else self.name
+        name = "absolute-redirect" if absolute else "relative-redirect"
         path = f"/{name}/{self.hops - 1}" if self.hops > 1 else "/get"
         return base_url(request) + path if absolute else path
 
@@ -515,11 +570,12 @@ class BasicAuth(Resource):
                 "No Such Resource", "There is nothing at this address."
             ).render(request)
         if not (user_ok & password_ok):
-            request.setHeader(b"WWW-Authenticate", b'Basic realm="netlab", charset="UTF-8"')
-            return pages.errorPage(
-                http.UNAUTHORIZED, "Unauthorized",
-                "send the user name and password from this URL with HTTP Basic authentication",
-            ).render(request)
+            request.setResponseCode(http.UNAUTHORIZED)
+            request.setHeader(b"WWW-Authenticate", BASIC_CHALLENGE)
+            return text_body(
+                request, "401 Unauthorized: send the user name and password from this URL"
+                " with HTTP Basic authentication\n",
+            )
         return json_body(
             request, {"authenticated": True, "user": user.decode("utf-8", "replace")}
         )
@@ -527,53 +583,74 @@ class BasicAuth(Resource):
     render_HEAD = render_GET
 
 
-class Gzip(Leaf):
+class Compressed(Leaf):
     """
-    A gzip-compressed JSON body, whatever the client says it accepts. It
-    still says C{Vary: Accept-Encoding}, as a server that compresses on
-    request must, so students see the header that keeps a shared cache from
-    handing the gzipped body to a client that cannot read it.
+    httpbin's compressed JSON (C{/gzip}, C{/deflate}, C{/brotli}): the
+    request's origin, headers and method, with C{"NAME": true}, in
+    C{encoding} whatever the client accepts. It still says C{Vary:
+    Accept-Encoding}, as a server that compresses on request must, so
+    students see the header that keeps a shared cache from handing the
+    compressed body to a client that cannot read it.
     """
 
+    def __init__(
+        self, context: HttpContext, name: str, encoding: bytes, compress: Callable[[bytes], bytes]
+    ) -> None:
+        super().__init__()
+        self.inspector = Inspector(context)
+        self.name = name
+        self.encoding = encoding
+        self.compress = compress
+
     def render_GET(self, request: Request) -> object:
-        body = json_body(request, {"gzipped": True, "method": request.method.decode("ascii")})
-        request.setHeader(b"Content-Encoding", b"gzip")
+        seen = self.inspector.describe(request)
+        body = send_json(request, {
+            self.name: True, "headers": seen["headers"], "method": seen["method"],
+            "origin": seen["origin"],
+        })
+        request.setHeader(b"Content-Encoding", self.encoding)
         request.setHeader(b"Vary", b"Accept-Encoding")
-        return gzip.compress(body, mtime=0)
+        return self.compress(body)
 
     render_HEAD = render_GET
 
 
 class Cache(Leaf):
     """
-    A page that never changes, with a fixed C{ETag} and C{Last-Modified}, so
-    a conditional request gets 304. C{If-None-Match} wins over
+    A page with a fixed C{ETag} and C{Last-Modified}, so a conditional
+    request gets 304; its body is httpbin's, the C{/get} description. The
+    validators stay fixed although the description changes with the
+    request: they are what a student revalidates with, and httpbin's fresh
+    random tag on each answer could never match. C{If-None-Match} wins over
     C{If-Modified-Since} when both are sent (RFC 9110, 13.2.2).
     C{/cache/N} is httpbin's other cache page (L{CacheFor}).
     """
 
-    def __init__(self, inspector: Inspector | None = None) -> None:
+    def __init__(self, inspector: Inspector) -> None:
         super().__init__()
         self.inspector = inspector
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         text = path.decode("ascii", "replace")
-        if self.inspector is None or not WHOLE.fullmatch(text):
+        if not WHOLE.fullmatch(text):
             return Refusal("use /cache/SECONDS, e.g. /cache/60")
         return CacheFor(int(text), self.inspector)
 
     def render_GET(self, request: Request) -> object:
-        request.setHeader(b"Cache-Control", b"no-cache")
         cached = request.setETag(CACHE_ETAG)
         if request.getHeader(b"If-None-Match") is None:
             cached = request.setLastModified(CACHE_LAST_MODIFIED)
         else:
             request.lastModified = CACHE_LAST_MODIFIED
         if cached is http.CACHED:
+            request.setHeader(b"Cache-Control", b"no-cache")
             request.write(b"")
             request.finish()
             return NOT_DONE_YET
-        return json_body(request, {"cached": False, "etag": CACHE_ETAG.decode()})
+        body = send_json(request, self.inspector.describe(request))
+        # After send_json, whose headers say no-store: this page may be kept if revalidated.
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return body
 
     render_HEAD = render_GET
 
@@ -607,7 +684,7 @@ def delay(context: HttpContext) -> Numbered:
     """C{/delay/SECONDS}, up to C{max_delay}."""
     return Numbered(
         "use /delay/SECONDS, e.g. /delay/1.5", SECONDS, float, 0, context.settings.max_delay,
-        "max_delay", lambda seconds: Delay(seconds, context.reactor),
+        "max_delay", partial(Delay, reactor=context.reactor, inspector=Inspector(context)),
     )
 
 
@@ -623,19 +700,19 @@ def stream(context: HttpContext) -> Numbered:
     """C{/stream/N}, up to C{max_stream}."""
     return Numbered(
         "use /stream/N, e.g. /stream/10", WHOLE, int, 1, context.settings.max_stream,
-        "max_stream", Stream,
+        "max_stream", partial(Stream, inspector=Inspector(context)),
     )
 
 
 def _redirects(context: HttpContext, name: str, relative: bool) -> Numbered:
     return Numbered(
         f"use /{name}/N with N at least 1", WHOLE, int, 1, context.settings.max_redirects,
-        "max_redirects", partial(Redirect, name=name, relative=relative),
+        "max_redirects", partial(Redirect, relative=relative),
     )
 
 
 def redirect(context: HttpContext) -> Numbered:
-    """C{/redirect/N}: N absolute redirects, up to C{max_redirects}."""
+    """C{/redirect/N}: N redirects (on through C{/relative-redirect}), up to C{max_redirects}."""
     return _redirects(context, "redirect", relative=False)
 
 
@@ -664,9 +741,9 @@ def hidden_basic_auth(context: HttpContext) -> BasicAuth:
     return BasicAuth(hidden=True)
 
 
-def gzipped(context: HttpContext) -> Gzip:
-    """C{/gzip}."""
-    return Gzip()
+def gzipped(context: HttpContext) -> Compressed:
+    """C{/gzip}: gzip (RFC 1952), without a timestamp, so the bytes are the same each time."""
+    return Compressed(context, "gzipped", b"gzip", partial(gzip.compress, mtime=0))
 
 
 def cache(context: HttpContext) -> Cache:

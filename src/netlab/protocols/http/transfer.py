@@ -11,11 +11,8 @@ same one-line plain-text 400. Nothing from the request is echoed as HTML.
 from __future__ import annotations
 
 import os
-import random
 import re
-import struct
 import zlib
-from collections.abc import Callable
 from functools import partial
 
 import brotli
@@ -27,10 +24,12 @@ from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.inspect import Inspector, bad_request, send_json
 from netlab.protocols.http.status import (
     WHOLE,
+    Compressed,
     Leaf,
     Numbered,
     Redirect,
     Refusal,
+    httpbin_random,
     no_store,
     text_body,
 )
@@ -100,27 +99,6 @@ class RangeBytes(Leaf):
     render_HEAD = render_GET
 
 
-def httpbin_random(seed: int, count: int) -> bytes:
-    """
-    C{count} bytes from C{seed} exactly as httpbin makes them, one
-    C{Random(seed).randint(0, 255)} each, so a seeded body is the one a test
-    recorded against httpbin, but some ten times faster: CPython draws each
-    as the top 9 bits of the next 32-bit Mersenne Twister word, taken if
-    under 256, which is the top bit clear and the byte the next 8 bits. The
-    words come C{getrandbits} at a time, least significant first.
-    """
-    source = random.Random(seed)
-    found = bytearray()
-    while len(found) < count:
-        # Half the words are taken; ask for a few more than that.
-        words = 2 * (count - len(found)) + 16
-        block = source.getrandbits(32 * words).to_bytes(4 * words, "little")
-        found += bytes(
-            word >> 23 for (word,) in struct.iter_unpack("<I", block) if word < 0x80000000
-        )
-    return bytes(found[:count])
-
-
 def query_whole(request: Request, name: bytes) -> int | str | None:
     """The whole number C{?name=} gives, None without one, or why it is bad."""
     values = (request.args or {}).get(name)
@@ -158,36 +136,6 @@ class StreamBytes(Leaf):
             request.write(data[start:start + size])
         request.finish()
         return NOT_DONE_YET
-
-    render_HEAD = render_GET
-
-
-class Compressed(Leaf):
-    """
-    httpbin's compressed JSON (C{/deflate}, C{/brotli}): the request's
-    origin, headers and method, with C{"NAME": true}, in C{encoding}
-    whatever the client accepts, and C{Vary: Accept-Encoding} as a server
-    that compresses on request must.
-    """
-
-    def __init__(
-        self, context: HttpContext, name: str, encoding: bytes, compress: Callable[[bytes], bytes]
-    ) -> None:
-        super().__init__()
-        self.inspector = Inspector(context)
-        self.name = name
-        self.encoding = encoding
-        self.compress = compress
-
-    def render_GET(self, request: Request) -> object:
-        seen = self.inspector.describe(request)
-        body = send_json(request, {
-            self.name: True, "headers": seen["headers"], "method": seen["method"],
-            "origin": seen["origin"],
-        })
-        request.setHeader(b"Content-Encoding", self.encoding)
-        request.setHeader(b"Vary", b"Accept-Encoding")
-        return self.compress(body)
 
     render_HEAD = render_GET
 
@@ -346,6 +294,6 @@ def absolute_redirect(context: HttpContext) -> Numbered:
     return Numbered(
         "use /absolute-redirect/N with N at least 1", WHOLE, int, 1,
         context.settings.max_redirects, "max_redirects",
-        partial(Redirect, name="absolute-redirect", relative=False, absolute=True),
+        partial(Redirect, relative=False, absolute=True),
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from netlab.core.kinds import Fail
 from netlab.core.settings import LOOPBACK, StreamSettings, setting
+from netlab.core.tomltext import toml_value
 
 # Login names: Unix-like, compared without regard to case.
 USER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
@@ -65,14 +66,14 @@ def parse_users(entries: tuple[str, ...]) -> dict[str, tuple[str, str]]:
         name, colon, encoded = entry.partition(":")
         if not colon or not USER_NAME.match(name):
             raise ValueError(
-                f"{name!r} is not a user name (a letter, then up to 31 letters, "
+                f"{toml_value(name)} is not a user name (a letter, then up to 31 letters, "
                 "digits, _, - or .); each entry is NAME:HASH"
             )
         problem = hash_problem(encoded)
         if problem:
-            raise ValueError(f"the hash of {name!r} {problem}")
+            raise ValueError(f"the hash of {toml_value(name)} {problem}")
         if user_key(name) in users:
-            raise ValueError(f"{name!r} is listed twice")
+            raise ValueError(f"{toml_value(name)} is listed twice")
         users[user_key(name)] = (name, encoded)
     return users
 

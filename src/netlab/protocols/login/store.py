@@ -17,17 +17,14 @@ drive token expiry with a C{task.Clock} while the writer runs on a thread.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from netlab.protocols.login.settings import user_key
+from netlab.protocols.sqlwriter import SqliteWriter, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -63,11 +60,6 @@ class LoginStoreError(Exception):
     """The login database cannot be used; the message names the path and why."""
 
 
-class _DaemonThread(threading.Thread):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, daemon=True, **kwargs)
-
-
 class LoginStore:
     """
     Users, address names and tokens: in memory for the service, in SQLite
@@ -87,11 +79,7 @@ class LoginStore:
         self._users: dict[str, tuple[str, str]] = {}
         self._addresses: dict[str, str] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
-        self._db: sqlite3.Connection | None = None
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=f"login-store {path}")
-        self._pool.threadFactory = _DaemonThread
-        self._state = "new"
-        self._closing: list[Deferred[None]] = []
+        self.writer = SqliteWriter(f"login store {path}", reactor, self._on_error)
 
     def open(self, now: float) -> None:
         """
@@ -99,10 +87,10 @@ class LoginStore:
         start the writer: synchronous, before the daemon listens, so a bad
         path stops it with a clear L{LoginStoreError}.
         """
-        if self._state != "new":
+        if self.writer.state != "new":
             raise LoginStoreError(f"login store {self.path}: already opened")
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = connect(self.path)
         except sqlite3.Error as e:
             raise LoginStoreError(f"login store {self.path}: cannot open: {e}") from e
         try:
@@ -123,9 +111,7 @@ class LoginStore:
         except sqlite3.Error as e:
             db.close()
             raise LoginStoreError(f"login store {self.path}: cannot use: {e}") from e
-        self._db = db
-        self._pool.start()
-        self._state = "open"
+        self.writer.start(db)
 
     # -- users -------------------------------------------------------------------
 
@@ -177,63 +163,18 @@ class LoginStore:
     # -- the writer -------------------------------------------------------------------
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
-        if self._state != "open":
-            self._on_error(f"login store {self.path}: not open; a change was kept in memory only")
-            return
-        deferToThreadPool(self._reactor, self._pool, self._execute, sql, params).addErrback(
-            self._failed
-        )
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> None:
-        """Writer thread: one statement, committed (autocommit)."""
-        assert self._db is not None
-        try:
-            self._db.execute(sql, params)
-        except sqlite3.Error as e:
-            raise LoginStoreError(f"login store {self.path}: a change was not saved: {e}") from e
-
-    def _failed(self, failure: Failure) -> None:
-        if failure.check(LoginStoreError):
-            self._on_error(str(failure.value))
-        else:
-            self._on_error(f"login store {self.path}: {failure.getTraceback()}")
+        self.writer.write([(sql, params)])
 
     def flush(self) -> Deferred[None]:
         """Fires once every write queued so far has been made (or reported)."""
-        if self._state != "open":
-            return succeed(None)
-        return deferToThreadPool(self._reactor, self._pool, lambda: None)
+        return self.writer.flush()
 
     def close(self) -> Deferred[None]:
         """
         Make the queued writes, stop the writer, close the database.  Safe to
         call more than once; every call's Deferred fires once it is closed.
         """
-        if self._state == "new":
-            self._state = "closed"
-        if self._state == "closed":
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._closing.append(waiter)
-        if self._state == "open":
-            self._state = "closing"
-            deferToThreadPool(self._reactor, self._pool, self._final).addErrback(
-                self._failed
-            ).addBoth(self._closed)
-        return waiter
-
-    def _final(self) -> None:
-        """Writer thread, after every queued write: close the connection."""
-        assert self._db is not None
-        self._db.close()
-
-    def _closed(self, result: object) -> None:
-        self._pool.stop()
-        self._db = None
-        self._state = "closed"
-        waiters, self._closing = self._closing, []
-        for waiter in waiters:
-            waiter.callback(None)
+        return self.writer.close()
 
     def _log_error(self, message: str) -> None:
         self.log.error("{message}", message=message)

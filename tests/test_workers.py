@@ -107,12 +107,13 @@ def test_unknown_daemon_key(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("section", ["chat", "udp_chat", "login"])
+@pytest.mark.parametrize("section", ["chat", "udp_chat", "login", "smtp"])
 def test_one_process_services_refused_with_workers(tmp_path: Path, section: str) -> None:
     """The chat's rooms, the UDP chat's members, login's guess limits live in one process."""
     enable = {"chat": "[chat]\nenabled = true\n",
               "udp_chat": "[chat]\nenabled = true\n[udp_chat]\nenabled = true\n",
-              "login": f'{NO_CHAT}[login]\nenabled = true\ndatabase = "{tmp_path}/l.db"\n'}
+              "login": f'{NO_CHAT}[login]\nenabled = true\ndatabase = "{tmp_path}/l.db"\n',
+              "smtp": f"{NO_CHAT}[smtp]\nenabled = true\n"}
     text = "[daemon]\nworkers = 2\n" + enable[section]
     if section == "udp_chat":
         # The chat is refused first; with workers = 1 both run.

@@ -38,7 +38,7 @@ REPORT_INTERVAL = 1.0
 # limit or lock would hold per process (login guesses, a POP3 maildrop's
 # lock, mail quotas).  More than one worker needs them off, until a
 # shared bus exists.
-ONE_PROCESS_SECTIONS = ("chat", "udp_chat", "login", "smtp", "pop3")
+ONE_PROCESS_SECTIONS = ("chat", "udp_chat", "irc", "login", "smtp", "pop3")
 
 # The limits each worker gets a 1/N share of, rounded up.
 SHARED_COUNTS = ("max_connections", "max_connections_per_peer", "burst")

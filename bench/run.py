@@ -85,6 +85,8 @@ class Workload:
     # A load measured from Python instead of a C load generator: one run
     # against the server on PORT, its metrics.
     load: Callable[[Context, int], dict[str, float]] | None = None
+    # Servers besides the usual line-up (netlab with [daemon] workers = 2).
+    also: tuple[str, ...] = ()
 
     def loader_argv(self, binary: Path, port: int, seconds: float, warmup: float) -> list[str]:
         """The load generator's command line (argument order is the C programs')."""
@@ -107,6 +109,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "tcp-pingpong-100", "tcp", "tcp_pingpong", ("100", "64"), (RATE, P50, P99),
         "TCP echo ping-pong, 64-byte messages, 100 connections from one host",
+        also=("netlab-2w",),
     ),
     Workload(
         "tcp-bulk", "tcp", "tcp_bulk", ("1", "262144", "1048576"),
@@ -267,8 +270,11 @@ class Server:
     unsupported: Callable[[Workload], str | None] = lambda w: None
 
 
-def netlab_config(workload: Workload, port: int) -> tuple[str, list[str]]:
-    """netlab's shipped defaults plus only what this workload must lift."""
+def netlab_config(workload: Workload, port: int, workers: int = 1) -> tuple[str, list[str]]:
+    """
+    netlab's shipped defaults plus only what this workload must lift; with
+    C{workers} > 1 (TCP echo only), that many worker processes.
+    """
     lifted: list[str] = []
     lines = [
         "# Written by bench/run.py: defaults, one listener on the bench port,",
@@ -294,8 +300,13 @@ def netlab_config(workload: Workload, port: int) -> tuple[str, list[str]]:
         lines += ["[[echo]]", f'listen = ["tcp:{port}:interface={HOST}"]']
         conns = int(workload.args[0])
         if conns > 50:  # the shipped max_connections_per_peer
-            lines.append(f"max_connections_per_peer = {conns + 10}")
-            lifted.append(f"max_connections_per_peer = {conns + 10} (default 50)")
+            # Each worker admits 1/N of the cap: N times it gives each
+            # worker the whole run's connections, as one process has.
+            lines.append(f"max_connections_per_peer = {workers * (conns + 10)}")
+            lifted.append(f"max_connections_per_peer = {workers * (conns + 10)} (default 50)")
+        if workers > 1:
+            lines += ["[daemon]", f"workers = {workers}"]
+            lifted.append(f"[daemon] workers = {workers}")
     else:
         lines += ["echo = []", "[chat]", "enabled = false", "[http]", "enabled = false"]
         lines += ["[[udp_echo]]", f'listen = ["udp:{port}:interface={HOST}"]']
@@ -304,9 +315,9 @@ def netlab_config(workload: Workload, port: int) -> tuple[str, list[str]]:
     return "\n".join(lines) + "\n", lifted
 
 
-def launch_netlab(ctx: Context, workload: Workload, port: int) -> Launch:
+def launch_netlab(ctx: Context, workload: Workload, port: int, workers: int = 1) -> Launch:
     """twistd -n netlab with a generated config, EventLog at its default level."""
-    config, lifted = netlab_config(workload, port)
+    config, lifted = netlab_config(workload, port, workers)
     twistd = Path(ctx.python).parent / "twistd"
     if twistd.exists():
         head = [str(twistd)]
@@ -420,6 +431,10 @@ def xinetd_missing(ctx: Context) -> str | None:
 
 SERVERS: tuple[Server, ...] = (
     Server("netlab", "netlab under twistd, shipped defaults", launch_netlab),
+    Server(
+        "netlab-2w", "netlab with [daemon] workers = 2 (tcp-pingpong-100 only)",
+        lambda ctx, workload, port: launch_netlab(ctx, workload, port, workers=2),
+    ),
     Server("twisted", "bare Twisted: dataReceived -> transport.write", launch_twisted),
     Server("asyncio", "asyncio default loop, Protocol callbacks", launch_asyncio),
     Server(
@@ -447,7 +462,7 @@ SERVERS: tuple[Server, ...] = (
     ),
 )
 # Servers that only take part in the workloads that name them.
-NAMED_ONLY = {"httpbin", "ncat"}
+NAMED_ONLY = {"httpbin", "ncat", "netlab-2w"}
 
 
 # -- running --------------------------------------------------------------------------
@@ -616,6 +631,8 @@ def skip_reason(ctx: Context, server: Server, workload: Workload) -> str | None:
 
 def takes_part(server: Server, workload: Workload) -> bool:
     """Whether a server is in a workload's line-up at all (not a skip)."""
+    if server.name in workload.also:
+        return True
     if workload.servers is None:
         return server.name not in NAMED_ONLY
     return server.name in workload.servers
@@ -651,6 +668,7 @@ def run_all(
                           f"{row['median']:.1f} {row['label']}")
             for failure in failed:
                 print(f"  {workload.name:18} {failure['server']:8} ... {failure['reason']}")
+            print_workers_ratio(workload, got)
             continue
         for server in taking_part:
             print(f"  {workload.name:18} {server.name:8} ...", end=" ", flush=True)
@@ -666,6 +684,18 @@ def run_all(
                 print(f"{got[0]['median']:.1f} {got[0]['label']}")
     add_ratios(rows)
     return rows, skipped
+
+
+def print_workers_ratio(workload: Workload, rows: list[dict[str, Any]]) -> None:
+    """
+    netlab with 2 workers over netlab in one process, measured in the same
+    (interleaved) run; the load generator shares the machine's cores.
+    """
+    medians = {r["server"]: r["median"] for r in rows if r["metric"] == workload.metrics[0].key}
+    if medians.get("netlab") and "netlab-2w" in medians:
+        print(f"  {workload.name:18} netlab-2w / netlab = "
+              f"{medians['netlab-2w'] / medians['netlab']:.2f} "
+              "(the load generator shares the cores)")
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:

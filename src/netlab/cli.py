@@ -37,6 +37,7 @@ def check_config(path: str) -> int:
     effective = {
         "source": config.source,
         "log": dataclasses.asdict(config.log),
+        "daemon": dataclasses.asdict(config.daemon),
         "access": dataclasses.asdict(config.access),
         **{
             section: [dataclasses.asdict(s) for s in value] if isinstance(value, tuple)

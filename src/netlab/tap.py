@@ -4,12 +4,15 @@ The twistd plugin's options and service maker: C{twistd -n netlab}.
 
 from __future__ import annotations
 
+import os
+
 from twisted.application.service import IService
 from twisted.python import usage
 
 from netlab import version_lines
 from netlab.app.registry import load
 from netlab.app.service import NetlabService
+from netlab.app.workers import WorkerRole, worker_arguments
 from netlab.core.config import Config, ConfigError, overrides
 from netlab.core.settings import LOG_LEVELS
 from netlab.core.textlog import console_observer
@@ -34,6 +37,8 @@ class Options(usage.Options):
     ]
 
     netlab_config: Config
+    # In a worker process (started by a parent with [daemon] workers > 1): its role.
+    worker: WorkerRole | None = None
 
     def opt_version(self) -> None:
         """Display netlab's, Twisted's and Python's versions and exit."""
@@ -45,6 +50,14 @@ class Options(usage.Options):
         Load and validate the config: any error stops twistd before it
         listens, with the error's one line on standard error and status 1.
         """
+        self.worker = WorkerRole.from_environ(os.environ)
+        if self.worker is not None:
+            # The parent checked the file and runs this config; the file
+            # may have changed since (it is read again on SIGHUP).
+            self.netlab_config = self.worker.config
+            self._no_pidfile_in_foreground()
+            self._choose_console_log()
+            return
         try:
             config = load(self["config"])
             self.netlab_config = overrides(
@@ -90,4 +103,13 @@ def makeService(options: Options) -> IService:
     """The daemon for C{options}."""
     from twisted.internet import reactor
 
-    return NetlabService(options.netlab_config, reactor, config_path=options["config"])
+    config = options.netlab_config
+    if options.worker is None and config.daemon.workers > 1:
+        from netlab.app.supervisor import Supervisor
+
+        # A daemonized twistd changes folder: the workers get absolute paths.
+        path = os.path.abspath(options["config"])
+        return Supervisor(
+            config, reactor, path, worker_arguments(options.parent or {}, path)
+        )
+    return NetlabService(config, reactor, config_path=options["config"], worker=options.worker)

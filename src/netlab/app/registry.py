@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from netlab.app.workers import check_workers
 from netlab.core import config as loader
 from netlab.core.config import Config
 from netlab.core.kinds import ServiceKind
@@ -46,7 +47,7 @@ def parse(
     kinds: Sequence[ServiceKind[Any]] = KINDS,
 ) -> Config:
     """Validate a parsed TOML document against the registry's kinds."""
-    return loader.parse(data, source, environment, kinds=kinds)
+    return check_workers(loader.parse(data, source, environment, kinds=kinds))
 
 
 def load(
@@ -55,7 +56,7 @@ def load(
     kinds: Sequence[ServiceKind[Any]] = KINDS,
 ) -> Config:
     """Read and validate a config file (None: the built-in defaults)."""
-    return loader.load(path, environment, kinds=kinds)
+    return check_workers(loader.load(path, environment, kinds=kinds))
 
 
 def kind_of(kinds: Sequence[ServiceKind[Any]], where: str) -> ServiceKind[Any]:

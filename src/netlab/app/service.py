@@ -20,6 +20,7 @@ from twisted.logger import Logger, LogLevel
 from netlab import __version__
 from netlab.app.registry import KINDS, kind_of
 from netlab.app.reload import reload
+from netlab.app.workers import WorkerLink, WorkerRole, worker_share
 from netlab.core._twisted import clear_exit_signal
 from netlab.core.config import Config
 from netlab.core.endpoints import endpoint_kind
@@ -29,6 +30,7 @@ from netlab.core.events import (
     DAEMON_STOP,
     FILE_LIMIT,
     READY,
+    WORKER,
     EventLog,
 )
 from netlab.core.kinds import (
@@ -41,6 +43,7 @@ from netlab.core.kinds import (
 from netlab.core.limits import DatagramGuard
 from netlab.core.listen import DatagramListener, bound_port, listener
 from netlab.core.systemd import Notifier
+from netlab.core.workertable import WorkerTable
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -83,6 +86,66 @@ def listening_summary(listening: Mapping[str, Sequence[str]]) -> str:
     return ", ".join(parts)
 
 
+def announce_ready(events: EventLog, config: Config, notifier: Notifier, count: int) -> None:
+    """
+    The one "netlab ready" line, once every listener is bound and the
+    reactor runs, and READY=1 to systemd.
+    """
+    summary = listening_summary(events.listening)
+    events.emit(READY, "netlab", count=count, summary=summary)
+    if config.log.file:
+        # netlab's events go to their own file: the terminal (twistd's
+        # log) still learns, in one line, where the daemon listens.
+        _twistd_log.info(
+            "netlab ready: {summary}; events are logged to {file}",
+            summary=summary, file=config.log.file,
+        )
+    listening = "; ".join(
+        f"{service} {', '.join(addresses)}" for service, addresses in events.listening.items()
+    )
+    notifier.ready(f"listening: {listening}")
+
+
+def cannot_listen(
+    events: EventLog, listeners: Sequence[Service], listener_service: Service, error: Exception
+) -> NoReturn:
+    """
+    Stop the start: one critical line for the listener that could not
+    bind, the ports already bound closed, exit status 1.
+    """
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    else:
+        reason = str(error) or type(error).__name__
+    events.emit(
+        CANNOT_LISTEN, getattr(listener_service, "service", "netlab"), None,
+        LogLevel.critical,
+        description=getattr(listener_service, "description", "?"),
+        error=reason,
+    )
+    for started in listeners:
+        port = getattr(started, "port", None)
+        if port is not None:
+            port.stopListening()
+    raise SystemExit(1)
+
+
+# What a listener that cannot bind raises.
+LISTEN_ERRORS = (CannotListenError, OSError, KeyError, ValueError)
+
+
+def handle_sighup(reactor: Any, reload_now: Any) -> Any:
+    """
+    SIGHUP (systemctl reload, logrotate) calls C{reload_now} in the
+    reactor; twistd leaves it unhandled.  The handler it replaced.
+    """
+
+    def hup(signum: int, frame: object) -> None:
+        reactor.callFromThread(reload_now)
+
+    return signal.signal(signal.SIGHUP, hup)
+
+
 class NetlabService(MultiService):
     """
     Everything one netlab daemon runs, built from the config and the
@@ -92,6 +155,10 @@ class NetlabService(MultiService):
     @ivar factories: the stream factories, which shutdown asks to say goodbye.
     @ivar listeners: the listener services, in config order.
     @ivar components: by service name, what reload hands new settings to.
+    @ivar worker: in a worker process (C{[daemon] workers} > 1), what its
+        parent told it: the sockets to adopt, its share of the limits.
+    @ivar worker_table: in a worker, every worker's counters (for
+        C{/metrics} and the dashboard); None in a single process.
     """
 
     def __init__(
@@ -102,8 +169,10 @@ class NetlabService(MultiService):
         environ: Mapping[str, str] | None = None,
         config_path: str | None = None,
         kinds: Sequence[ServiceKind[Any]] = KINDS,
+        worker: WorkerRole | None = None,
     ) -> None:
         super().__init__()
+        self.worker = worker
         self.notifier = Notifier(reactor, os.environ if environ is None else environ)
         self.config = config
         self.reactor = reactor
@@ -119,7 +188,24 @@ class NetlabService(MultiService):
         self.config_path: str | None = config_path
         self._previous_hup: Any = None
         self.listeners: list[Service] = []
+        self.worker_table: WorkerTable | None = None
+        self._link: WorkerLink | None = None
+        if worker is not None:
+            self.worker_table = WorkerTable(worker.index, os.getpid(), self.events)
         self._build()
+
+    def _share(self, settings: Any) -> Any:
+        """C{settings} as this process runs them: a worker's share of the limits."""
+        return settings if self.worker is None else worker_share(settings, self.worker.count)
+
+    def _listener(self, description: str, target: Any, name: str) -> Service:
+        if self.worker is None:
+            return listener(description, target, self.events, name, self.reactor)
+        # The parent said "listening on" for this socket already.
+        return listener(
+            description, target, self.events, name, self.reactor,
+            inherited=self.worker.sockets.get((name, description)), announce=LogLevel.debug,
+        )
 
     def _add(self, service: Service) -> None:
         self.listeners.append(service)
@@ -128,9 +214,10 @@ class NetlabService(MultiService):
     def _build(self) -> None:
         """One built service per enabled section, listening on its strings."""
         events, reactor = self.events, self.reactor
-        for where, settings in self.config.services():
-            if not settings.enabled:
+        for where, configured in self.config.services():
+            if not configured.enabled:
                 continue
+            settings = self._share(configured)
             name = settings.name
             built = kind_of(self.kinds, where).build(settings, self.context)
             parts = self.components.setdefault(name, [])
@@ -143,14 +230,14 @@ class NetlabService(MultiService):
                 if isinstance(built.stream, GoodbyeSayer):
                     self.factories.append(built.stream)
                 for description in stream:
-                    self._add(listener(description, built.stream, events, name, reactor))
+                    self._add(self._listener(description, built.stream, name))
             if datagram and built.datagram is not None:
                 # One guard per service: its rate limit holds across its addresses.
                 guard = DatagramGuard(settings, events, name, reactor.seconds, self.udp_ports)
                 parts.append(guard)
                 for description in datagram:
                     protocol = built.datagram(guard)
-                    self._add(listener(description, protocol, events, name, reactor))
+                    self._add(self._listener(description, protocol, name))
 
     def configure(self, config: Config) -> None:
         """Run with C{config} (a reload): each service's components take theirs."""
@@ -158,7 +245,7 @@ class NetlabService(MultiService):
         for name, settings in config.by_name().items():
             if before.get(name) != settings:
                 for part in self.components.get(name, ()):
-                    part.configure(settings)
+                    part.configure(self._share(settings))
         if config.log.level != self.config.log.level:
             self.events.set_level(config.log.level)
         self.config = config
@@ -185,8 +272,8 @@ class NetlabService(MultiService):
         for listener_service in self.listeners:
             try:
                 listener_service.privilegedStartService()
-            except (CannotListenError, OSError, KeyError, ValueError) as e:
-                self._cannot_listen(listener_service, e)
+            except LISTEN_ERRORS as e:
+                cannot_listen(self.events, self.listeners, listener_service, e)
             if isinstance(listener_service, DatagramListener):
                 port = bound_port(listener_service)
                 if port is not None:
@@ -199,47 +286,36 @@ class NetlabService(MultiService):
         self.reactor.callWhenRunning(self._ready)
 
     def _ready(self) -> None:
-        if self.running:
-            self._handle_sighup()
-            summary = listening_summary(self.events.listening)
-            self.events.emit(READY, "netlab", count=len(self.listeners), summary=summary)
-            if self.config.log.file:
-                # netlab's events go to their own file: the terminal (twistd's
-                # log) still learns, in one line, where the daemon listens.
-                _twistd_log.info(
-                    "netlab ready: {summary}; events are logged to {file}",
-                    summary=summary, file=self.config.log.file,
-                )
-            listening = "; ".join(
-                f"{service} {', '.join(addresses)}"
-                for service, addresses in self.events.listening.items()
-            )
-            self.notifier.ready(f"listening: {listening}")
+        if not self.running:
+            return
+        self._previous_hup = handle_sighup(self.reactor, self._reload)
+        if self.worker is None or self.worker_table is None:
+            announce_ready(self.events, self.config, self.notifier, len(self.listeners))
+            return
+        # A worker: its parent says "netlab ready" once every worker is.
+        from twisted.internet import stdio
 
-    def _handle_sighup(self) -> None:
-        """SIGHUP (systemctl reload, logrotate) reloads; twistd leaves it unhandled."""
-
-        def hup(signum: int, frame: object) -> None:
-            self.reactor.callFromThread(reload, self)
-
-        self._previous_hup = signal.signal(signal.SIGHUP, hup)
-
-    def _cannot_listen(self, listener_service: Service, error: Exception) -> NoReturn:
-        if isinstance(error, CannotListenError) and error.socketError is not None:
-            reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
-        else:
-            reason = str(error) or type(error).__name__
+        self._link = WorkerLink(self.worker_table, self.reactor, self._parent_gone)
+        # mypy reads the Windows StandardIO, which takes no descriptors.
+        standard_io: Any = stdio.StandardIO
+        standard_io(self._link, stdin=0, stdout=self.worker.report_fd, reactor=self.reactor)
+        self._link.ready()
         self.events.emit(
-            CANNOT_LISTEN, getattr(listener_service, "service", "netlab"), None,
-            LogLevel.critical,
-            description=getattr(listener_service, "description", "?"),
-            error=reason,
+            WORKER, "netlab", worker=self.worker.index, pid=os.getpid(),
+            what=f"serving {len(self.listeners)} listeners",
         )
-        for started in self.listeners:
-            port = getattr(started, "port", None)
-            if port is not None:
-                port.stopListening()
-        raise SystemExit(1)
+
+    def _reload(self) -> None:
+        reload(self)
+        if self.worker is not None:
+            self.events.emit(
+                WORKER, "netlab", worker=self.worker.index, pid=os.getpid(), what="reloaded",
+            )
+
+    def _parent_gone(self) -> None:
+        """A worker whose parent has gone stops (with its goodbyes)."""
+        if self.running:
+            self.reactor.stop()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -248,6 +324,8 @@ class NetlabService(MultiService):
         """
         Service.stopService(self)
         self.notifier.stopping()
+        if self._link is not None:
+            self._link.close()
         if self._previous_hup is not None:
             signal.signal(signal.SIGHUP, self._previous_hup)
             self._previous_hup = None

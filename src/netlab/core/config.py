@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import tomllib
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,14 @@ from netlab.core.endpoints import (
     parse_udp,
 )
 from netlab.core.kinds import ServiceKind
-from netlab.core.settings import SERVICE_NAME, AccessSettings, Config, LogSettings
+from netlab.core.settings import (
+    MAX_WORKERS,
+    SERVICE_NAME,
+    AccessSettings,
+    Config,
+    DaemonSettings,
+    LogSettings,
+)
 from netlab.core.tomltext import toml_key, toml_value
 
 
@@ -211,14 +219,30 @@ def parse(
             values["log"] = loader.section(LogSettings, table, "log")
         elif section == "access":
             values["access"] = loader.section(AccessSettings, table, "access")
+        elif section == "daemon":
+            values["daemon"] = _daemon_section(loader, table)
         elif section in by_section:
             sections[section] = _kind_section(loader, by_section[section], table)
         else:
-            known = ", ".join(["log", "access", *by_section])
+            known = ", ".join(["log", "daemon", "access", *by_section])
             raise ConfigError(f"{source}: [{section}]: unknown section (known: {known})")
     config = Config(source=source, sections=sections, **values)
     _check_whole(config, loader, by_section)
     return _merge_access(config)
+
+
+def _daemon_section(loader: _Loader, table: object) -> DaemonSettings:
+    """C{[daemon]}, with C{workers = "auto"} as the number of cores."""
+    if isinstance(table, Mapping) and "workers" in table:
+        workers = table["workers"]
+        if workers == "auto":
+            table = {**table, "workers": min(os.cpu_count() or 1, MAX_WORKERS)}
+        elif isinstance(workers, bool) or not isinstance(workers, int):
+            raise loader.fail(
+                "[daemon].workers", workers,
+                f'must be a whole number from 1 to {MAX_WORKERS}, or "auto" (one per core)',
+            )
+    return loader.section(DaemonSettings, table, "daemon")
 
 
 def _kind_section(loader: _Loader, kind: ServiceKind[Any], table: object) -> Any:

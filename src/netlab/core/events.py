@@ -53,6 +53,7 @@ REFUSED = "refused"
 DROPPED = "dropped"
 ERROR = "error"
 SHUTDOWN = "shutdown"
+WORKER = "worker"
 DAEMON_STOP = "daemon_stop"
 
 # What twisted.internet.tcp logs when it closes a client it could not keep.
@@ -80,6 +81,7 @@ FORMATS: dict[str, str] = {
     DROPPED: "{service}: dropped {what} from {peer}: {reason}{suppressed}",
     ERROR: "{service}: {peer}: {error}",
     SHUTDOWN: "{service}: closing {count} open connections: {reason}",
+    WORKER: "worker {worker} (pid {pid}) {what}",
     DAEMON_STOP: "netlab stopped",
 }
 

@@ -35,7 +35,9 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.internet.protocol import DatagramProtocol, Protocol, connectionDone
+from twisted.logger import LogLevel
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
@@ -242,16 +244,67 @@ class ProxyHeaderFactory(WrappingFactory):
         return list(negotiation.acceptableProtocols()) if negotiation is not None else []
 
 
+def socket_family(fd: int) -> int:
+    """The address family of the socket open on C{fd}."""
+    probe = socket.socket(fileno=os.dup(fd))
+    family = probe.family
+    probe.close()
+    return int(family)
+
+
+class InheritedSocketReactor:
+    """
+    The reactor as an endpoint sees it, except that listening adopts the
+    listening socket already open on C{fd} (a worker's, which its parent
+    bound) instead of binding a new one.  The endpoint still parses its
+    string (a TLS endpoint its certificate), so every stream string a
+    single process serves, a worker serves the same way.
+    """
+
+    def __init__(self, reactor: Any, fd: int) -> None:
+        self.reactor = reactor
+        self.fd = fd
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reactor, name)
+
+    def adoptStreamPort(self, fd: int, family: int, factory: IProtocolFactory) -> IListeningPort:
+        port: IListeningPort = self.reactor.adoptStreamPort(
+            self.fd, socket_family(self.fd), factory
+        )
+        return port
+
+    def listenTCP(self, port: int, factory: IProtocolFactory, *args: Any, **kw: Any) -> Any:
+        return self.adoptStreamPort(self.fd, 0, factory)
+
+    def listenUNIX(self, address: str, factory: IProtocolFactory, *args: Any, **kw: Any) -> Any:
+        return self.adoptStreamPort(self.fd, 0, factory)
+
+    def listenSSL(
+        self, port: int, factory: IProtocolFactory, contextFactory: Any, *args: Any, **kw: Any
+    ) -> Any:
+        # What the reactor's own listenSSL does over TCP.
+        return self.adoptStreamPort(self.fd, 0, TLSMemoryBIOFactory(contextFactory, False, factory))
+
+
 class StreamListener(StreamServerEndpointService):
-    """A strports service that reports the address it actually bound."""
+    """
+    A strports service that reports the address it actually bound.
+
+    @ivar announce: the level of its "listening on" event (a worker's,
+        whose parent announced the socket, is debug).
+    """
 
     def __init__(
         self, description: str, factory: IProtocolFactory, events: EventLog,
-        service: str, reactor: Any,
+        service: str, reactor: Any, inherited: int | None = None,
+        announce: LogLevel = LogLevel.info,
     ) -> None:
         endpoint, proxied = unproxied(description)
         if proxied:
             factory = ProxyHeaderFactory(factory, events, service, reactor)
+        if inherited is not None:
+            reactor = InheritedSocketReactor(reactor, inherited)
         template = strports.service(with_backlog(endpoint), factory, reactor=reactor)
         super().__init__(template.endpoint, factory)
         # A taken port stops the daemon at start, not just a logged error.
@@ -259,6 +312,7 @@ class StreamListener(StreamServerEndpointService):
         self.description = description
         self.events = events
         self.service = service
+        self.announce = announce
         self.port: IListeningPort | None = None
 
     def privilegedStartService(self) -> None:
@@ -273,7 +327,7 @@ class StreamListener(StreamServerEndpointService):
         kind = getattr(host, "type", "unix").lower()
         address = f"{kind} {describe_address(host)}"
         self.events.listening.setdefault(self.service, []).append(address)
-        self.events.emit(LISTENING, self.service, address=address)
+        self.events.emit(LISTENING, self.service, None, self.announce, address=address)
         return port
 
     def stopService(self) -> Any:
@@ -282,13 +336,19 @@ class StreamListener(StreamServerEndpointService):
 
 
 class DatagramListener(Service):
-    """Listens for datagrams on C{udp:PORT[:interface=ADDR]}."""
+    """
+    Listens for datagrams on C{udp:PORT[:interface=ADDR]}, or on the socket
+    open on C{inherited} (a worker's, which its parent bound).
+    """
 
     def __init__(
         self, description: str, protocol: DatagramProtocol, events: EventLog,
         service: str, reactor: Any, max_packet: int = 65_535,
+        inherited: int | None = None, announce: LogLevel = LogLevel.info,
     ) -> None:
         self.description = description
+        self.inherited = inherited
+        self.announce = announce
         self.systemd = description.startswith("systemd-udp:")
         if self.systemd:
             self.port_number, self.interface = 0, ""
@@ -313,8 +373,12 @@ class DatagramListener(Service):
             self._listen()
 
     def _listen(self) -> None:
-        if self.systemd:
-            self.port = self._adopt()
+        if self.inherited is not None:
+            self.port = self._adopt(self.inherited)
+        elif self.systemd:
+            fd = parse_systemd_udp(self.description)
+            assert fd is not None
+            self.port = self._adopt(fd)
         else:
             self.port = self.reactor.listenUDP(
                 self.port_number, self.protocol, interface=self.interface,
@@ -323,15 +387,11 @@ class DatagramListener(Service):
         address = describe_address(self.port.getHost())
         address = f"udp {address}"
         self.events.listening.setdefault(self.service, []).append(address)
-        self.events.emit(LISTENING, self.service, address=address)
+        self.events.emit(LISTENING, self.service, None, self.announce, address=address)
 
-    def _adopt(self) -> IListeningPort:
-        """Take over the datagram socket systemd passed in under this name."""
-        fd = parse_systemd_udp(self.description)
-        assert fd is not None
-        probe = socket.socket(fileno=os.dup(fd))
-        family = probe.family
-        probe.close()
+    def _adopt(self, fd: int) -> IListeningPort:
+        """Take over the datagram socket open on C{fd} (systemd's, or a parent's)."""
+        family = socket_family(fd)
         # systemd may pass a blocking socket, and Twisted's UDP adoption keeps
         # it so: one read would then block the whole reactor.
         os.set_blocking(fd, False)
@@ -350,12 +410,21 @@ class DatagramListener(Service):
 
 def listener(
     description: str, target: IProtocolFactory | DatagramProtocol, events: EventLog,
-    service: str, reactor: Any,
+    service: str, reactor: Any, inherited: int | None = None,
+    announce: LogLevel = LogLevel.info,
 ) -> Service:
-    """The service that listens on C{description} for C{target}."""
+    """
+    The service that listens on C{description} for C{target}: on a socket
+    of its own, or on the one open on C{inherited}.
+    """
     if isinstance(target, DatagramProtocol):
-        return DatagramListener(description, target, events, service, reactor)
-    return StreamListener(description, target, events, service, reactor)
+        return DatagramListener(
+            description, target, events, service, reactor,
+            inherited=inherited, announce=announce,
+        )
+    return StreamListener(
+        description, target, events, service, reactor, inherited=inherited, announce=announce
+    )
 
 
 def bound_port(service: Service) -> int | None:
@@ -368,10 +437,12 @@ def bound_port(service: Service) -> int | None:
 
 __all__ = [
     "DatagramListener",
+    "InheritedSocketReactor",
     "ProxyHeaderFactory",
     "ProxyHeaderReader",
     "StreamListener",
     "bound_port",
     "listener",
     "parse_proxy_header",
+    "socket_family",
 ]

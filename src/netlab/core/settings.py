@@ -68,6 +68,21 @@ class LogSettings:
     recent_events: int = setting(200, lo=1, hi=100_000)
 
 
+# The most worker processes C{[daemon] workers} may ask for.
+MAX_WORKERS = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonSettings:
+    """
+    C{[daemon]}: how the daemon runs.  C{workers} processes serve every
+    service on the same sockets (1: one process, no supervisor); the file
+    may say C{"auto"}, one per core, which the loader turns into a number.
+    """
+
+    workers: int = setting(1, lo=1, hi=MAX_WORKERS)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AccessSettings:
     """C{[access]}: address lists every service applies, besides its own."""
@@ -146,6 +161,7 @@ class Config:
 
     source: str = "<built-in defaults>"
     log: LogSettings = field(default_factory=LogSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     sections: Mapping[str, Any] = field(default_factory=dict)
 
@@ -184,8 +200,10 @@ class Config:
 __all__ = [
     "LOG_LEVELS",
     "LOOPBACK",
+    "MAX_WORKERS",
     "AccessSettings",
     "Config",
+    "DaemonSettings",
     "DatagramGuardSettings",
     "DatagramSettings",
     "LogSettings",

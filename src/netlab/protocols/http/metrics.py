@@ -21,6 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from netlab.core.events import EventLog, ServiceCounters
+from netlab.core.workertable import WorkerTable
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.http.context import HttpContext
 
@@ -37,8 +38,18 @@ COUNTERS: dict[str, tuple[str, str]] = {
 }
 
 
+def _worker_name(metric: str) -> str:
+    """A counter's per-worker name: C{netlab_worker_bytes_sent_total}."""
+    return "netlab_worker_" + metric.removeprefix("netlab_")
+
+
 class NetlabCollector(Collector):
-    """Reads every service's L{ServiceCounters} (and the chat hub) at scrape time."""
+    """
+    Reads every service's L{ServiceCounters} (and the chat hub) at scrape
+    time.  With C{[daemon] workers} > 1 the families without a C{worker}
+    label are the whole daemon's (every worker's, summed), and the
+    C{netlab_worker_*} families are each worker's, C{worker="0"}...
+    """
 
     def __init__(
         self,
@@ -46,16 +57,19 @@ class NetlabCollector(Collector):
         hub: ChatHub | None = None,
         reactor: IReactorTime | None = None,
         services: Sequence[tuple[str, str]] = (),
+        workers: WorkerTable | None = None,
     ) -> None:
         """
         @param services: the daemon's enabled services as C{(name, kind)},
             from the registry: each is exported from the first scrape, at
             zero until it counts, with a C{netlab_service_info} series.
+        @param workers: in a worker process, every worker's counters.
         """
         self.events = events
         self.hub = hub
         self.reactor = reactor
         self.services = services
+        self.workers = workers
 
     def describe(self) -> Iterable[Metric]:
         # Registering must not depend on which services have counted yet.
@@ -79,7 +93,7 @@ class NetlabCollector(Collector):
         )
         for service, kind in self.services:
             info.add_metric([service, kind], 1)
-        counted = dict(self.events.counters)
+        counted = dict(self.events.counters) if self.workers is None else self.workers.total()
         for service, _ in self.services:
             counted.setdefault(service, ServiceCounters())
         for service, counters in sorted(counted.items()):
@@ -92,6 +106,8 @@ class NetlabCollector(Collector):
         yield opened
         yield from totals.values()
         yield chat
+        if self.workers is not None:
+            yield from self._per_worker(self.workers)
         yield from self._chat_gauges()
         if self.reactor is not None:
             # Idle timers, deadlines, retries: one or two per open connection.
@@ -102,6 +118,31 @@ class NetlabCollector(Collector):
             )
             calls.add_metric([], len(self.reactor.getDelayedCalls()))
             yield calls
+
+    def _per_worker(self, workers: WorkerTable) -> Iterable[Metric]:
+        """Each worker's counters, labelled C{worker}; theirs as of their last report."""
+        info = GaugeMetricFamily(
+            "netlab_worker_info", "Each worker process and its pid.", labels=["worker", "pid"]
+        )
+        opened = GaugeMetricFamily(
+            "netlab_worker_connections_open", "Connections open now, by worker.",
+            labels=["service", "worker"],
+        )
+        totals = {
+            field: CounterMetricFamily(_worker_name(name), f"{text[:-1]}, by worker.",
+                                       labels=["service", "worker"])
+            for field, (name, text) in COUNTERS.items()
+        }
+        for index, (pid, counters) in workers.by_worker().items():
+            worker = str(index)
+            info.add_metric([worker, str(pid)], 1)
+            for service, values in sorted(counters.items()):
+                opened.add_metric([service, worker], values.connections_open)
+                for field, family in totals.items():
+                    family.add_metric([service, worker], getattr(values, field))
+        yield info
+        yield opened
+        yield from totals.values()
 
     def _chat_gauges(self) -> Iterable[Metric]:
         hub = self.hub
@@ -120,9 +161,12 @@ class NetlabCollector(Collector):
 def make_registry(context: HttpContext) -> CollectorRegistry:
     """A private registry with netlab's collector and the process's own metrics."""
     registry = CollectorRegistry()
-    registry.register(
-        NetlabCollector(context.events, context.hub, context.reactor, context.services)
-    )
+    # A worker's daemon service has every worker's counters (app.service).
+    workers = getattr(context.service, "worker_table", None)
+    registry.register(NetlabCollector(
+        context.events, context.hub, context.reactor, context.services,
+        workers if isinstance(workers, WorkerTable) else None,
+    ))
     ProcessCollector(registry=registry)
     return registry
 

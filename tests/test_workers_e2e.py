@@ -1,0 +1,306 @@
+"""
+End-to-end tests of C{[daemon] workers = 2} with the real daemon: one
+parent that binds, two twistd workers that serve, real clients.
+
+Which worker answers a connection is the kernel's choice; to make each
+worker answer in turn, the other is stopped (SIGSTOP) for that client,
+so the one left running accepts it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from daemon import TWISTD, Daemon, run_daemon
+from helpers import require_tool
+from test_socket_activation import free_port
+
+CONFIG = """
+[daemon]
+workers = 2
+
+[chat]
+enabled = false
+
+[http]
+listen = ["tcp:0:interface=127.0.0.1"]
+
+[[echo]]
+name = "ok"
+mode = "ok"
+banner = "Welcome to netlab"
+listen = ["tcp:0:interface=127.0.0.1"]
+
+[[udp_echo]]
+listen = ["udp:0:interface=127.0.0.1"]
+"""
+
+READY = re.compile(r"worker (\d) \(pid (\d+)\) ready")
+# How long a condition that changes once a second (counter reports) may take.
+REPORT_WAIT = 30.0
+
+
+def worker_pids(running: Daemon) -> dict[int, int]:
+    """Each worker's pid, from its "ready" line (the latest, after a restart)."""
+    pids = {}
+    for line in running.lines:
+        match = READY.search(line)
+        if match:
+            pids[int(match[1])] = int(match[2])
+    return pids
+
+
+@contextmanager
+def only(running: Daemon, worker: int) -> Iterator[None]:
+    """Every other worker stopped (SIGSTOP) for the block: C{worker} serves it."""
+    others = [pid for index, pid in worker_pids(running).items() if index != worker]
+    for pid in others:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in others:
+            os.kill(pid, signal.SIGCONT)
+
+
+def greet(port: int) -> None:
+    """One echo client: the banner, one answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        f = s.makefile("rb")
+        assert f.readline() == b"Welcome to netlab\r\n"
+        s.sendall(b"ping\r\n")
+        assert f.readline() == b"OK...ping\r\n"
+
+
+def udp_echo(port: int, payload: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(30)
+        client.sendto(payload, ("127.0.0.1", port))
+        assert client.recvfrom(100)[0] == payload
+
+
+def metrics(running: Daemon) -> str:
+    url = f"http://127.0.0.1:{running.port('http')}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return str(response.read().decode())
+
+
+def value(text: str, series: str) -> float:
+    """The value of C{series} (name and labels as written) in a scrape, 0 if absent."""
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+    return float(match[1]) if match else 0.0
+
+
+def until(condition: Callable[[], bool], timeout: float = REPORT_WAIT) -> None:
+    """Check C{condition} until it holds; fail after C{timeout} seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        # Reports come once a second: ask again a little later.
+        time.sleep(0.2)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Daemon]:
+    daemon = run_daemon(tmp_path, CONFIG)
+    try:
+        yield daemon
+    finally:
+        for pid in worker_pids(daemon).values():
+            if not gone(pid):
+                os.kill(pid, signal.SIGCONT)
+        daemon.kill()
+        for pid in worker_pids(daemon).values():
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_both_workers_serve_and_metrics_sum_them(running: Daemon) -> None:
+    """
+    Each worker answers TCP echo, UDP echo and HTTP on the parent's one set
+    of ports; /metrics (from either) shows each worker's counts and the sum.
+    """
+    pids = worker_pids(running)
+    assert sorted(pids) == [0, 1] and len(set(pids.values())) == 2
+    assert running.ports[("ok", "tcp")] == [running.port("ok")]  # announced once, by the parent
+    for worker in (0, 1):
+        with only(running, worker):
+            greet(running.port("ok"))
+            greet(running.port("ok"))
+            udp_echo(running.port("udp-echo", "udp"), f"to worker {worker}".encode())
+            assert "netlab_worker_info" in metrics(running)
+
+    scrapes: list[str] = []
+
+    def counted() -> bool:
+        # Each worker's own counts are live, the other's up to a second old:
+        # wait for one scrape that has them all.
+        text = metrics(running)
+        scrapes.append(text)
+        return all(
+            value(text, f'netlab_worker_connections_total{{service="ok",worker="{w}"}}') == 2
+            and value(text, f'netlab_worker_datagrams_received_total'
+                            f'{{service="udp-echo",worker="{w}"}}') == 1
+            for w in (0, 1)
+        ) and value(text, 'netlab_connections_total{service="ok"}') == 4 and value(
+            text, 'netlab_datagrams_received_total{service="udp-echo"}') == 2
+
+    until(counted)
+    for worker, pid in pids.items():
+        assert f'netlab_worker_info{{pid="{pid}",worker="{worker}"}} 1.0' in scrapes[-1]
+    assert running.stop() == 0, running.log()
+
+
+def test_sighup_reaches_every_worker(running: Daemon) -> None:
+    """SIGHUP to the parent: it checks the file, then each worker reloads it."""
+    path = running.cwd / "netlab.toml"
+    path.write_text(CONFIG.replace('banner = "Welcome to netlab"', 'banner = "Hello again"'))
+    running.process.send_signal(signal.SIGHUP)
+    running.wait_for_log(r"reload: .*checked, reloading 2 workers")
+    pids = worker_pids(running)
+    for worker, pid in pids.items():
+        running.wait_for_log(rf"worker {worker} \(pid {pid}\) reloaded")
+    assert running.log().count("applied ok.banner") == 2
+    for worker in (0, 1):
+        with only(running, worker), \
+                socket.create_connection(("127.0.0.1", running.port("ok")), timeout=30) as s:
+            assert s.makefile("rb").readline() == b"Hello again\r\n"
+    # A bad file is refused by the parent and reaches no worker.
+    path.write_text(CONFIG + "[[echo]]\nname = 42\n")
+    running.process.send_signal(signal.SIGHUP)
+    running.wait_for_log(r"config refused, still running the old one")
+    assert running.stop() == 0, running.log()
+    assert running.log().count(") reloaded") == 2
+
+
+def test_killed_worker_is_restarted(running: Daemon) -> None:
+    """A worker killed with SIGKILL is logged and started again; the others serve meanwhile."""
+    killed = worker_pids(running)[1]
+    os.kill(killed, signal.SIGKILL)
+    running.wait_for_log(
+        rf"worker 1 \(pid {killed}\) exited \(killed by SIGKILL\); restarting in 1s"
+    )
+    greet(running.port("ok"))
+    line = running.wait_for_log(rf"worker 1 \(pid (?!{killed}\))\d+\) ready")
+    new = int(re.search(r"pid (\d+)", line)[1])  # type: ignore[index]
+    assert worker_pids(running)[1] == new != killed
+    with only(running, 1):
+        greet(running.port("ok"))
+    assert running.stop() == 0, running.log()
+
+
+def test_sigterm_stops_every_worker_with_goodbyes(running: Daemon) -> None:
+    """SIGTERM to the parent: each worker's clients get a goodbye, all exit, status 0."""
+    pids = worker_pids(running)
+    clients = []
+    for worker in (0, 1):
+        with only(running, worker):
+            client = socket.create_connection(("127.0.0.1", running.port("ok")), timeout=30)
+            reader = client.makefile("rb")
+            assert reader.readline() == b"Welcome to netlab\r\n"
+            clients.append((client, reader))
+    assert running.stop() == 0, running.log()
+    for client, reader in clients:
+        assert reader.readline() == b"Server shutting down.\r\n"
+        client.close()
+    log = running.log()
+    for worker, pid in pids.items():
+        assert f"worker {worker} (pid {pid}) stopped (exit status 0)" in log
+        assert gone(pid)
+    assert log.count("ok: closing 1 open connections") == 2
+    assert "Traceback" not in log
+
+
+def test_refuses_workers_with_the_chat(tmp_path: Path) -> None:
+    """The chat's rooms live in one process: workers > 1 with it on is one config line."""
+    path = tmp_path / "netlab.toml"
+    path.write_text("[daemon]\nworkers = 2\n[chat]\nenabled = true\n")
+    result = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "netlab", "--config", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{path}: [daemon].workers = 2: [chat] keeps its state in one process; "
+        "with more than one worker set [chat] enabled = false (or workers = 1)"
+    )
+
+
+class Activated(Daemon):
+    """The daemon started by C{systemd-socket-activate}, its log read as L{Daemon} reads it."""
+
+    def __init__(self, cwd: Path, *tool_args: str) -> None:
+        self.cwd = cwd
+        self.argv = [
+            require_tool("systemd-socket-activate"), *tool_args, "--",
+            TWISTD, "-n", "--pidfile=", "netlab", "--config", str(cwd / "netlab.toml"),
+        ]
+        self.lines = []
+        self._queue = queue.Queue()
+        self.ports = {}
+        self.process = subprocess.Popen(
+            self.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+
+
+@pytest.mark.parametrize("datagram", [False, True], ids=["tcp", "udp"])
+def test_socket_activation_with_workers(tmp_path: Path, datagram: bool) -> None:
+    """The socket systemd-socket-activate passes in is served by both workers."""
+    kind = socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM
+    port = free_port(kind)
+    (tmp_path / "netlab.toml").write_text(
+        ('echo = []\n[[udp_echo]]\nlisten = ["systemd-udp:name=echo"]\n' if datagram else
+         'udp_echo = []\n[[echo]]\nname = "ok"\nmode = "ok"\n'
+         'banner = "Welcome to netlab"\nlisten = ["systemd:domain=INET:name=echo"]\n')
+        + "[daemon]\nworkers = 2\n[chat]\nenabled = false\n[http]\nenabled = false\n"
+    )
+    activated = Activated(
+        tmp_path, *(["--datagram"] if datagram else []), "-l", f"127.0.0.1:{port}",
+        "--fdname=echo",
+    )
+    try:
+        activated.wait_for_log("Listening on")
+        # The tool starts the daemon on the first connection or datagram.
+        if datagram:
+            udp_echo(port, b"first")
+        else:
+            greet(port)
+        activated.wait_for_log(r"netlab ready: 1 listeners")
+        for worker in (0, 1):
+            with only(activated, worker):
+                if datagram:
+                    udp_echo(port, f"to worker {worker}".encode())
+                else:
+                    greet(port)
+        pids = worker_pids(activated)
+        assert activated.stop() == 0, activated.log()
+        log = activated.log()
+        assert f"listening on {'udp' if datagram else 'tcp'} 127.0.0.1:{port}" in log
+        for worker, pid in pids.items():
+            assert f"worker {worker} (pid {pid}) stopped (exit status 0)" in log
+    finally:
+        activated.kill()

@@ -142,7 +142,7 @@ def test_deflate_can_be_turned_off(events: Any) -> None:
     assert "Reserved bit set unexpectedly" in dropped["reason"]
     clock.advance(0)
     [gone] = ws_events(events, "disconnected")
-    assert gone["reason"] == "protocol error (1002)"
+    assert gone["reason"] == "protocol error, close code 1002"
 
 
 @pytest.mark.parametrize(("offer", "accepted"), [
@@ -302,7 +302,7 @@ def test_protocol_errors_close_with_their_code_and_are_logged(
     assert dropped["what"] == "a frame" and dropped["reason"]
     clock.advance(0)
     [gone] = ws_events(events, "disconnected")
-    assert gone["reason"] == f"protocol error ({code})"
+    assert gone["reason"] == f"protocol error, close code {code}"
 
 
 def test_a_bad_handshake_is_400(events: Any) -> None:

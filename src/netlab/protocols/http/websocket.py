@@ -17,6 +17,13 @@ for the echo, C{max(4 * max_line, 64 KiB)} for the chat.  A chat message
 that arrives whole but is longer than C{max_line} gets one error line and
 is dropped, as on telnet.
 
+netlab answers the handshake itself (L{GuardedWebSocketResource.upgrade}),
+so that it can agree to permessage-deflate (C{websocket_deflate}, see
+L{netlab.protocols.http.wsdeflate}): the same cap then holds a compressed
+message's inflated size too.  What wsproto refuses in a client's frames
+(a protocol error, invalid UTF-8, a message too big once inflated) closes
+the socket with its code and is one logged event (L{ServerConnection}).
+
 After the upgrade (the HTTP channel keeps its own connection accounting,
 see L{netlab.protocols.http.site.NetlabChannel}; the WebSocket is accounted
 again, as a connection of the C{NAME-ws} service), L{MeteredSocket} replaces
@@ -375,7 +382,7 @@ class MeteredSocket(ConnectionRecord):
             self.closing("message too big")
         else:
             self.dropped("a frame", reason)
-            self.closing(f"protocol error ({code})")
+            self.closing(f"protocol error, close code {code}")
 
     def connectionLost(self, reason: Failure) -> None:
         self.lost = True

@@ -325,6 +325,7 @@ def serve_websocket(channel: Any, connection: Any, protocol: Any) -> None:
     wire = _WebSocketWireProtocol(connection, serverBootstrap, protocol)
     channel._protocolUpgradeForWebsockets(wire)
 
+
 # -- twisted.web: HTTP/2 -----------------------------------------------------
 #
 # Twisted speaks HTTP/2 (with the h2 package) in twisted.web._http2, a

@@ -27,11 +27,13 @@ UPGRADE = (
 )
 
 
-def frame(payload: bytes, opcode: int = 0x1, final: bool = True, size: int | None = None) -> bytes:
+def frame(payload: bytes, opcode: int = 0x1, final: bool = True, size: int | None = None,
+          rsv: int = 0) -> bytes:
     """
     One frame as a client must send it: masked (RFC 6455 5.3); C{final}
     clear for a fragment, C{size} to declare more payload than C{payload}
-    (a frame still arriving).
+    (a frame still arriving), C{rsv} the reserved bits (0x40: RSV1, the
+    compressed bit of permessage-deflate).
     """
     mask = b"abcd"
     # XOR as one big integer: fast enough for megabyte messages.
@@ -39,7 +41,7 @@ def frame(payload: bytes, opcode: int = 0x1, final: bool = True, size: int | Non
     masked = int.from_bytes(padded) ^ int.from_bytes(mask * (len(padded) // 4))
     body = masked.to_bytes(len(padded))[:len(payload)]
     size = len(payload) if size is None else size
-    first = (0x80 if final else 0) | opcode
+    first = (0x80 if final else 0) | rsv | opcode
     if size < 126:
         head = bytes([first, 0x80 | size])
     elif size < 65536:
@@ -49,8 +51,8 @@ def frame(payload: bytes, opcode: int = 0x1, final: bool = True, size: int | Non
     return head + mask + body
 
 
-def frames(data: bytes) -> list[tuple[int, bytes]]:
-    """The opcodes and payloads of the server's (unmasked, unfragmented) frames in C{data}."""
+def raw_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The first header byte (FIN, RSV, opcode) and payload of each of the server's frames."""
     found = []
     while data:
         size, start = data[1] & 0x7F, 2
@@ -58,9 +60,14 @@ def frames(data: bytes) -> list[tuple[int, bytes]]:
             size, start = struct.unpack("!H", data[2:4])[0], 4
         elif size == 127:
             size, start = struct.unpack("!Q", data[2:10])[0], 10
-        found.append((data[0] & 0x0F, data[start:start + size]))
+        found.append((data[0], data[start:start + size]))
         data = data[start + size:]
     return found
+
+
+def frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The opcodes and payloads of the server's (unmasked, unfragmented) frames in C{data}."""
+    return [(first & 0x0F, payload) for first, payload in raw_frames(data)]
 
 
 def messages(data: bytes) -> list[bytes]:
@@ -78,12 +85,18 @@ def close_code(data: bytes) -> int | None:
 
 def open_socket(site: Any, clock: PassClock, path: bytes, port: int) -> MemoryTCP:
     """Upgrade a connection to the WebSocket at C{path}; the HTTP answer is read."""
-    _, transport = serve(site, clock, port=port)
-    transport.peer_write(UPGRADE % path)
-    clock.advance(0)
-    head = transport.peer_read()
+    transport, head = upgrade(site, clock, path, port)
     assert head.startswith(b"HTTP/1.1 101 "), head
     return transport
+
+
+def upgrade(site: Any, clock: PassClock, path: bytes, port: int,
+            headers: bytes = b"") -> tuple[MemoryTCP, bytes]:
+    """Ask for a WebSocket at C{path}, with C{headers} (CRLF-terminated lines) too."""
+    _, transport = serve(site, clock, port=port)
+    transport.peer_write((UPGRADE % path)[:-2] + headers + b"\r\n")
+    clock.advance(0)
+    return transport, transport.peer_read()
 
 
 def test_echo_socket_stops_reading_while_its_client_does_not(events: Any) -> None:

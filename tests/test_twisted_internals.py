@@ -624,6 +624,54 @@ def test_websocket_upgrade_goes_through_the_channel_hook() -> None:
     channel.connectionLost(Failure(ConnectionDone()))
 
 
+class RecordingPeer(WebSocketPeer):
+    """A WebSocket protocol that keeps the text messages it gets."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.started_with: Any = None
+
+    def negotiationStarted(self, transport: Any) -> None:
+        super().negotiationStarted(transport)
+        self.started_with = transport
+
+    def textMessageReceived(self, message: str) -> None:
+        self.texts.append(message)
+
+
+def test_serve_websocket_over_a_channel() -> None:
+    """
+    serve_websocket wraps a wsproto connection in Twisted's byte-level
+    WebSocket protocol and hands the channel's connection to it: what
+    WebSocketResource.render_GET does after its handshake, and what
+    netlab's own handshake (permessage-deflate) relies on.
+    """
+    from wsproto import Connection, ConnectionType
+
+    from netlab.core._twisted import serve_websocket
+
+    site = server.Site(resource.Resource(), timeout=None)
+    site.protocol = http.HTTPChannel  # type: ignore[assignment]
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    peer = RecordingPeer()
+    serve_websocket(channel, Connection(ConnectionType.SERVER), peer)
+    explain = (
+        "twisted.web._websocket_impl._WebSocketWireProtocol(connection, serverBootstrap, "
+        "protocol) or HTTPChannel._protocolUpgradeForWebsockets changed: netlab's "
+        "WebSocket handshake (protocols/http/websocket.py, for permessage-deflate) "
+        "serves its sockets through them"
+    )
+    assert peer.started_with is not None, explain
+    mask = b"abcd"
+    channel.dataReceived(b"\x81\x82" + mask + bytes(b ^ mask[i] for i, b in enumerate(b"hi")))
+    assert peer.texts == ["hi"], explain
+    peer.started_with.sendTextMessage("back")
+    assert transport.value() == b"\x81\x04back", explain
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
 def test_endpoint_tokens() -> None:
     """Twisted's endpoint tokenizer splits type, positional and keyword arguments, unescaping."""
     from netlab.core._twisted import endpoint_tokens

@@ -302,6 +302,30 @@ def upgrade_to_websocket(channel: Any, protocol: Any) -> None:
 
     HTTPChannel._protocolUpgradeForWebsockets(channel, protocol)
 
+
+# netlab answers the WebSocket handshake itself, to agree on extensions
+# (permessage-deflate) that Twisted's WebSocketResource.render_GET cannot
+# pass to wsproto, and to use a wsproto connection of its own.  After the
+# handshake it does what render_GET does: wraps the wsproto connection in
+# Twisted's byte-level WebSocket protocol (the class that turns wsproto's
+# events into WebSocketProtocol calls and is the WebSocketTransport) and
+# hands the HTTP channel's connection to it.
+
+
+def serve_websocket(channel: Any, connection: Any, protocol: Any) -> None:
+    """
+    Serve the WebSocket C{protocol} over C{channel}'s connection through the
+    wsproto C{connection} (open: the 101 answer is the caller's to write),
+    as C{twisted.web.websocket.WebSocketResource.render_GET} does after its
+    own handshake: C{protocol.negotiationStarted} is called with the
+    transport at once; C{negotiationFinished} is the caller's to call.
+    """
+    from twisted.web._websocket_impl import _WebSocketWireProtocol, serverBootstrap
+
+    wire = _WebSocketWireProtocol(connection, serverBootstrap, protocol)
+    channel._protocolUpgradeForWebsockets(wire)
+
+
 # -- twisted.web: HTTP/2 -----------------------------------------------------
 #
 # Twisted speaks HTTP/2 (with the h2 package) in twisted.web._http2, a
@@ -455,6 +479,7 @@ __all__ = [
     "is_port_chatter",
     "raise_synchronously",
     "read_proxy_header",
+    "serve_websocket",
     "systemd_inherited_fds",
     "tcp_buffer_empty",
     "tcp_buffered_bytes",

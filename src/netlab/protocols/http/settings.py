@@ -32,6 +32,8 @@ class HttpSettings(StreamSettings):
     max_ranges: int = setting(16, lo=1, hi=1000)
     instructor_token: str = setting("")
     allowed_origins: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"))
+    # permessage-deflate (RFC 7692) on the WebSocket endpoints, when a client offers it.
+    websocket_deflate: bool = setting(True)
     # Which routes send CORS headers: see netlab.protocols.http.cors.
     cors: str = setting("inspection", choices=cors_modes.MODES)
     access_log: bool = setting(True)

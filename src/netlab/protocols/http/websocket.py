@@ -17,6 +17,13 @@ for the echo, C{max(4 * max_line, 64 KiB)} for the chat.  A chat message
 that arrives whole but is longer than C{max_line} gets one error line and
 is dropped, as on telnet.
 
+netlab answers the handshake itself (L{GuardedWebSocketResource.upgrade}),
+so that it can agree to permessage-deflate (C{websocket_deflate}, see
+L{netlab.protocols.http.wsdeflate}): the same cap then holds a compressed
+message's inflated size too.  What wsproto refuses in a client's frames
+(a protocol error, invalid UTF-8, a message too big once inflated) closes
+the socket with its code and is one logged event (L{ServerConnection}).
+
 After the upgrade (the HTTP channel keeps its own connection accounting,
 see L{netlab.protocols.http.site.NetlabChannel}; the WebSocket is accounted
 again, as a connection of the C{NAME-ws} service), L{MeteredSocket} replaces
@@ -27,6 +34,7 @@ reading, the chat drops a client whose unsent backlog passes C{max_output}.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from contextlib import suppress
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,15 +45,22 @@ from twisted.python.failure import Failure
 from twisted.web import pages
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
-from wsproto.utilities import LocalProtocolError
+from wsproto import Connection, ConnectionType
+from wsproto.connection import ConnectionState
+from wsproto.events import AcceptConnection, CloseConnection, Event
+from wsproto.extensions import Extension
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 from zope.interface import implementer
 
+from netlab.core._twisted import serve_websocket
 from netlab.core.accounting import ConnectionRecord
 from netlab.core.events import DROPPED, ServiceCounters, describe_address
 from netlab.protocols.base import SHUTDOWN_GRACE, idle_goodbye
 from netlab.protocols.chat.hub import ChatHub, Session, idle_warning
 from netlab.protocols.http.chatpage import ChatPage
 from netlab.protocols.http.context import HttpContext
+from netlab.protocols.http.wsdeflate import CappedDeflate
 
 # RFC 6455 close codes.
 NORMAL, GOING_AWAY, UNSUPPORTED, TOO_BIG, POLICY = 1000, 1001, 1003, 1009, 1008
@@ -81,8 +96,10 @@ def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
 class GuardedWebSocketResource(WebSocketResource):
     """A WebSocket endpoint that refuses foreign browser pages (403) before upgrading."""
 
-    def __init__(self, factory: Any, context: HttpContext, service: str) -> None:
+    def __init__(self, factory: EchoFactory | ChatSocketFactory, context: HttpContext,
+                 service: str) -> None:
         super().__init__(factory)
+        self.build_socket: Callable[[Request], MeteredSocket] = factory.buildProtocol
         self.context = context
         self.service = service
 
@@ -112,14 +129,35 @@ class GuardedWebSocketResource(WebSocketResource):
             # (a 500 and a critical traceback) rather than answering.
             count = "without a Host header" if not hosts else f"with {len(hosts)} Host headers"
             return self.bad_upgrade(request, f"WebSocket upgrade {count}")
-        result = super().render_GET(request)
-        if result == NOT_DONE_YET:
-            # The 101 was written past the Request; still one access event.
-            request.setResponseCode(101)
-            log = getattr(getattr(request, "site", None), "log", None)
-            if log is not None:
-                log(request)
-        return result
+        return self.upgrade(request)
+
+    def upgrade(self, request: Request) -> bytes | int:
+        """
+        The handshake, as Twisted's C{render_GET} does it but with the
+        socket's extensions (permessage-deflate) offered to wsproto, and
+        the socket's own wsproto connection (see L{ServerConnection}).
+        """
+        handshake = H11Handshake(ConnectionType.SERVER)
+        headers = [(name, value) for name, values in request.requestHeaders.getAllRawHeaders()
+                   for value in values]
+        try:
+            handshake.initiate_upgrade_connection(headers, request.path)
+        except RemoteProtocolError as error:
+            return self.bad_upgrade(request, f"WebSocket handshake refused: {error}")
+        socket = self.build_socket(request)
+        extensions = socket.extensions()
+        accepted = handshake.send(AcceptConnection(extensions=extensions))
+        channel = request.channel
+        serve_websocket(channel, ServerConnection(extensions, socket.broke_protocol), socket)
+        assert channel.transport is not None, "upgraded a closed connection"
+        channel.transport.write(accepted)
+        socket.negotiationFinished()
+        # The 101 was written past the Request; still one access event.
+        request.setResponseCode(101)
+        log = getattr(getattr(request, "site", None), "log", None)
+        if log is not None:
+            log(request)
+        return NOT_DONE_YET
 
     def bad_upgrade(self, request: Request, reason: str) -> bytes:
         """A malformed upgrade request: 400 and one refused event, no traceback."""
@@ -127,6 +165,32 @@ class GuardedWebSocketResource(WebSocketResource):
         request.setResponseCode(400)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return f"400 Bad Request: {reason}.\n".encode()
+
+
+class ServerConnection(Connection):
+    """
+    wsproto's server side of one WebSocket, which tells netlab of the
+    protocol errors wsproto finds in what the client sends.
+
+    wsproto answers one by yielding the close it wants sent (1002, 1007,
+    1009 from L{CappedDeflate}) while the connection is still open, unlike
+    the client's own close frame, which has already moved it on; Twisted
+    sends either the same way.
+    """
+
+    def __init__(self, extensions: list[Extension],
+                 broke_protocol: Callable[[int, str], None]) -> None:
+        super().__init__(ConnectionType.SERVER, extensions)
+        self.broke_protocol = broke_protocol
+
+    def events(self) -> Generator[Event, None, None]:
+        for event in super().events():
+            if isinstance(event, CloseConnection) and self.state is ConnectionState.OPEN:
+                if event.code == TOO_BIG:
+                    # wsproto's reason would be "error in extension".
+                    event = CloseConnection(TOO_BIG, "message too big")
+                self.broke_protocol(event.code, event.reason or "")
+            yield event
 
 
 class MessageMeter:
@@ -300,6 +364,26 @@ class MeteredSocket(ConnectionRecord):
     def pongReceived(self, payload: bytes) -> None:
         """A pong is no part of a message: the size count goes on (see L{MessageMeter})."""
 
+    def extensions(self) -> list[Extension]:
+        """What this socket offers to agree on: permessage-deflate, when configured."""
+        if not self.context.settings.websocket_deflate:
+            return []
+        # The inflated size of a message has the same cap as its bytes on the wire.
+        return [CappedDeflate(self.max_pending)]
+
+    def broke_protocol(self, code: int, reason: str) -> None:
+        """
+        wsproto refuses what the client sent, and Twisted is closing with
+        C{code}: a message too big once inflated (1009), invalid UTF-8
+        (1007) or any other protocol error (1002).
+        """
+        if code == TOO_BIG:
+            self.dropped("a message", f"longer than {self.max_pending} bytes inflated")
+            self.closing("message too big")
+        else:
+            self.dropped("a frame", reason)
+            self.closing(f"protocol error, close code {code}")
+
     def connectionLost(self, reason: Failure) -> None:
         self.lost = True
         for call in (self._idle, self._linger):
@@ -416,10 +500,19 @@ class MeteredSocket(ConnectionRecord):
         transport = self.transport
         if transport is None or self.close_reason is not None or self.lost:
             return
-        self.close_reason = reason
-        transport.detachProducer()
+        self.closing(reason)
         with suppress(LocalProtocolError):  # the close handshake is under way
             transport.loseConnection(code)
+
+    def closing(self, reason: str) -> None:
+        """
+        The socket is being closed for C{reason}: read no more, let the TCP
+        close once the close frame is out (no producer holds it open), and
+        abort if that does not happen in time.
+        """
+        assert self.transport is not None
+        self.close_reason = reason
+        self.transport.detachProducer()
         self._linger = self.context.reactor.callLater(SHUTDOWN_GRACE, self.abort)
 
     def abort(self) -> None:
@@ -495,9 +588,16 @@ class ChatSocket(MeteredSocket):
             self.session.lost(self.close_reason or "connection lost")
 
     def too_big(self) -> None:
-        limit = self.hub.settings.max_line
-        self.send_line(f"ERROR line longer than {limit} bytes, closing")
+        self.send_line(self.too_long_line())
         super().too_big()
+
+    def broke_protocol(self, code: int, reason: str) -> None:
+        if code == TOO_BIG:
+            self.send_line(self.too_long_line())
+        super().broke_protocol(code, reason)
+
+    def too_long_line(self) -> str:
+        return f"ERROR line longer than {self.hub.settings.max_line} bytes, closing"
 
     # -- idle: a warning first, like the telnet front-end --------------------------
 

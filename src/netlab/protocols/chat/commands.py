@@ -160,8 +160,7 @@ def nick(hub: ChatHub, session: Session, args: str) -> None:
         if problem:
             session.tell(problem)
             return
-        hub.rename(session, new)
-        session.identified = True
+        hub.rename(session, new, identified=True)
 
     _verified(hub, session, new, password.strip(), stored, take)
 
@@ -171,6 +170,8 @@ def who(hub: ChatHub, session: Session, args: str) -> None:
     if room is None:
         return
     names = [m.name + (" (op)" if m.oper else "") for m in room.members]
+    if hub.cluster is not None:
+        names += hub.cluster.in_room(room.name)
     session.tell(f"In {room.name} ({len(names)}): {', '.join(names)}")
 
 
@@ -212,6 +213,10 @@ def msg(hub: ChatHub, session: Session, args: str) -> None:
     if hub.muted(session):
         return
     target = hub.find(target_nick)
+    if target is None and hub.cluster is not None and hub.cluster.private(
+        session, target_nick, text
+    ):
+        return
     if target is None:
         session.tell(f"No user {target_nick} here.")
         return
@@ -341,6 +346,11 @@ def kick(hub: ChatHub, session: Session, args: str) -> None:
     if not nick_:
         _usage(session, "kick")
         return
+    if hub.find(nick_) is None and hub.cluster is not None and hub.cluster.kick(
+        session, nick_, reason.strip()[:100]
+    ):
+        session.tell(f"Kicking {nick_} on another server.")
+        return
     target = _target(hub, session, nick_)
     if target is None:
         return
@@ -356,20 +366,16 @@ def mute(hub: ChatHub, session: Session, args: str) -> None:
     target = _target(hub, session, nick_)
     if target is None:
         return
-    target.muted_until = hub.clock.seconds() + minutes * 60
-    target.tell(f"* You were muted by {session.name} for {minutes:g} minutes.")
-    if target.room is not None:
-        hub.to_room(
-            target.room, f"* {target.name} was muted by {session.name} for {minutes:g} minutes",
-            but=target,
-        )
+    hub.muted_by(session.name, target, minutes)
+    hub.publish(
+        "mute", target=target.name, minutes=minutes, by=session.name,
+        room=target.room.name if target.room else None,
+    )
     hub.count("mutes")
     hub.event("mute", session, detail=f"{target.name} for {minutes:g} minutes")
 
 
 def ban(hub: ChatHub, session: Session, args: str) -> None:
-    from netlab.protocols.chat.hub import Ban
-
     what, _, when = args.partition(" ")
     minutes = _minutes(when.strip(), DEFAULT_BAN_MINUTES)
     if not what or minutes is None:
@@ -383,14 +389,11 @@ def ban(hub: ChatHub, session: Session, args: str) -> None:
         session.tell(f"No user {what} here, and it is not an address or network.")
         return
     until = hub.clock.seconds() + minutes * 60
-    hub.bans.append(Ban(network, until, session.name))
     hub.count("bans")
     hub.event("ban", session, detail=f"{network} for {minutes:g} minutes")
     session.tell(f"Banned {network} until {hub.until(until)}.")
-    for other in list(hub.sessions):
-        if other is not session and hub.banned(other.client.peer_host) is not None:
-            other.tell(f"* You were banned by {session.name}.")
-            hub.close(other, f"banned by {session.name}")
+    hub.apply_ban(network, until, session.name, but=session)
+    hub.publish("ban", network=str(network), until=until, by=session.name)
 
 
 def unban(hub: ChatHub, session: Session, args: str) -> None:

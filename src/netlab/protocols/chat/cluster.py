@@ -155,6 +155,7 @@ class Cluster:
         user = self.holder(nick)
         if user is None:
             return False
+        session.tell(f"Kicking {user.nick} on another server.")
         self.send("kick", target=user.nick, by=session.name, reason=reason)
         self.hub.count("kicks")
         self.hub.event("kick", session, detail=f"{user.nick} on {user.node}")

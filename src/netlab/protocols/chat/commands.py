@@ -349,7 +349,6 @@ def kick(hub: ChatHub, session: Session, args: str) -> None:
     if hub.find(nick_) is None and hub.cluster is not None and hub.cluster.kick(
         session, nick_, reason.strip()[:100]
     ):
-        session.tell(f"Kicking {nick_} on another server.")
         return
     target = _target(hub, session, nick_)
     if target is None:
@@ -363,16 +362,25 @@ def mute(hub: ChatHub, session: Session, args: str) -> None:
     if not nick_ or minutes is None:
         _usage(session, "mute")
         return
-    target = _target(hub, session, nick_)
-    if target is None:
-        return
-    hub.muted_by(session.name, target, minutes)
+    remote = hub.cluster.holder(nick_) if hub.cluster is not None else None
+    if hub.find(nick_) is None and remote is not None:
+        # Muted on its node, which tells its room there; this node's users hear here.
+        name, room = remote.nick, hub.rooms.get((remote.room or "").lower())
+        if room is not None:
+            hub.to_room(room, f"* {name} was muted by {session.name} for {minutes:g} minutes")
+    else:
+        target = _target(hub, session, nick_)
+        if target is None:
+            return
+        hub.muted_by(session.name, target, minutes)
+        name = target.name
+        room = target.room
     hub.publish(
-        "mute", target=target.name, minutes=minutes, by=session.name,
-        room=target.room.name if target.room else None,
+        "mute", target=name, minutes=minutes, by=session.name,
+        room=room.name if room else None,
     )
     hub.count("mutes")
-    hub.event("mute", session, detail=f"{target.name} for {minutes:g} minutes")
+    hub.event("mute", session, detail=f"{name} for {minutes:g} minutes")
 
 
 def ban(hub: ChatHub, session: Session, args: str) -> None:

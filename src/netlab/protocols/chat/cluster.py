@@ -65,6 +65,8 @@ class Cluster:
         self.seen: dict[str, float] = {}
         self.numbers: dict[str, int] = {}
         self.degraded = False
+        # Whether the bus has been reached at all yet (logged once).
+        self.joined = False
         self.beating = LoopingCall(self.beat)
         self.beating.clock = hub.clock
 
@@ -164,6 +166,9 @@ class Cluster:
     # -- the bus's side ------------------------------------------------------------
 
     def bus_up(self) -> None:
+        if not self.joined:
+            self.joined = True
+            self.hub.event("cluster_joined", None, detail=f"as {self.node}")
         if self.degraded:
             self.degraded = False
             self.hub.event("cluster_restored", None, LogLevel.warn)

@@ -24,7 +24,7 @@ from typing import Any
 
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -168,7 +168,10 @@ class RedisBus:
     def command(self, name: str, *args: Any) -> Deferred[Any]:
         """Run one command now; failures are logged and give C{None}."""
         assert self.commands is not None
-        running: Deferred[Any] = getattr(self.commands, name)(*args)
+        # txredisapi raises at once on a connection it knows is gone (its
+        # loss not yet reported here): a failure like any other, so the
+        # heartbeat that sent it keeps beating.
+        running: Deferred[Any] = maybeDeferred(getattr(self.commands, name), *args)
         return running.addErrback(self.command_failed, name)
 
     def command_failed(self, failure: Failure, name: str) -> None:

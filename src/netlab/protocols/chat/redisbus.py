@@ -71,6 +71,21 @@ class BusSubscriber(txredisapi.SubscriberProtocol):
         self.bus.lost(self, why)
 
 
+class BusCommands(txredisapi.RedisProtocol):
+    """The command connection: usable once its database is selected."""
+
+    bus: RedisBus
+
+    def connectionMade(self) -> Any:
+        made = super().connectionMade()
+        self.whenConnected().addCallback(self.bus.commands_made)
+        return made
+
+    def connectionLost(self, why: Failure) -> None:
+        super().connectionLost(why)
+        self.bus.commands_lost(self, why)
+
+
 class RedisBus:
     """A L{netlab.protocols.chat.bus.Bus} on a Redis server."""
 
@@ -91,13 +106,10 @@ class RedisBus:
         subscribing = txredisapi.SubscriberFactory()
         subscribing.protocol = type("Subscriber", (BusSubscriber,), {"bus": self})
         commanding = txredisapi.RedisFactory(None, db, 1, isLazy=True, replyTimeout=timeout)
-        commanding.protocol = type("Commands", (txredisapi.RedisProtocol,), {
-            "connectionLost": lambda conn, why: self.commands_lost(conn, why),
-        })
+        commanding.protocol = type("Commands", (BusCommands,), {"bus": self})
         self.services = [
             ClientService(endpoint, subscribing, retryPolicy=retry),
-            ClientService(endpoint, commanding, retryPolicy=retry,
-                          prepareConnection=self.commands_made),
+            ClientService(endpoint, commanding, retryPolicy=retry),
         ]
 
     # -- connections --------------------------------------------------------------
@@ -122,16 +134,11 @@ class RedisBus:
         stopped = DeferredList([s.stopService() for s in self.services], consumeErrors=True)
         return stopped.addCallback(lambda _: None)
 
-    def commands_made(self, connection: txredisapi.RedisProtocol) -> Deferred[None]:
-        def ready(_: object) -> None:
-            self.commands = connection
-            self.changed()
+    def commands_made(self, connection: BusCommands) -> None:
+        self.commands = connection
+        self.changed()
 
-        made: Deferred[None] = connection.whenConnected().addCallback(ready)
-        return made
-
-    def commands_lost(self, connection: txredisapi.RedisProtocol, why: Failure) -> None:
-        txredisapi.RedisProtocol.connectionLost(connection, why)
+    def commands_lost(self, connection: BusCommands, why: Failure) -> None:
         if self.commands is connection:
             self.commands = None
             self.went_down(why)

@@ -113,6 +113,9 @@ class ClusterSettings:
     name: str = setting("")
     enabled: bool = setting(False)
     listen: tuple[str, ...] = setting((), endpoints="stream")
+    # What [access] merges into every service; the cluster serves no one.
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
     redis: str = setting("")
     # This process's name in the cluster; empty: host name and process id.
     node: str = setting("")

@@ -32,6 +32,7 @@ KINDS: tuple[ServiceKind[Any], ...] = (
     dictionary.KIND,
     chat.CHAT,
     chat.UDP_CHAT,
+    chat.CLUSTER,
     irc.KIND,
     http.KIND,
     login.KIND,

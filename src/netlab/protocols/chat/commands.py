@@ -158,8 +158,7 @@ def nick(hub: ChatHub, session: Session, args: str) -> None:
         if problem:
             session.tell(problem)
             return
-        hub.rename(session, new)
-        session.identified = True
+        hub.rename(session, new, identified=True)
 
     _verified(hub, session, new, password.strip(), stored, take)
 
@@ -169,6 +168,8 @@ def who(hub: ChatHub, session: Session, args: str) -> None:
     if room is None:
         return
     names = [m.name + (" (op)" if m.oper else "") for m in room.members]
+    if hub.cluster is not None:
+        names += hub.cluster.in_room(room.name)
     session.tell(f"In {room.name} ({len(names)}): {', '.join(names)}")
 
 
@@ -210,6 +211,10 @@ def msg(hub: ChatHub, session: Session, args: str) -> None:
     if hub.muted(session):
         return
     target = hub.find(target_nick)
+    if target is None and hub.cluster is not None and hub.cluster.private(
+        session, target_nick, text
+    ):
+        return
     if target is None:
         session.tell(f"No user {target_nick} here.")
         return
@@ -339,6 +344,10 @@ def kick(hub: ChatHub, session: Session, args: str) -> None:
     if not nick_:
         _usage(session, "kick")
         return
+    if hub.find(nick_) is None and hub.cluster is not None and hub.cluster.kick(
+        session, nick_, reason.strip()[:100]
+    ):
+        return
     target = _target(hub, session, nick_)
     if target is None:
         return
@@ -351,23 +360,28 @@ def mute(hub: ChatHub, session: Session, args: str) -> None:
     if not nick_ or minutes is None:
         _usage(session, "mute")
         return
-    target = _target(hub, session, nick_)
-    if target is None:
-        return
-    target.muted_until = hub.clock.seconds() + minutes * 60
-    target.tell(f"* You were muted by {session.name} for {minutes:g} minutes.")
-    if target.room is not None:
-        hub.to_room(
-            target.room, f"* {target.name} was muted by {session.name} for {minutes:g} minutes",
-            but=target,
-        )
+    remote = hub.cluster.holder(nick_) if hub.cluster is not None else None
+    if hub.find(nick_) is None and remote is not None:
+        # Muted on its node, which tells its room there; this node's users hear here.
+        name, room = remote.nick, hub.rooms.get((remote.room or "").lower())
+        if room is not None:
+            hub.to_room(room, f"* {name} was muted by {session.name} for {minutes:g} minutes")
+    else:
+        target = _target(hub, session, nick_)
+        if target is None:
+            return
+        hub.muted_by(session.name, target, minutes)
+        name = target.name
+        room = target.room
+    hub.publish(
+        "mute", target=name, minutes=minutes, by=session.name,
+        room=room.name if room else None,
+    )
     hub.count("mutes")
-    hub.event("mute", session, detail=f"{target.name} for {minutes:g} minutes")
+    hub.event("mute", session, detail=f"{name} for {minutes:g} minutes")
 
 
 def ban(hub: ChatHub, session: Session, args: str) -> None:
-    from netlab.protocols.chat.hub import Ban
-
     what, _, when = args.partition(" ")
     minutes = _minutes(when.strip(), DEFAULT_BAN_MINUTES)
     if not what or minutes is None:
@@ -381,14 +395,11 @@ def ban(hub: ChatHub, session: Session, args: str) -> None:
         session.tell(f"No user {what} here, and it is not an address or network.")
         return
     until = hub.clock.seconds() + minutes * 60
-    hub.bans.append(Ban(network, until, session.name))
     hub.count("bans")
     hub.event("ban", session, detail=f"{network} for {minutes:g} minutes")
     session.tell(f"Banned {network} until {hub.until(until)}.")
-    for other in list(hub.sessions):
-        if other is not session and hub.banned(other.client.peer_host) is not None:
-            other.tell(f"* You were banned by {session.name}.")
-            hub.close(other, f"banned by {session.name}")
+    hub.apply_ban(network, until, session.name, but=session)
+    hub.publish("ban", network=str(network), until=until, by=session.name)
 
 
 def unban(hub: ChatHub, session: Session, args: str) -> None:

@@ -33,8 +33,10 @@ from twisted.logger import LogLevel
 from netlab.core.events import CHAT, EventLog
 from netlab.core.limits import FailureLimit, peer_address
 from netlab.core.passwords import HashingQueue
+from netlab.protocols.chat.bus import Bus
+from netlab.protocols.chat.cluster import Cluster
 from netlab.protocols.chat.commands import COMMANDS, OPER, PRIVATE
-from netlab.protocols.chat.settings import NICK_NAME, ChatSettings
+from netlab.protocols.chat.settings import NICK_NAME, ChatSettings, ClusterSettings
 from netlab.protocols.chat.store import ChatStore, HistoryLine
 from netlab.protocols.chat.text import PrivateText, clean
 
@@ -299,6 +301,8 @@ class ChatHub:
     @param verify: checks a password against a stored hash, off the event
         loop (L{netlab.core.passwords.verify_later}).
     @param make_hash: hashes a new password, off the event loop.
+    @param bus: with C{cluster}, the bus that joins this hub to the others
+        (L{netlab.protocols.chat.cluster}); without, the hub is alone.
 
     Every password check goes through L{check_password}: wrong passwords
     are limited per address and per nick (the operator password counts as
@@ -314,6 +318,8 @@ class ChatHub:
         store: ChatStore | None,
         verify: Callable[[str, str], Deferred[bool]],
         make_hash: Callable[[str], Deferred[str]],
+        bus: Bus | None = None,
+        cluster: ClusterSettings | None = None,
     ) -> None:
         self.events = events
         self.clock = clock
@@ -335,6 +341,7 @@ class ChatHub:
         self.commands = COMMANDS
         self.shutting_down = False
         self.room(settings.default_room)
+        self.cluster = Cluster(self, bus, cluster) if bus is not None and cluster else None
 
     def configure(self, settings: ChatSettings) -> None:
         """Take C{settings}, at start or from a reload, with what derives from them."""
@@ -376,6 +383,10 @@ class ChatHub:
             CHAT, self.name, session.client.peer if session else None, level,
             action=action, nick=nick, what=what, **fields,
         )
+
+    def stamp_of(self, when: float) -> str:
+        """C{HH:MM} at C{when}, in the configured zone."""
+        return datetime.fromtimestamp(when, self.zone).strftime("%H:%M")
 
     def stamp(self) -> str:
         """C{HH:MM} now, in the configured zone."""
@@ -493,6 +504,8 @@ class ChatHub:
         holder = self.nicks.get(nick.lower())
         if holder is not None and holder is not session:
             return "taken", f"The nick {nick} is taken."
+        if self.cluster is not None and self.cluster.holder(nick) is not None:
+            return "taken", f"The nick {nick} is taken."
         return None
 
     # -- lines -----------------------------------------------------------------
@@ -559,11 +572,11 @@ class ChatHub:
         room = session.room
         if self.muted(session) or room is None:
             return
-        said = Said(room.name, session.name, text, notice=notice)
-        shown = f"-{session.name}-" if notice else f"<{session.name}>"
-        self.to_room(room, f"[{self.stamp()}] {shown} {text}", but=session, event=said)
+        self.said_in_room(room, session.name, text, notice=notice, but=session)
         if not notice:
             self.record(session, text)
+        self.publish("say", keep=None if notice else room.name, room=room.name,
+                     nick=session.name, text=text, notice=notice)
         self.count("messages")
         self.event("message", session, LogLevel.debug, room=room.name, detail=text)
 
@@ -572,9 +585,10 @@ class ChatHub:
         room = session.room
         if self.muted(session) or room is None:
             return
-        said = Said(room.name, session.name, text, action=True)
-        self.to_room(room, f"[{self.stamp()}] * {session.name} {text}", but=session, event=said)
+        self.said_in_room(room, session.name, text, action=True, but=session)
         self.record(session, text, action=True)
+        self.publish("say", keep=room.name, room=room.name, nick=session.name, text=text,
+                     action=True)
         self.count("messages")
         self.event("action", session, LogLevel.debug, room=room.name, detail=text)
 
@@ -585,47 +599,108 @@ class ChatHub:
         A private message from C{session} to C{target}, and its copy for
         the sender; never in the log or a payload sample (L{PrivateText}).
         """
-        mark = f"-{session.name}-" if notice else f"*{session.name}*"
+        self.private_to(session.name, target, text, notice)
+        self.private_echo(session, target.name, text, notice)
+
+    def private_to(self, sender: str, target: Session, text: str, notice: bool) -> None:
+        """Show C{target} a private message from C{sender} (here or on another node)."""
+        mark = f"-{sender}-" if notice else f"*{sender}*"
         heard = f"[{self.stamp()}] {mark} "
         target.notify(
-            Private(session.name, target.name, text, notice=notice),
+            Private(sender, target.name, text, notice=notice),
             PrivateText(heard + text, heard + PRIVATE),
         )
-        said = f"-> *{target.name}* "
+
+    def private_echo(self, session: Session, target: str, text: str, notice: bool) -> None:
+        """The sender's copy of a private message to C{target}, and its books."""
+        said = f"-> *{target}* "
         session.notify(
-            Private(session.name, target.name, text, notice=notice, echo=True),
+            Private(session.name, target, text, notice=notice, echo=True),
             PrivateText(said + text, said + PRIVATE),
         )
         self.count("private_messages")
         # Never the text: private messages stay private, in the log too.
-        self.event("private_message", session, LogLevel.debug, detail=f"to {target.name}")
+        self.event("private_message", session, LogLevel.debug, detail=f"to {target}")
 
     def set_topic(self, session: Session, room: Room, topic: str) -> None:
         """C{session} sets C{room}'s topic (cut to L{TOPIC_LENGTH}); everyone there hears it."""
+        self.topic_in_room(room, session.name, topic)
+        self.event("topic", session, room=room.name, detail=room.topic)
+        self.publish("topic", room=room.name, nick=session.name, topic=room.topic)
+
+    def topic_in_room(self, room: Room, nick: str, topic: str) -> None:
+        """C{nick} (here or on another node) set C{room}'s topic: everyone here in it hears."""
         room.topic = topic[:TOPIC_LENGTH]
-        room.topic_by = session.name
+        room.topic_by = nick
         room.topic_at = self.clock.seconds()
         self.to_room(
-            room, f"* {session.name} set the topic of {room.name}: {room.topic}",
-            event=TopicChanged(room.name, session.name, room.topic),
+            room, f"* {nick} set the topic of {room.name}: {room.topic}",
+            event=TopicChanged(room.name, nick, room.topic),
         )
-        self.event("topic", session, room=room.name, detail=room.topic)
 
     def kick(self, session: Session, target: Session, reason: str) -> None:
         """The operator C{session} disconnects C{target}, for C{reason} (may be empty)."""
-        why = f"kicked by {session.name}" + (f": {reason}" if reason else "")
-        target.kicked_by = (session.name, reason)
-        room = target.room.name if target.room is not None else ""
-        target.notify(Kicked(room, target.name, session.name, reason), f"* You were {why}")
         self.count("kicks")
-        self.event("kick", session, detail=f"{target.name} ({why})")
+        self.event("kick", session, detail=f"{target.name}")
+        self.kicked(session.name, target, reason)
+
+    def kicked(self, by: str, target: Session, reason: str) -> None:
+        """The operator C{by} (here or on another node) disconnects C{target}."""
+        why = f"kicked by {by}" + (f": {reason}" if reason else "")
+        target.kicked_by = (by, reason)
+        room = target.room.name if target.room is not None else ""
+        target.notify(Kicked(room, target.name, by, reason), f"* You were {why}")
         self.close(target, why)
 
-    def record(self, session: Session, text: str, action: bool = False) -> None:
-        if self.store is not None and session.room is not None:
-            self.store.append(
-                HistoryLine(session.room.name, self.clock.seconds(), session.name, text, action)
+    def apply_ban(self, network: IP, until: float, by: str, but: Session | None = None) -> None:
+        """A ban (made here or on another node): every session here it covers is closed."""
+        self.bans.append(Ban(network, until, by))
+        for other in list(self.sessions):
+            if other is not but and self.banned(other.client.peer_host) is not None:
+                other.tell(f"* You were banned by {by}.")
+                self.close(other, f"banned by {by}")
+
+    def muted_by(self, by: str, target: Session, minutes: float) -> None:
+        """The operator C{by} (here or on another node) mutes C{target} for C{minutes}."""
+        target.muted_until = self.clock.seconds() + minutes * 60
+        target.tell(f"* You were muted by {by} for {minutes:g} minutes.")
+        if target.room is not None:
+            self.to_room(
+                target.room, f"* {target.name} was muted by {by} for {minutes:g} minutes",
+                but=target,
             )
+
+    def record(self, session: Session, text: str, action: bool = False) -> None:
+        if session.room is not None:
+            self.record_line(session.room, session.name, text, action)
+
+    def record_line(self, room: Room, nick: str, text: str, action: bool = False) -> None:
+        """Keep a line of C{room}'s (said here or on another node) in the history."""
+        if self.store is not None:
+            self.store.append(HistoryLine(room.name, self.clock.seconds(), nick, text, action))
+
+    def said_in_room(
+        self, room: Room, nick: str, text: str, *, action: bool = False, notice: bool = False,
+        time: float | None = None, but: Session | None = None,
+    ) -> None:
+        """
+        C{nick} (here or on another node) said C{text} in C{room}: everyone
+        here in it but C{but} hears; C{time}: said then, from the history.
+        """
+        said = Said(room.name, nick, text, action=action, notice=notice, time=time)
+        stamp = self.stamp() if time is None else self.stamp_of(time)
+        if action:
+            shown = f"[{stamp}] * {nick} {text}"
+        else:
+            shown = f"[{stamp}] {f'-{nick}-' if notice else f'<{nick}>'} {text}"
+        self.to_room(room, shown, but=but, event=said)
+
+    def publish(self, kind: str, keep: str | None = None, **fields: Any) -> None:
+        """Tell the other nodes, if this hub is in a cluster (C{keep}: in that room's lines)."""
+        if self.cluster is not None:
+            if kind == "say":
+                fields["time"] = self.clock.seconds()
+            self.cluster.send(kind, keep=keep, **fields)
 
     def command(self, session: Session, text: str) -> None:
         name, _, rest = text.partition(" ")
@@ -656,8 +731,38 @@ class ChatHub:
             session.state = PASSWORD
             session.notify(PasswordNeeded(nick), f"The nick {nick} is registered. Password:")
             return
-        self.claim(session, nick)
-        self.enter(session)
+        session.state = CHECKING
+
+        def enter() -> None:
+            self.claim(session, nick)
+            self.enter(session)
+
+        self.take_nick(session, nick, enter, lambda: self.ask_nick_again(
+            session, f"The nick {nick} is taken.", nick, "taken"))
+
+    def take_nick(
+        self, session: Session, nick: str, then: Callable[[], None],
+        taken: Callable[[], None],
+    ) -> None:
+        """
+        C{then()} once C{nick} is C{session}'s across the cluster (at once
+        without one), else C{taken()}; nothing if C{session} closed meanwhile.
+        """
+        if self.cluster is None:
+            then()
+            return
+
+        def decided(ok: bool) -> None:
+            assert self.cluster is not None
+            if session.state == CLOSED:
+                if ok:
+                    self.cluster.release(nick)
+            elif ok and self.nick_refusal(nick, session) is None:
+                then()
+            else:
+                taken()
+
+        self.cluster.claim(nick).addCallback(decided)
 
     def ask_nick_again(
         self, session: Session, problem: str | None, nick: str = "", why: str = "locked",
@@ -672,6 +777,8 @@ class ChatHub:
         """Reserve C{nick} for C{session} (dropping its old one)."""
         if session.nick is not None and self.nicks.get(session.nick.lower()) is session:
             del self.nicks[session.nick.lower()]
+            if self.cluster is not None and session.nick.lower() != nick.lower():
+                self.cluster.release(session.nick)
         session.nick = nick
         self.nicks[nick.lower()] = session
 
@@ -695,10 +802,15 @@ class ChatHub:
                 self.ask_nick_again(session, refusal[1], nick, refusal[0])
                 return
             session.pending_nick = None
-            self.claim(session, nick)
-            session.identified = True
-            self.event("identified", session)
-            self.enter(session)
+
+            def enter() -> None:
+                self.claim(session, nick)
+                session.identified = True
+                self.event("identified", session)
+                self.enter(session)
+
+            self.take_nick(session, nick, enter, lambda: self.ask_nick_again(
+                session, f"The nick {nick} is taken.", nick, "taken"))
 
         def wrong(locked: bool) -> None:
             if session.state != CHECKING:
@@ -826,17 +938,26 @@ class ChatHub:
         self.event("nick", session, what="logged in")
         self.join(session, self.room(self.settings.default_room))
 
-    def rename(self, session: Session, nick: str) -> None:
+    def rename(self, session: Session, nick: str, identified: bool = False) -> None:
+        """C{session} takes C{nick} (C{identified}: its password was given), once it may."""
+        self.take_nick(
+            session, nick, lambda: self.renamed(session, nick, identified),
+            lambda: session.tell(f"The nick {nick} is taken."),
+        )
+
+    def renamed(self, session: Session, nick: str, identified: bool) -> None:
         old = session.name
         self.claim(session, nick)
-        session.identified = False
-        changed = NickChanged(old, nick)
-        session.notify(changed, f"You are now known as {nick}.")
+        session.identified = identified
+        session.notify(NickChanged(old, nick), f"You are now known as {nick}.")
         if session.room is not None:
-            self.to_room(
-                session.room, f"* {old} is now known as {nick}", but=session, event=changed
-            )
+            self.renamed_in_room(session.room, old, nick, but=session)
         self.event("nick_change", session, detail=f"{old} -> {nick}")
+        self.publish("nick", room=session.room.name if session.room else None, old=old, new=nick)
+
+    def renamed_in_room(self, room: Room, old: str, new: str, but: Session | None = None) -> None:
+        """C{old} (here or on another node) is now C{new}: C{room} here hears."""
+        self.to_room(room, f"* {old} is now known as {new}", but=but, event=NickChanged(old, new))
 
     # -- rooms -----------------------------------------------------------------
 
@@ -850,18 +971,45 @@ class ChatHub:
         session.room = room
         self.count("joins")
         self.event("join", session, room=room.name)
-        joined = Joined(room.name, session.name)
-        self.to_room(room, f"* {session.name} has joined {room.name}", but=session, event=joined)
-        here = f"* You are now in {room.name} ({len(room.members)} here)."
-        session.notify(joined, *([here, f"* Topic: {room.topic}"] if room.topic else [here]))
+        self.joined_room(room, session.name, but=session)
+        self.publish("join", room=room.name, nick=session.name)
+        here = f"* You are now in {room.name} ({self.headcount(room)} here)."
+        session.notify(
+            Joined(room.name, session.name),
+            *([here, f"* Topic: {room.topic}"] if room.topic else [here]),
+        )
         if self.store is not None:
             for line in self.store.recent(room.name):
-                stamp = datetime.fromtimestamp(line.time, self.zone).strftime("%H:%M")
+                stamp = self.stamp_of(line.time)
                 said = Said(room.name, line.nick, line.text, action=line.action, time=line.time)
                 if line.action:
                     session.notify(said, f"[{stamp}] * {line.nick} {line.text}")
                 else:
                     session.notify(said, f"[{stamp}] <{line.nick}> {line.text}")
+
+    def headcount(self, room: Room) -> int:
+        """How many are in C{room}, on every node."""
+        remote = len(self.cluster.in_room(room.name)) if self.cluster is not None else 0
+        return len(room.members) + remote
+
+    def joined_room(self, room: Room, nick: str, but: Session | None = None) -> None:
+        """C{nick} (here or on another node) joined C{room}: everyone here in it hears."""
+        self.to_room(room, f"* {nick} has joined {room.name}", but=but,
+                     event=Joined(room.name, nick))
+
+    def parted_room(self, room: Room, nick: str) -> None:
+        """C{nick} (here or on another node) left C{room} for another, or none."""
+        self.to_room(room, f"* {nick} has left {room.name}", event=Parted(room.name, nick))
+
+    def quit_room(
+        self, room: Room, nick: str, reason: str, kicked: tuple[str, str] | None,
+    ) -> None:
+        """C{nick} (here or on another node), in C{room}, left the chat, or was kicked."""
+        gone: Event = (
+            Quit(room.name, nick, reason) if kicked is None
+            else Kicked(room.name, nick, *kicked)
+        )
+        self.to_room(room, f"* {nick} has quit ({reason})", event=gone)
 
     def leave(self, session: Session, how: str) -> None:
         """Take C{session} out of its room, telling the others C{how} it went."""
@@ -873,9 +1021,9 @@ class ChatHub:
         self.count("parts")
         self.event("part", session, room=room.name, detail=how)
         if how == "left":
-            parted = Parted(room.name, session.name)
-            self.to_room(room, f"* {session.name} has left {room.name}", event=parted)
-            session.notify(parted)
+            self.parted_room(room, session.name)
+            self.publish("part", room=room.name, nick=session.name)
+            session.notify(Parted(room.name, session.name))
         if not room.members and room.name.lower() != self.settings.default_room.lower():
             del self.rooms[room.name.lower()]
 
@@ -899,14 +1047,13 @@ class ChatHub:
         if room is not None:
             self.leave(session, reason)
             if chatting:
-                kicked = session.kicked_by
-                gone: Event = (
-                    Quit(room.name, session.name, reason) if kicked is None
-                    else Kicked(room.name, session.name, *kicked)
-                )
-                self.to_room(room, f"* {session.name} has quit ({reason})", event=gone)
+                self.quit_room(room, session.name, reason, session.kicked_by)
+                by = session.kicked_by[0] if session.kicked_by else None
+                self.publish("quit", room=room.name, nick=session.name, reason=reason, by=by)
         if session.nick is not None and self.nicks.get(session.nick.lower()) is session:
             del self.nicks[session.nick.lower()]
+            if self.cluster is not None:
+                self.cluster.release(session.nick)
         # A /quit's reason already says "quit: ..."; a lost connection's does not.
         self.event("quit", session, detail=reason,
                    what=reason if reason.startswith("quit") else f"quit: {reason}")

@@ -18,13 +18,18 @@ from netlab.core.events import ERROR
 from netlab.core.kinds import BuildContext, BuiltService, ServiceKind, StartError
 from netlab.core.passwords import hash_later, verify_later
 from netlab.core.settings import LOOPBACK
+from netlab.protocols.chat.bus import Bus
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.line import ChatFactory
 from netlab.protocols.chat.settings import (
     ChatSettings,
+    ClusterSettings,
     UdpChatSettings,
     check_chat,
+    check_cluster,
     check_udp_chat,
+    finish_cluster,
+    redis_address,
 )
 from netlab.protocols.chat.store import ChatStore, ChatStoreError
 from netlab.protocols.chat.udp import UdpChat
@@ -48,9 +53,41 @@ class ChatDatabase:
         return self.store.close()
 
 
+class ClusterLink:
+    """The hub's link to the other nodes as a shared resource: joined before listening."""
+
+    def __init__(self, hub: ChatHub, address: str) -> None:
+        self.hub = hub
+        self.service = hub.name
+        self.description = f"chat cluster on {address}"
+
+    def open(self) -> None:
+        assert self.hub.cluster is not None
+        self.hub.cluster.start()
+
+    def close(self) -> Deferred[None]:
+        assert self.hub.cluster is not None
+        return self.hub.cluster.stop()
+
+
+def redis_bus(cluster: ClusterSettings, chat: ChatSettings, reactor: object) -> Bus:
+    """The Redis bus C{[cluster]} names, for the chat called C{chat.name}."""
+    from netlab.protocols.chat.redisbus import RedisBus
+
+    address = redis_address(cluster.redis)
+    assert address is not None, "check_cluster refuses a bad URL"
+    host, port, db = address
+    return RedisBus(reactor, host, port, db, f"netlab:{chat.name}:", cluster.max_retry_delay)
+
+
 def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
     """The hub, its database, and the telnet/netcat front-end's factory."""
     events, reactor = context.events, context.reactor
+    cluster: ClusterSettings | None = (
+        context.config.sections.get("cluster") if context.config is not None else None
+    )
+    if cluster is not None and not cluster.enabled:
+        cluster = None
     store = ChatStore(
         settings.database, settings.history_lines, reactor,
         on_error=lambda message: events.emit(
@@ -63,8 +100,12 @@ def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
         settings, events, reactor, store,
         verify=partial(verify_later, reactor),
         make_hash=partial(hash_later, reactor),
+        bus=redis_bus(cluster, settings, reactor) if cluster is not None else None,
+        cluster=cluster,
     )
     context.add_resource(ChatDatabase(store, settings.name, settings.database))
+    if cluster is not None:
+        context.add_resource(ClusterLink(hub, cluster.redis))
     context.provide(ChatStore, store)
     context.provide(ChatHub, hub)
     return BuiltService(stream=ChatFactory(settings, events, reactor, hub), parts=[hub])
@@ -94,4 +135,20 @@ UDP_CHAT = ServiceKind(
     default_listen=(f"udp:7071:interface={LOOPBACK}",),
     build=build_udp_chat,
     check=check_udp_chat,
+)
+
+
+def build_cluster(settings: ClusterSettings, context: BuildContext) -> BuiltService:
+    """Nothing of its own: the chat's hub joins the cluster (L{build_chat})."""
+    return BuiltService()
+
+
+CLUSTER = ServiceKind(
+    section="cluster",
+    settings=ClusterSettings,
+    default_listen=(),
+    build=build_cluster,
+    check=check_cluster,
+    finish=finish_cluster,
+    restart_keys=frozenset({"redis", "node", "heartbeat", "bound", "max_retry_delay"}),
 )

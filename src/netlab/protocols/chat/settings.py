@@ -6,7 +6,7 @@ values that need more than a range.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from netlab.core.kinds import Fail
@@ -15,6 +15,7 @@ from netlab.core.tomltext import toml_value
 
 NICK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
 ROOM_NAME = re.compile(r"^#[A-Za-z0-9_.-]{1,16}$")
+NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 DEFAULT_RESERVED_NICKS = (
     "server", "netlab", "admin", "administrator", "operator", "oper", "root",
@@ -100,3 +101,60 @@ def check_udp_chat(udp_chat: UdpChatSettings, config: Any, fail: Fail) -> None:
     """The UDP chat is a way into the chat's rooms: it needs the chat."""
     if udp_chat.enabled and not config.chat.enabled:
         raise fail("enabled", True, "the UDP chat joins the [chat] rooms: enable [chat] too")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSettings:
+    """
+    C{[cluster]}: the chat's rooms shared with other netlab processes and
+    hosts through Redis; off while C{redis} is empty.
+    """
+
+    name: str = setting("")
+    enabled: bool = setting(False)
+    listen: tuple[str, ...] = setting((), endpoints="stream")
+    # What [access] merges into every service; the cluster serves no one.
+    allow: tuple[str, ...] = setting((), cidrs=True)
+    deny: tuple[str, ...] = setting((), cidrs=True)
+    redis: str = setting("")
+    # This process's name in the cluster; empty: host name and process id.
+    node: str = setting("")
+    heartbeat: float = setting(5.0, lo=0.1, hi=3600)
+    # A node not heard from for this long is gone: its users quit, its nicks expire.
+    bound: float = setting(15.0, lo=0.3, hi=86_400)
+    # The longest wait between tries to reach Redis again.
+    max_retry_delay: float = setting(5.0, lo=0.1, hi=3600)
+
+
+REDIS_URL = re.compile(r"^redis://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?"
+                       r"(?:/(?P<db>\d{1,5}))?$")
+
+
+def redis_address(url: str) -> tuple[str, int, int] | None:
+    """Host, port and database of a C{redis://host:port/db} URL, or C{None}."""
+    match = REDIS_URL.match(url)
+    if match is None:
+        return None
+    port = int(match["port"] or 6379)
+    if not 0 < port < 65536:
+        return None
+    return match["host"].strip("[]"), port, int(match["db"] or 0)
+
+
+def finish_cluster(cluster: ClusterSettings) -> ClusterSettings:
+    """On when Redis is named; the node named after this host and process by default."""
+    import os
+    import socket
+
+    node = cluster.node or f"{socket.gethostname()}-{os.getpid()}"
+    return replace(cluster, enabled=bool(cluster.redis), node=node)
+
+
+def check_cluster(cluster: ClusterSettings, config: Any, fail: Fail) -> None:
+    """The Redis URL, the node's name, and a bound longer than the heartbeat."""
+    if cluster.redis and redis_address(cluster.redis) is None:
+        raise fail("redis", cluster.redis, "must be redis://host[:port][/db]")
+    if not NODE_NAME.match(cluster.node):
+        raise fail("node", cluster.node, "must be 1 to 64 letters, digits, _, - and .")
+    if cluster.bound < 2 * cluster.heartbeat:
+        raise fail("bound", cluster.bound, "must be at least twice the heartbeat")

@@ -7,9 +7,9 @@ module of its own: resource modules import it without importing the Site
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -17,6 +17,9 @@ from netlab.core.accounting import ConnectionRecord, ServiceBooks
 from netlab.core.events import EventLog
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.http.settings import HttpSettings
+from netlab.protocols.mail.kind import MailShared
+
+T = TypeVar("T")
 
 
 class DaemonView(Protocol):
@@ -46,6 +49,9 @@ class HttpContext:
     @ivar services: every enabled service of the daemon as C{(name, kind)},
         from the registry, in build order: the dashboard and C{/metrics}
         show each one from the start, before it has counted anything.
+    @ivar mail: finds the mail store and accounts, when C{[smtp]} runs
+        (C{None} when it does not): looked up when a request needs them,
+        since the mail kinds are built after the web site.
     """
 
     settings: HttpSettings
@@ -56,9 +62,21 @@ class HttpContext:
     started: float = 0.0
     status_random: random.Random | None = None
     services: Sequence[tuple[str, str]] = ()
+    mail: Callable[[], MailShared | None] | None = None
     _websockets: ServiceBooks[ConnectionRecord] | None = field(
         default=None, init=False, repr=False
     )
+    _shared: dict[type, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def shared(self, kind: type[T], make: Callable[[HttpContext], T]) -> T:
+        """
+        The site's one C{kind}, made by C{make} the first time: what the
+        resources of several routes share (the web mailbox's sessions).
+        """
+        if kind not in self._shared:
+            self._shared[kind] = make(self)
+        value: T = self._shared[kind]
+        return value
 
     def websockets(self) -> ServiceBooks[ConnectionRecord]:
         """

@@ -154,17 +154,18 @@ def test_off(events: Any, clock: Any) -> Any:
 def test_route_table_defaults() -> None:
     """
     Every route of the table but the instructor and service surfaces gets
-    CORS by default (a new httpbin-style route too); the dashboard, /events
-    and / never.
+    CORS by default (a new httpbin-style route too); the dashboard, /events,
+    / and /mail never.
     """
     off = {"/", "/dashboard", "/dashboard/stream", "/dashboard/netlab.js",
            "/dashboard/netlab.css", "/events", "/events/stream", "/healthz", "/metrics",
-           "/ws/echo", "/ws/chat", "/chat", "/RPC2", "/static"}
+           "/ws/echo", "/ws/chat", "/chat", "/RPC2", "/static", "/mail", "/mail/login",
+           "/mail/logout", "/mail/stream", "/mail/message", "/mail/mail.js", "/mail/mail.css"}
     for route in routes.ROUTES:
         path = route.path.encode()
         assert cors.applies("inspection", path) == (route.path not in off), route.path
         assert cors.applies("all", path) == (
-            route.path.split("/")[1] not in ("", "dashboard", "events")), route.path
+            route.path.split("/")[1] not in ("", "dashboard", "events", "mail")), route.path
         assert not cors.applies("off", path)
     assert cors.applies("inspection", b"/some-new-route/x")
     assert not cors.applies("all", b"/events/stream?token=x")

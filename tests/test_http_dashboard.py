@@ -770,7 +770,7 @@ def test_every_route_example_reaches_its_resource(events: Any, clock: Clock,
     (tmp_path / "index.html").write_text("<p>hello</p>")
     context = HttpContext(
         settings=HttpSettings(name="http", static_dir=str(tmp_path)), events=events,
-        reactor=clock, hub=make_hub(events, clock),
+        reactor=clock, hub=make_hub(events, clock), mail=lambda: None,  # as with [smtp]
     )
     root = routes.build_root(context)
     for route in routes.ROUTES:

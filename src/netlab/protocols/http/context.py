@@ -7,9 +7,9 @@ module of its own: resource modules import it without importing the Site
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -18,6 +18,9 @@ from netlab.core.events import EventLog
 from netlab.core.kinds import ServiceKind
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.http.settings import HttpSettings
+from netlab.protocols.mail.kind import MailShared
+
+T = TypeVar("T")
 
 
 class DaemonView(Protocol):
@@ -49,6 +52,9 @@ class HttpContext:
         show each one from the start, before it has counted anything.
     @ivar kinds: the registry's kinds by section, for what the dashboard
         shows of each service (its counters, how to try it).
+    @ivar mail: finds the mail store and accounts, when C{[smtp]} runs
+        (C{None} when it does not): looked up when a request needs them,
+        since the mail kinds are built after the web site.
     """
 
     settings: HttpSettings
@@ -60,9 +66,21 @@ class HttpContext:
     status_random: random.Random | None = None
     services: Sequence[tuple[str, str]] = ()
     kinds: Mapping[str, ServiceKind[Any]] = field(default_factory=dict)
+    mail: Callable[[], MailShared | None] | None = None
     _websockets: ServiceBooks[ConnectionRecord] | None = field(
         default=None, init=False, repr=False
     )
+    _shared: dict[type, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def shared(self, kind: type[T], make: Callable[[HttpContext], T]) -> T:
+        """
+        The site's one C{kind}, made by C{make} the first time: what the
+        resources of several routes share (the web mailbox's sessions).
+        """
+        if kind not in self._shared:
+            self._shared[kind] = make(self)
+        value: T = self._shared[kind]
+        return value
 
     def websockets(self) -> ServiceBooks[ConnectionRecord]:
         """

@@ -29,8 +29,9 @@ web site a visitor opens read that route's answers, with the visitor's
 cookies and from the visitor's address.  httpbin does it because it holds
 nothing private, and neither do the inspection routes (they show the
 request that was sent).  The dashboard and C{/events} show the events of
-the visitor's address (everyone's, with the instructor token), and C{/}
-serves the dashboard to a browser: another site must not read them.
+the visitor's address (everyone's, with the instructor token), C{/}
+serves the dashboard to a browser, and C{/mail} shows the visitor's mail:
+another site must not read them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from twisted.web.server import Request
 
 # The first path segments that never get CORS headers (b"" is "/").
-NEVER: frozenset[bytes] = frozenset({b"", b"dashboard", b"events"})
+NEVER: frozenset[bytes] = frozenset({b"", b"dashboard", b"events", b"mail"})
 
 # And, by default, the surfaces that are not httpbin's: the health check,
 # the scrape, WebSockets (which check their own Origin: allowed_origins),

@@ -5,6 +5,7 @@ sharing the chat hub (for the browser chat) when the chat runs.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from netlab.protocols.http.context import HttpContext
 from netlab.protocols.http.routes import make_site
 from netlab.protocols.http.settings import HttpSettings
 from netlab.protocols.http.timepage import zone_problem
+from netlab.protocols.mail.kind import MailShared
 
 
 def check_http(settings: HttpSettings, config: Any, fail: Fail) -> None:
@@ -40,10 +42,15 @@ def configured_services(context: BuildContext) -> list[tuple[str, str]]:
 def build_http(settings: HttpSettings, context: BuildContext) -> BuiltService:
     """The Site, with every resource installed."""
     reactor = context.reactor
+    services = configured_services(context)
+    # [smtp] is built after the site (see the registry): its store is
+    # looked up when a request needs it, not now.
+    runs_smtp = any(kind == "smtp" for _, kind in services)
+    mail = partial(context.lookup, MailShared) if runs_smtp else None
     site_context = HttpContext(
         settings=settings, events=context.events, reactor=reactor,
         hub=context.lookup(ChatHub), service=context.daemon, started=reactor.seconds(),
-        services=configured_services(context), kinds={k.section: k for k in context.kinds},
+        services=services, kinds={k.section: k for k in context.kinds}, mail=mail,
     )
     return BuiltService(stream=make_site(site_context))
 

@@ -30,6 +30,7 @@ from netlab.protocols.http import (
     forms,
     front,
     inspect,
+    mailbox,
     media,
     metrics,
     paced,
@@ -180,6 +181,13 @@ ROUTES: tuple[Route, ...] = (
     Route("/ws/echo",         websocket.echo_endpoint,       "GET"),
     Route("/ws/chat",         websocket.chat_endpoint,       "GET"),  # with the chat
     Route("/chat",            websocket.chat_page,           "GET"),  # with the chat
+    Route("/mail",            mailbox.page,                  "GET"),  # with [smtp]
+    Route("/mail/login",      mailbox.login,                 "POST"),
+    Route("/mail/logout",     mailbox.logout,                "POST"),
+    Route("/mail/stream",     mailbox.stream,                "GET"),
+    Route("/mail/message",    mailbox.message,               "GET"),
+    Route("/mail/mail.js",    mailbox.script,                "GET"),
+    Route("/mail/mail.css",   mailbox.stylesheet,            "GET"),
     # httpbin: fixed formats and methods
     Route("/put",             formats.put,                   "PUT"),
     Route("/patch",           formats.patch,                 "PATCH"),

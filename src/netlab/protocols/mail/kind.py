@@ -66,12 +66,17 @@ def build_smtp(settings: SmtpSettings, context: BuildContext) -> BuiltService:
         if factory is not None:
             factory.dropped(what)  # type: ignore[arg-type]
 
+    def changed() -> None:
+        if factory is not None:
+            factory.stored_counts()
+
     store = MailStore(
         settings.database, quotas(settings), reactor,
         on_error=lambda message: events.emit(
             ERROR, settings.name, None, LogLevel.error, error=message
         ),
         on_drop=dropped,
+        on_change=changed,
     )
     accounts = MailAccounts(settings, verify=partial(verify_later, reactor))
     realm = MailRealm(MailDelivery, partial(Pop3Mailbox, store))

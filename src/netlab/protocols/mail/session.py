@@ -236,6 +236,9 @@ class MailSession(StreamProtocol):
         the client is then sent is not logged again).
         """
         self.count(f"refused_{limit}")
+        if what == "a message":
+            # One total beside the per-limit counts, for the dashboard's card.
+            self.count("messages_refused")
         self.reject(what, reason)
         self.announced = True
 

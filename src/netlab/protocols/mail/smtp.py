@@ -437,6 +437,17 @@ class SmtpFactory(MailFactory):
     def refusal_line(self, reason: str) -> str:
         return f"421 {self.settings.hostname} {reason}"
 
+    def stored_counts(self) -> None:
+        """
+        What the store holds now, as gauges among the service's counters,
+        so the dashboard and C{/metrics} show them with the rest.
+        """
+        messages, size, mailboxes = self.store.counts()
+        extra = self.counters.extra
+        extra["messages_stored"], extra["bytes_stored"], extra["mailboxes"] = (
+            messages, size, mailboxes,
+        )
+
     def dropped(self, dropped: Dropped) -> None:
         """A quota took a message out of a mailbox: counted and logged."""
         self.count("quota_dropped")

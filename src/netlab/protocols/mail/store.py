@@ -132,6 +132,21 @@ def owns(login: str, address: str) -> bool:
     return address.rpartition("@")[0] == login if "@" in address else address == login
 
 
+def sees(login: str | None, message: StoredMessage) -> bool:
+    """
+    Whether C{login} may read C{message}: it sent it (as the sender or the
+    authenticated user) or was sent it; C{None}, the instructor, reads all.
+    """
+    if login is None:
+        return True
+    envelope = message.envelope
+    return (
+        owns(login, envelope.sender)
+        or envelope.user.casefold() == login.casefold()
+        or any(owns(login, r) for r in envelope.recipients)
+    )
+
+
 class MailStore:
     """
     Messages and their deliveries: in memory for the services, in SQLite so
@@ -139,6 +154,8 @@ class MailStore:
     write failures go to C{on_error} rather than raising.
 
     @param on_drop: told of each delivery a quota takes away.
+    @param on_change: told after each change of what is stored (a message
+        delivered, removed or dropped), to keep the service's gauges.
     """
 
     log = Logger()
@@ -150,12 +167,15 @@ class MailStore:
         reactor: Any,
         on_error: Callable[[str], None] | None = None,
         on_drop: Callable[[Dropped], None] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self.quotas = quotas
         self._reactor = reactor
         self._on_error = on_error if on_error is not None else self._log_error
         self._on_drop = on_drop if on_drop is not None else (lambda dropped: None)
+        self._on_change = on_change if on_change is not None else (lambda: None)
+        self._watchers: list[Callable[[StoredMessage], None]] = []
         self._messages: dict[int, StoredMessage] = {}
         self._data: dict[int, bytes] = {}
         self._boxes: dict[str, dict[int, None]] = {}
@@ -191,6 +211,7 @@ class MailStore:
         for key in list(self._boxes):
             self._enforce_mailbox(key)
         self._enforce_total()
+        self._on_change()
 
     def _load(self, db: sqlite3.Connection) -> None:
         boxes: dict[int, list[str]] = {}
@@ -222,6 +243,7 @@ class MailStore:
         for key in list(self._boxes):
             self._enforce_mailbox(key)
         self._enforce_total()
+        self._on_change()
 
     # -- storing -------------------------------------------------------------------
 
@@ -247,7 +269,24 @@ class MailStore:
         for key in keys:
             self._enforce_mailbox(key)
         self._enforce_total()
+        self._on_change()
+        if message.id in self._messages:
+            for watcher in list(self._watchers):
+                watcher(message)
         return message
+
+    def watch(self, watcher: Callable[[StoredMessage], None]) -> Callable[[], None]:
+        """
+        Tell C{watcher} of each message delivered from now on (a live web
+        page); returns what stops it.
+        """
+        self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return unwatch
 
     def _add(self, message: StoredMessage, data: bytes, keys: Iterable[str]) -> None:
         self._messages[message.id] = message
@@ -323,15 +362,7 @@ class MailStore:
         Newest first: every message (C{login} None, the instructor's view),
         or those C{login} sent (as sender or authenticated user) or was sent.
         """
-        messages = reversed(self._messages.values())
-        if login is None:
-            return list(messages)
-        return [
-            m for m in messages
-            if owns(login, m.envelope.sender)
-            or m.envelope.user.casefold() == login.casefold()
-            or any(owns(login, r) for r in m.envelope.recipients)
-        ]
+        return [m for m in reversed(self._messages.values()) if sees(login, m)]
 
     def mailbox(self, login: str) -> list[StoredMessage]:
         """Oldest first: the messages still delivered to an address C{login} reads."""
@@ -349,6 +380,8 @@ class MailStore:
                 if owns(login, key):
                     self._undeliver(message_id, key)
                     removed += 1
+        if removed:
+            self._on_change()
         return removed
 
     def counts(self) -> tuple[int, int, int]:
@@ -381,4 +414,5 @@ __all__ = [
     "StoredMessage",
     "mailbox_key",
     "owns",
+    "sees",
 ]

@@ -42,6 +42,8 @@ def fill_counters(events: Any) -> None:
     chat = events.counters_for("chat")
     chat.refused = 3
     chat.extra.update(joins=4, messages=12)
+    smtp = events.counters_for("smtp")
+    smtp.extra.update(messages_accepted=2)
 
 
 @pytest_twisted.inlineCallbacks
@@ -66,8 +68,12 @@ def test_metrics_scrape_with_curl(events: Any, clock: Clock) -> Any:
     assert found[("netlab_datagrams_sent_total", (("service", "udp-echo"),))] == 6
     assert found[("netlab_dropped_total", (("service", "udp-echo"),))] == 1
     assert found[("netlab_refused_total", (("service", "chat"),))] == 3
-    assert found[("netlab_chat_events_total", (("event", "joins"), ("service", "chat")))] == 4
-    assert found[("netlab_chat_events_total", (("event", "messages"), ("service", "chat")))] == 12
+    # Each service's own counts, under a name that says whose: not "chat" for the mail.
+    events_of = "netlab_service_events_total"
+    assert found[(events_of, (("event", "joins"), ("service", "chat")))] == 4
+    assert found[(events_of, (("event", "messages"), ("service", "chat")))] == 12
+    assert found[(events_of, (("event", "messages_accepted"), ("service", "smtp")))] == 2
+    assert not any(name.startswith("netlab_chat_events") for name, _ in found)
     # The HTTP site counts itself like every other service.
     assert found[("netlab_connections_total", (("service", "http"),))] == 1
 

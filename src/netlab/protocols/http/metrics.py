@@ -83,8 +83,11 @@ class NetlabCollector(Collector):
             field: CounterMetricFamily(name, text, labels=["service"])
             for field, (name, text) in COUNTERS.items()
         }
-        chat = CounterMetricFamily(
-            "netlab_chat_events_total", "Chat events (joins, messages, kicks...).",
+        # Every service's own counts (the chat's joins and messages, the
+        # mail's messages stored...), named for the service, not for the chat.
+        own = CounterMetricFamily(
+            "netlab_service_events_total",
+            "Each service's own counts (chat joins and messages, mail messages...).",
             labels=["service", "event"],
         )
         info = GaugeMetricFamily(
@@ -101,11 +104,11 @@ class NetlabCollector(Collector):
             for field, family in totals.items():
                 family.add_metric([service], getattr(counters, field))
             for event, count in sorted(counters.extra.items()):
-                chat.add_metric([service, event], count)
+                own.add_metric([service, event], count)
         yield info
         yield opened
         yield from totals.values()
-        yield chat
+        yield own
         if self.workers is not None:
             yield from self._per_worker(self.workers)
         yield from self._chat_gauges()

@@ -104,7 +104,7 @@ SMTP = ServiceKind(
     build=build_smtp,
     check=check_smtp,
     restart_keys=frozenset({"database"}),
-    counters=("messages_accepted", "logins", "quota_dropped"),
+    counters=("messages_stored", "mailboxes", "messages_accepted", "messages_refused"),
     try_with="swaks --server {host}:{port} --to bob@netlab.test",
 )
 

@@ -123,7 +123,7 @@ def when_idle(site: NetlabSite) -> Deferred[None]:
 def build_site(
     events: Any, clock: Any, *chosen: Iterable[routes.Route], root: Resource | None = None,
     hub: Any = None, service: Any = None, status_random: Any = None,
-    services: Any = (), kinds: Any = None, **settings: Any,
+    services: Any = (), kinds: Any = None, mail: Any = None, **settings: Any,
 ) -> NetlabSite:
     """
     A NetlabSite named "http" with C{settings}, the C{chosen} routes
@@ -133,7 +133,7 @@ def build_site(
     context = HttpContext(
         settings=HttpSettings(name="http", **settings), events=events, reactor=clock,
         hub=hub, service=service, status_random=status_random, services=services,
-        kinds=kinds or {},
+        kinds=kinds or {}, mail=mail,
     )
     root = Resource() if root is None else root
     for some in chosen:

@@ -690,18 +690,22 @@ def links(body: str) -> list[str]:
 @pytest_twisted.inlineCallbacks
 def test_dashboard_links_every_page(events: Any, clock: Clock) -> Any:
     """
-    The dashboard links the chat, the event view, the clock, the metrics and
-    the list of routes; each link is a route of the site; no chat, no link to it.
+    The dashboard links the chat, the mailbox, the event view, the clock, the
+    metrics and the list of routes; each link is a route of the site; no chat
+    (or no mail), no link to it.
     """
     hub = make_hub(events, clock)
-    (with_chat,) = yield curl_dashboard(events, clock, "/dashboard", hub=hub)
+    (with_chat,) = yield curl_dashboard(
+        events, clock, "/dashboard", hub=hub, mail=lambda: None  # as with [smtp]
+    )
     (without,) = yield curl_dashboard(events, clock, "/dashboard")
     paths = {route.path for route in routes.ROUTES}
     found = links(with_chat.body)
-    for page in ("/", "/chat", "/events", "/time.html", "/metrics", "/routes"):
+    for page in ("/", "/chat", "/mail", "/events", "/time.html", "/metrics", "/routes"):
         assert page in found
     assert set(found) <= paths
     assert "/chat" not in links(without.body)
+    assert "/mail" not in links(without.body)
 
 
 @pytest_twisted.inlineCallbacks

@@ -87,6 +87,7 @@ CHARTED = (
 PAGES = (
     ("/", "dashboard"),
     ("/chat", "chat"),
+    ("/mail", "mail"),
     ("/events", "your events"),
     ("/time.html", "time"),
     ("/metrics", "metrics"),
@@ -422,11 +423,12 @@ def normal_host(host: str) -> str:
 
 
 def nav_html(context: HttpContext) -> str:
-    """Links to the site's pages (the chat's only when the chat runs)."""
+    """Links to the site's pages (the chat's and the mailbox's only when they run)."""
+    off = {"/chat": context.hub is None, "/mail": context.mail is None}
     return "".join(
         f'<a href="{path}">{escape(label)}</a>'
         for path, label in PAGES
-        if path != "/chat" or context.hub is not None
+        if not off.get(path, False)
     )
 
 

@@ -17,13 +17,13 @@ from twisted.web.websocket import WebSocketClientEndpoint, WebSocketTransport
 
 from helpers import Collector, chat_user, close_all, connect, listen, make_hub
 from httptest import build_site
-from test_flow_websocket import frame, frames
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.line import ChatFactory
 from netlab.protocols.http import routes, websocket
 from netlab.protocols.http.routes import Root
 from netlab.protocols.http.site import NetlabSite
 from netlab.protocols.http.websocket import origin_allowed
+from test_flow_websocket import frame, frames
 
 UPGRADE = (
     "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -284,7 +284,8 @@ def test_client_close_right_after_a_large_echo_closes_the_tcp_connection(
             # either: its idle timer ends the connection, for a clean failure.
             clock.advance(site.context.settings.idle_timeout)
             yield client.closed
-            raise AssertionError("closed by the idle timer, not after the client's close")
+            raise AssertionError(
+                "closed by the idle timer, not after the client's close") from None
     finally:
         yield close_all(client)
         yield site.when_idle()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
@@ -22,6 +23,7 @@ from netlab.protocols.http import routes, websocket
 from netlab.protocols.http.routes import Root
 from netlab.protocols.http.site import NetlabSite
 from netlab.protocols.http.websocket import origin_allowed
+from test_flow_websocket import frame, frames
 
 UPGRADE = (
     "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -243,6 +245,56 @@ def test_oversized_echo_message_closes(events: Any) -> Any:
     yield site.when_idle()
     yield port.stopListening()
     assert [e for e in events.kinds("dropped") if e["service"] == "http-ws"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_client_close_right_after_a_large_echo_closes_the_tcp_connection(
+    events: Any, clock: Clock
+) -> Any:
+    """
+    A client's close frame read in the same chunk as the end of a message
+    whose echo overfills the write buffer (so the echo has just paused
+    reading) is answered and the TCP connection closed once the echo is out,
+    not held open until the idle timeout (Autobahn 7.1.6).  The site's timers
+    run on C{clock}, never advanced: only a prompt close lets this pass.
+    """
+    site = web_site(events, clock=clock, max_body=1_000_000)
+    port = listen(site)
+    client: Collector = yield connect(port)
+    try:
+        client.send(UPGRADE.format(path="/ws/echo", port=port.getHost().port,
+                                   extra="").encode())
+        head = yield client.wait_text(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ")
+        start = len(head)
+        # All but the last bytes of a message far over Twisted's 64 KiB write
+        # buffer, then a ping: its pong says the server has read that much.
+        large = b"x" * 300_000
+        client.send(frame(large, final=False) + frame(b"sync", opcode=0x9))
+        yield client.wait_text(b"\x8a\x04sync")
+        # The message's last fragment and the close in one small segment: one read.
+        client.send(frame(b"end", opcode=0x0) + frame(struct.pack("!H", 1000), opcode=0x8))
+        # Bounded in real time; the client's own Deferred stays for the cleanup.
+        promptly: Deferred[None] = Deferred()
+        client.closed.addCallback(lambda _: None if promptly.called else promptly.callback(None))
+        try:
+            yield promptly.addTimeout(10, reactor)
+        except TimeoutError:
+            # Not reading any more, the server would not see the client go
+            # either: its idle timer ends the connection, for a clean failure.
+            clock.advance(site.context.settings.idle_timeout)
+            yield client.closed
+            raise AssertionError(
+                "closed by the idle timer, not after the client's close") from None
+    finally:
+        yield close_all(client)
+        yield site.when_idle()
+        yield port.stopListening()
+    assert frames(client.data[start:]) == [
+        (0xA, b"sync"), (0x1, large + b"end"), (0x8, struct.pack("!H", 1000)),
+    ]
+    disconnected = [e for e in events.kinds("disconnected") if e["service"] == "http-ws"]
+    assert [e["reason"] for e in disconnected] == ["closed by client"]
 
 
 @pytest_twisted.inlineCallbacks

@@ -148,7 +148,8 @@ class GuardedWebSocketResource(WebSocketResource):
         extensions = socket.extensions()
         accepted = handshake.send(AcceptConnection(extensions=extensions))
         channel = request.channel
-        serve_websocket(channel, ServerConnection(extensions, socket.broke_protocol), socket)
+        connection = ServerConnection(extensions, socket.broke_protocol, socket.closed_by_client)
+        serve_websocket(channel, connection, socket)
         assert channel.transport is not None, "upgraded a closed connection"
         channel.transport.write(accepted)
         socket.negotiationFinished()
@@ -179,17 +180,23 @@ class ServerConnection(Connection):
     """
 
     def __init__(self, extensions: list[Extension],
-                 broke_protocol: Callable[[int, str], None]) -> None:
+                 broke_protocol: Callable[[int, str], None],
+                 closed_by_client: Callable[[], None]) -> None:
         super().__init__(ConnectionType.SERVER, extensions)
         self.broke_protocol = broke_protocol
+        self.closed_by_client = closed_by_client
 
     def events(self) -> Generator[Event, None, None]:
         for event in super().events():
-            if isinstance(event, CloseConnection) and self.state is ConnectionState.OPEN:
-                if event.code == TOO_BIG:
-                    # wsproto's reason would be "error in extension".
-                    event = CloseConnection(TOO_BIG, "message too big")
-                self.broke_protocol(event.code, event.reason or "")
+            if isinstance(event, CloseConnection):
+                if self.state is ConnectionState.OPEN:
+                    if event.code == TOO_BIG:
+                        # wsproto's reason would be "error in extension".
+                        event = CloseConnection(TOO_BIG, "message too big")
+                    self.broke_protocol(event.code, event.reason or "")
+                else:
+                    # Before Twisted answers it and loses the connection.
+                    self.closed_by_client()
             yield event
 
 
@@ -384,6 +391,18 @@ class MeteredSocket(ConnectionRecord):
             self.dropped("a frame", reason)
             self.closing(f"protocol error, close code {code}")
 
+    def closed_by_client(self) -> None:
+        """
+        The client's close frame arrived; Twisted is about to answer it and
+        lose the connection.  The producer goes first: if this echo has just
+        paused reading (its reply overfilled the write buffer in the same
+        read), the TCP transport, once drained, would resume that producer
+        instead of closing, and the socket would wait for the idle timer.
+        """
+        if self.close_reason is None and not self.lost:
+            # No reason yet: the chat still tells the room "connection lost".
+            self.let_close()
+
     def connectionLost(self, reason: Failure) -> None:
         self.lost = True
         for call in (self._idle, self._linger):
@@ -510,8 +529,14 @@ class MeteredSocket(ConnectionRecord):
         close once the close frame is out (no producer holds it open), and
         abort if that does not happen in time.
         """
-        assert self.transport is not None
         self.close_reason = reason
+        self.let_close()
+
+    def let_close(self) -> None:
+        """Let the TCP close once what is queued is out; abort if it is not in time."""
+        assert self.transport is not None
+        if self._linger is not None:
+            return
         self.transport.detachProducer()
         self._linger = self.context.reactor.callLater(SHUTDOWN_GRACE, self.abort)
 

@@ -203,3 +203,13 @@ def test_bad_database_path_stops_the_start(tmp_path: Path) -> None:
         database.open()
     with pytest.raises(LoginStoreError):
         LoginStore(str(path), reactor).open(0.0)
+
+
+@pytest_twisted.inlineCallbacks
+def test_store_keeps_no_shared_memory_file(tmp_path: Path, stores: Any) -> Any:
+    """As the chat's: no -shm file, which SQLite maps into memory (a fault writing it
+    is a SIGBUS that kills the daemon, not an error)."""
+    store = stores(tmp_path / "login.sqlite3")
+    store.add_user("Alice", HASH, 1000.0)
+    yield store.flush()
+    assert not (tmp_path / "login.sqlite3-shm").exists()

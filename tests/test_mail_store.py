@@ -189,3 +189,13 @@ def test_tls_key_that_is_not_the_certificates(tmp_path: Path) -> None:
         parse(tomllib.loads(
             f'[smtp]\nenabled = true\ntls_certificate = "{cert}"\ntls_key = "{other}"\n'
         ))
+
+
+@pytest_twisted.inlineCallbacks
+def test_store_keeps_no_shared_memory_file(tmp_path: Path, stores: Stores) -> object:
+    """As the chat's: no -shm file, which SQLite maps into memory (a fault writing it
+    is a SIGBUS that kills the daemon, not an error)."""
+    store, _ = stores(str(tmp_path / "mail.sqlite3"))
+    store.deliver("u1", envelope("bob@x.test"), b"hello", 1.0)
+    yield store.flush()
+    assert not (tmp_path / "mail.sqlite3-shm").exists()

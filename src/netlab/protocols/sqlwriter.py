@@ -1,8 +1,9 @@
 """
 One SQLite connection written by one thread, for the stores that keep
 everything in memory and save each change behind it (the login service's,
-the mail's): changes are queued in the order they were made, each change's
-statements in one transaction, so a slow disk never stalls the reactor.
+the mail's; the chat's store opens its database with L{connect} too):
+changes are queued in the order they were made, each change's statements
+in one transaction, so a slow disk never stalls the reactor.
 
 The store opens the connection and loads from it in the reactor thread,
 before anything listens; then L{SqliteWriter.start} hands it to the writer
@@ -38,8 +39,21 @@ class _DaemonThread(threading.Thread):
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """The one connection of a store, in autocommit mode, to be handed to its writer."""
-    return sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    """
+    The one connection of a store, in autocommit mode, to be handed to its
+    writer.  SQLite's rollback journal, never its write-ahead log: WAL keeps
+    a C{-shm} file mapped into memory, and a fault writing a mapped page (a
+    full disk, the file truncated) is a SIGBUS that kills the daemon without
+    a word, where the rollback journal gives an error the store can report.
+    """
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 class SqliteWriter:

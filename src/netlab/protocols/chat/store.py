@@ -41,6 +41,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from netlab.protocols import sqlwriter
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
@@ -176,10 +178,11 @@ class ChatStore:
 
     def _connect(self) -> sqlite3.Connection:
         """
-        The one connection; C{check_same_thread} is off because C{open} uses it
-        in the reactor thread before handing it to the writer for good.
+        The one connection (L{sqlwriter.connect}: no WAL); C{check_same_thread}
+        is off because C{open} uses it in the reactor thread before handing it
+        to the writer for good.
         """
-        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        return sqlwriter.connect(self.path)
 
     def open(self) -> None:
         """
@@ -194,9 +197,6 @@ class ChatStore:
         except sqlite3.Error as e:
             raise ChatStoreError(f"chat store {self.path}: cannot open: {e}") from e
         try:
-            # No WAL: its -shm file is mapped into memory (see the module's doc).
-            db.execute("PRAGMA journal_mode=DELETE")
-            db.execute("PRAGMA synchronous=FULL")
             db.executescript(SCHEMA)
             rooms = [row[0] for row in db.execute("SELECT DISTINCT room FROM history")]
             # Bounds the file across restarts too, not only within one run.

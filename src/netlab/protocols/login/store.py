@@ -94,7 +94,6 @@ class LoginStore:
         except sqlite3.Error as e:
             raise LoginStoreError(f"login store {self.path}: cannot open: {e}") from e
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
             db.execute(DELETE_EXPIRED, (now,))
             self._users = {

@@ -200,7 +200,6 @@ class MailStore:
         except sqlite3.Error as e:
             raise MailStoreError(f"mail store {self.path}: cannot open: {e}") from e
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
             self._load(db)
         except (sqlite3.Error, ValueError) as e:

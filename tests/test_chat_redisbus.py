@@ -68,7 +68,9 @@ def test_redis_bus_tables_claims_lines_and_messages(redis: Redis) -> Any:
         one.put("netlab:chat:registered", "alice", '{"nick":"Alice","hash":"h"}')
         one.put("netlab:chat:registered", "bob", '{"nick":"bob","hash":null}')
         table = yield two.table("netlab:chat:registered")
-        assert table == {"alice": '{"nick":"Alice","hash":"h"}', "bob": '{"nick":"bob","hash":null}'}
+        assert table == {
+            "alice": '{"nick":"Alice","hash":"h"}', "bob": '{"nick":"bob","hash":null}',
+        }
         assert (yield two.table("netlab:chat:bans")) == {}
         assert (yield one.claim("netlab:chat:nick:alice", "a", 5.0)) is True
         assert (yield two.claim("netlab:chat:nick:alice", "b", 5.0)) is False

@@ -13,6 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.logger import LogLevel, globalLogPublisher
 
 from netlab.protocols.chat.bus import Message
 from netlab.protocols.chat.redisbus import RedisBus
@@ -67,20 +68,49 @@ def test_redis_bus_tables_claims_lines_and_messages(redis: Redis) -> Any:
         yield heard_two.up
         one.put("netlab:chat:registered", "alice", '{"nick":"Alice","hash":"h"}')
         one.put("netlab:chat:registered", "bob", '{"nick":"bob","hash":null}')
+        assert (yield one.claim("netlab:chat:nick:alice", "a", 5.0)) is True
+        arriving = heard_two.next()
+        one.publish({"node": "a", "seq": 1, "kind": "say", "room": "#lobby", "nick": "Alice",
+                     "text": "héllo"}, "netlab:chat:room:#lobby", 2)
+        # Redis runs one's commands in order: once two hears the line, the rest is done.
+        message = yield arriving
+        assert message["text"] == "héllo"
         table = yield two.table("netlab:chat:registered")
         assert table == {
             "alice": '{"nick":"Alice","hash":"h"}', "bob": '{"nick":"bob","hash":null}',
         }
         assert (yield two.table("netlab:chat:bans")) == {}
-        assert (yield one.claim("netlab:chat:nick:alice", "a", 5.0)) is True
         assert (yield two.claim("netlab:chat:nick:alice", "b", 5.0)) is False
-        arriving = heard_two.next()
-        one.publish({"node": "a", "seq": 1, "kind": "say", "room": "#lobby", "nick": "Alice",
-                     "text": "héllo"}, "netlab:chat:room:#lobby", 2)
-        message = yield arriving
-        assert message["text"] == "héllo"
         kept = yield two.history("netlab:chat:room:#lobby")
         assert [m["seq"] for m in kept] == [1]
+    finally:
+        yield one.stop()
+        yield two.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_stop_sends_what_was_published_first(redis: Redis) -> Any:
+    """A node stopping says its users' quits before it hangs up, not 'Lost connection'."""
+    one, two = bus_on(redis, "chat"), bus_on(redis, "chat")
+    heard_one, heard_two = Listener(), Listener()
+    one.start(heard_one)
+    two.start(heard_two)
+    try:
+        yield heard_one.up
+        yield heard_two.up
+        arriving = heard_two.next()
+        one.publish({"node": "a", "seq": 1, "kind": "quit", "room": "#lobby", "nick": "alice",
+                     "reason": "server shutdown"})
+        one.release("netlab:chat:nick:alice", "a")
+        warnings: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(warnings.append)
+        try:
+            yield one.stop()
+        finally:
+            globalLogPublisher.removeObserver(warnings.append)
+        message = yield arriving
+        assert message["kind"] == "quit"
+        assert [e for e in warnings if e.get("log_level") == LogLevel.warn] == []
     finally:
         yield one.stop()
         yield two.stop()

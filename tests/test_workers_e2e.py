@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -344,12 +344,21 @@ def test_chat_in_two_workers_through_redis(tmp_path: Path) -> None:
     nick registered on one works on the other, and a killed worker's users
     quit for the others.
     """
-    from test_chat_e2e import LineClient
     from test_cluster_e2e import Redis
     from test_cluster_e2e import free_port as free_tcp_port
 
-    redis = Redis(free_tcp_port())
-    daemon = run_daemon(tmp_path, CHAT_CONFIG.format(folder=tmp_path, port=redis.port))
+    with ExitStack() as stack:
+        redis = Redis(free_tcp_port())
+        stack.callback(redis.stop)
+        daemon = run_daemon(tmp_path, CHAT_CONFIG.format(folder=tmp_path, port=redis.port))
+        stack.callback(daemon.kill)
+        chat_in_two_workers(daemon)
+        assert daemon.stop() == 0, daemon.log()
+
+
+def chat_in_two_workers(daemon: Daemon) -> None:
+    from test_chat_e2e import LineClient
+
     clients: list[LineClient] = []
     try:
         daemon.wait_for_log("cluster_joined: as lab.w0")
@@ -413,5 +422,3 @@ def test_chat_in_two_workers_through_redis(tmp_path: Path) -> None:
         for pid in worker_pids(daemon).values():
             if not gone(pid):
                 os.kill(pid, signal.SIGCONT)
-        assert daemon.stop() == 0, daemon.log()
-        redis.stop()

@@ -103,6 +103,9 @@ class RedisBus:
         self.listener: BusListener | None = None
         self.subscriber: BusSubscriber | None = None
         self.commands: txredisapi.RedisProtocol | None = None
+        self.timeout = timeout
+        # Commands sent and not yet answered: a stop waits for them.
+        self.pending: set[Deferred[Any]] = set()
         endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
         retry = backoffPolicy(maxDelay=max_retry_delay)
         subscribing = txredisapi.SubscriberFactory()
@@ -132,9 +135,20 @@ class RedisBus:
             self.listener.bus_down(f"cannot reach {self.address}: {failure.getErrorMessage()}")
 
     def stop(self) -> Deferred[None]:
+        """
+        Hang up once the commands already sent are answered (a stopping
+        node's quits and releases), or after C{timeout} seconds.
+        """
         self.listener = None
-        stopped = DeferredList([s.stopService() for s in self.services], consumeErrors=True)
-        return stopped.addCallback(lambda _: None)
+        answered: Deferred[Any] = DeferredList(list(self.pending), consumeErrors=True)
+        answered.addTimeout(self.timeout, self.reactor)
+        answered.addErrback(lambda _: None)
+
+        def hang_up(_: object) -> Deferred[None]:
+            stopped = DeferredList([s.stopService() for s in self.services], consumeErrors=True)
+            return stopped.addCallback(lambda _: None)
+
+        return answered.addCallback(hang_up)
 
     def commands_made(self, connection: BusCommands) -> None:
         self.commands = connection
@@ -181,7 +195,15 @@ class RedisBus:
         # loss not yet reported here): a failure like any other, so the
         # heartbeat that sent it keeps beating.
         running: Deferred[Any] = maybeDeferred(getattr(self.commands, name), *args)
-        return running.addErrback(self.command_failed, name)
+        running.addErrback(self.command_failed, name)
+        if not running.called:
+            self.pending.add(running)
+            running.addBoth(self.answered, running)
+        return running
+
+    def answered(self, result: object, command: Deferred[Any]) -> object:
+        self.pending.discard(command)
+        return result
 
     def command_failed(self, failure: Failure, name: str) -> None:
         self.log.warn("Redis {name} failed: {why}", name=name, why=failure.getErrorMessage())

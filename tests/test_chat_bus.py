@@ -18,6 +18,7 @@ from netlab.protocols.chat.cluster import DEGRADED, RESTORED
 from netlab.protocols.chat.hub import CHATTING, ChatHub
 from netlab.protocols.chat.settings import ClusterSettings
 from test_chat_hub import OPER_HASH, OPER_PASSWORD, User
+from test_irc_commands import Lab
 
 HEARTBEAT = 1.0
 BOUND = 3.0
@@ -212,3 +213,40 @@ def test_hiccup_degrades_then_catches_up_or_says_so(a: ChatHub, b: ChatHub, even
     assert after[2].endswith("<alice> and this")
     # a hears of b's own lost line too: a gap in b's numbers.
     assert alice.saw("Some messages from server b were missed")
+
+
+def test_irc_lists_the_other_nodes_users(a: ChatHub, b: ChatHub, clock: Clock) -> None:
+    """NAMES, WHO, LIST and the join's 353 on one node include the users of the others."""
+    alice = joined(a, "alice")
+    joined(a, "carol").say("/join #side")
+    lab = Lab(a.events, on=(b, clock))
+    ivan = lab.connect()
+    burst = ivan.ask("NICK ivan", "USER ivan 0 * :Ivan").splitlines()
+    assert ":netlab.local 353 ivan = #lobby :ivan alice" in burst
+    assert alice.saw("* ivan has joined #lobby")
+    assert ivan.ask("NAMES #lobby").splitlines() == [
+        ":netlab.local 353 ivan = #lobby :ivan alice",
+        ":netlab.local 366 ivan #lobby :End of /NAMES list",
+    ]
+    # A room with users on other nodes only.
+    assert ivan.ask("NAMES #side").splitlines() == [
+        ":netlab.local 353 ivan = #side :carol",
+        ":netlab.local 366 ivan #side :End of /NAMES list",
+    ]
+    # Another node's users are on that node: their host and server are its name.
+    assert ivan.ask("WHO #lobby").splitlines() == [
+        ":netlab.local 352 ivan #lobby ~ivan netlab.local netlab.local ivan H :0 Ivan",
+        ":netlab.local 352 ivan #lobby ~alice a a alice H :1 netlab chat user",
+        ":netlab.local 315 ivan #lobby :End of /WHO list",
+    ]
+    assert ivan.ask("WHO CAROL").splitlines() == [
+        ":netlab.local 352 ivan #side ~carol a a carol H :1 netlab chat user",
+        ":netlab.local 315 ivan CAROL :End of /WHO list",
+    ]
+    assert ":netlab.local 322 ivan #lobby 2 :" in ivan.ask("LIST").splitlines()
+    alice.say("/quit bye")
+    assert ivan.ask("NAMES #lobby").splitlines() == [
+        ":alice!~alice@netlab.local QUIT :quit: bye",
+        ":netlab.local 353 ivan = #lobby :ivan",
+        ":netlab.local 366 ivan #lobby :End of /NAMES list",
+    ]

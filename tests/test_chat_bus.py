@@ -416,6 +416,13 @@ def test_irc_lists_the_other_nodes_users(a: ChatHub, b: ChatHub, clock: Clock) -
         ":netlab.local 315 ivan CAROL :End of /WHO list",
     ]
     assert ":netlab.local 322 ivan #lobby 2 :" in ivan.ask("LIST").splitlines()
+    # Another node's operator is one here too: @ in NAMES and WHO.
+    alice.say(f"/oper {OPER_PASSWORD}")
+    names = ivan.ask("NAMES #lobby").splitlines()
+    assert names[0] == ":netlab.local 353 ivan = #lobby :ivan @alice"
+    assert ":netlab.local 352 ivan #lobby ~alice a a alice H@ :1 netlab chat user" in (
+        ivan.ask("WHO alice").splitlines()
+    )
     alice.say("/quit bye")
     assert ivan.ask("NAMES #lobby").splitlines() == [
         ":alice!~alice@netlab.local QUIT :quit: bye",

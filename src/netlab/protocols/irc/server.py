@@ -1,7 +1,7 @@
 """
 The chat's IRC front-end: the same rooms, nicks and history as the telnet,
 UDP and browser users, for irssi, WeeChat and HexChat.  In a cluster, NAMES,
-WHO and LIST include the users of the other nodes too (L{Cluster.in_room}).
+WHO and LIST include the users of the other nodes too (L{Cluster.members}).
 
 Parsing and dispatch are Twisted's (L{twisted.words.protocols.irc.IRC}:
 C{parsemsg}, one C{irc_COMMAND} method per command); the connection's
@@ -593,10 +593,7 @@ class IrcUser(ChatLine, irc.IRC):
     def others_in(self, name: str) -> list[RemoteUser]:
         """The users on the cluster's other nodes in the room C{name} (none without a cluster)."""
         cluster = self.factory.hub.cluster
-        if cluster is None:
-            return []
-        found = (cluster.holder(nick) for nick in cluster.in_room(name))
-        return [user for user in found if user is not None]
+        return [] if cluster is None else cluster.members(name)
 
     def send_names(self, name: str) -> None:
         """C{353} (the room's users here, then on other nodes) and C{366}."""
@@ -604,7 +601,7 @@ class IrcUser(ChatLine, irc.IRC):
         here = [] if room is None else [
             ("@" if m.oper else "") + m.name for m in room.members if m.state == CHATTING
         ]
-        names = here + [user.nick for user in self.others_in(name)]
+        names = here + [("@" if u.oper else "") + u.nick for u in self.others_in(name)]
         self.names(self.nick, name if room is None else room.name, names)
 
     def irc_NAMES(self, prefix: Any, params: list[str]) -> None:
@@ -648,7 +645,7 @@ class IrcUser(ChatLine, irc.IRC):
             # On another server: its name as their host and server, one hop away.
             self.numeric(
                 irc.RPL_WHOREPLY, user.room or "*", f"~{user.nick}", user.node, user.node,
-                user.nick, "H", f"1 {CHAT_USER}",
+                user.nick, "H@" if user.oper else "H", f"1 {CHAT_USER}",
             )
         self.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list")
 

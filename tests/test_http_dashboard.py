@@ -812,3 +812,42 @@ def test_routes_page_lists_every_route(events: Any, clock: Clock) -> Any:
     assert '<a href="/delay/1">http://lab.example:8080/delay/1</a>' in rows["/delay"]
     assert "off on this server" in rows["/static"]
     assert "/routes" in links(page.body)
+
+
+def test_dashboard_says_how_the_cluster_is(events: Any, clock: Clock) -> None:
+    """
+    With [cluster], the rooms show every node's users (with their node), and
+    the dashboard says which node this is and whether it is in touch.
+    """
+    from netlab.protocols.chat.bus import MemoryBroker
+    from test_chat_bus import bus_of, joined, node
+
+    broker = MemoryBroker(clock)
+    here, there = node(events, broker, "lab.w0"), node(events, broker, "lab.w1")
+    joined(here, "alice")
+    op = joined(there, "bob")
+    op.say("/oper sesame")
+    context = SimpleNamespace(
+        events=events, hub=here, services=[], kinds={}, settings=HttpSettings(name="http"),
+        websocket_service="http-ws", service=None,
+    )
+    data = dashboard.snapshot(context)  # type: ignore[arg-type]
+    assert data["cluster"] == {
+        "node": "lab.w0", "state": "joined", "nodes": ["lab.w1"],
+        "text": "Cluster: this node is lab.w0, in touch through Redis with 1 other: lab.w1.",
+    }
+    (lobby,) = data["rooms"]
+    assert lobby["users"] == [
+        {"nick": "alice", "oper": False, "node": None},
+        {"nick": "bob", "oper": True, "node": "lab.w1"},
+    ]
+    html = dashboard.dashboard_html(data)
+    assert '<p id="cluster" class="cluster" data-state="joined">Cluster: this node' in html
+    assert "<li>bob (oper) <small>on lab.w1</small></li>" in html
+    bus_of(here).cut("connection refused")
+    data = dashboard.snapshot(context)  # type: ignore[arg-type]
+    assert data["cluster"]["state"] == "degraded"
+    assert data["cluster"]["text"] == (
+        "Cluster degraded: this node (lab.w0) is out of touch with Redis (connection "
+        "refused); its users chat among themselves until it is back."
+    )

@@ -141,3 +141,44 @@ def test_daemon_metrics_count_echo_traffic(live_daemon: Daemon) -> None:
     assert ("process_resident_memory_bytes", ()) in found
     # The echo connection's idle timer, at least.
     assert found[("netlab_reactor_delayed_calls", ())] >= 1
+
+
+def test_levels_are_gauges_not_counters(events: Any, clock: Clock) -> None:
+    """What the mail store holds now goes down as well as up: a gauge, not a *_total."""
+    from netlab.app import registry as kinds_registry
+
+    smtp = events.counters_for("smtp")
+    smtp.extra.update(messages_accepted=2, messages_stored=5, bytes_stored=900, mailboxes=2)
+    context = HttpContext(
+        settings=HttpSettings(name="http"), events=events, reactor=clock,
+        services=[("smtp", "smtp")],
+        kinds={kind.section: kind for kind in kinds_registry.KINDS},
+    )
+    registry = metrics.make_registry(context)
+    level = "netlab_service_level"
+    assert registry.get_sample_value(level, {"service": "smtp", "level": "messages_stored"}) == 5
+    assert registry.get_sample_value(level, {"service": "smtp", "level": "bytes_stored"}) == 900
+    assert registry.get_sample_value(level, {"service": "smtp", "level": "mailboxes"}) == 2
+    events_of = "netlab_service_events_total"
+    assert registry.get_sample_value(
+        events_of, {"service": "smtp", "event": "messages_accepted"}) == 2
+    assert registry.get_sample_value(
+        events_of, {"service": "smtp", "event": "messages_stored"}) is None
+
+
+def test_chat_cluster_gauges(events: Any, clock: Clock) -> None:
+    """With [cluster], whether the node is in touch with Redis, and how many nodes it sees."""
+    from netlab.protocols.chat.bus import MemoryBroker
+    from test_chat_bus import bus_of, node
+
+    broker = MemoryBroker(clock)
+    hub, _ = node(events, broker, "a"), node(events, broker, "b")
+    context = HttpContext(
+        settings=HttpSettings(name="http"), events=events, reactor=clock, hub=hub
+    )
+    registry = metrics.make_registry(context)
+    labels = {"service": "chat", "node": "a"}
+    assert registry.get_sample_value("netlab_chat_cluster_up", labels) == 1
+    assert registry.get_sample_value("netlab_chat_cluster_nodes", labels) == 2
+    bus_of(hub).cut()
+    assert registry.get_sample_value("netlab_chat_cluster_up", labels) == 0

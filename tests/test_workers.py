@@ -496,6 +496,9 @@ def test_worker_adopts_the_parents_sockets_and_runs_its_share(tmp_path: Path) ->
     # Its "listening on" is debug: the parent announced these sockets.
     assert log.listening == {"echo": ["tcp 0.0.0.0:1234"], "udp-echo": ["udp 0.0.0.0:1234"]}
     assert not any(e["netlab_event"] == "listening" for e in log.recent)
+    # Its lines in the log the workers share say which worker wrote them.
+    log.emit("connected", "echo", "127.0.0.1:5000", open=1)
+    assert log.recent[-1]["log_namespace"] == "netlab.w1.echo"
     assert service.worker_table is not None and service.worker_table.index == 1
     # A reload hands the components their share of the new settings.
     new = dataclasses.replace(config.echo[0], max_connections_per_peer=9)

@@ -324,6 +324,10 @@ listen = ["tcp:0:interface=127.0.0.1"]
 database = "{folder}/chat.sqlite3"
 flood_lines = 100
 
+[udp_chat]
+enabled = true
+listen = ["udp:0:interface=127.0.0.1"]
+
 [cluster]
 redis = "redis://127.0.0.1:{port}/0"
 node = "lab"
@@ -336,8 +340,9 @@ max_retry_delay = 0.5
 def test_chat_in_two_workers_through_redis(tmp_path: Path) -> None:
     """
     With [cluster] redis, each worker's chat is a node: users on the two
-    workers share a room, a nick registered on one works on the other, and
-    a killed worker's users quit for the others.
+    workers (and a UDP user, whom the first worker serves) share a room, a
+    nick registered on one works on the other, and a killed worker's users
+    quit for the others.
     """
     from test_chat_e2e import LineClient
     from test_cluster_e2e import Redis
@@ -369,6 +374,20 @@ def test_chat_in_two_workers_through_redis(tmp_path: Path) -> None:
         for n in range(3):
             bob.expect(f"<alice> from w0 {n}")
             alice.expect(f"<bob> from w1 {n}")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(20)
+            udp.connect(("127.0.0.1", daemon.port("udp-chat", "udp")))
+            udp.send(b"JOIN dgram")
+            cookie = udp.recv(200).decode().split()[1]
+            udp.send(f"COOKIE {cookie}".encode())
+            bob.expect("* dgram has joined #lobby")
+            bob.send("to the datagram")
+            while b"<bob> to the datagram" not in udp.recv(2000):
+                pass
+            udp.send(b"from the datagram")
+            bob.expect("<dgram> from the datagram")
+            udp.send(b"/quit")
+            bob.expect("* dgram has quit")
         bob.send("/register hunter22")
         bob.expect("The nick bob is now registered.")
         bob.send("/quit")

@@ -178,6 +178,8 @@ class NetlabService(MultiService):
         self.reactor = reactor
         self.kinds = kinds
         self.events = events if events is not None else EventLog(config.log)
+        if worker is not None:
+            self.events.namespace = f"netlab.w{worker.index}"
         self.events.setServiceParent(self)
         self.context = BuildContext(
             events=self.events, reactor=reactor, daemon=self, kinds=kinds, config=config,

@@ -200,6 +200,9 @@ class EventLog(Service):
         now: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        # Where the events come from: "netlab", or in a worker process of
+        # [daemon] workers "netlab.w1", so the shared log tells the workers apart.
+        self.namespace = "netlab"
         self.level = LEVELS[settings.level]
         self.debug_enabled = self.level <= LogLevel.debug
         self.counters: dict[str, ServiceCounters] = {}
@@ -301,7 +304,9 @@ class EventLog(Service):
         event: dict[str, Any] = {
             "log_format": "{log_text}",
             "log_level": level,
-            "log_namespace": "netlab" if service == "netlab" else f"netlab.{service}",
+            "log_namespace": (
+                self.namespace if service == "netlab" else f"{self.namespace}.{service}"
+            ),
             "log_source": None,
             "log_time": self._now(),
             "netlab_event": kind,

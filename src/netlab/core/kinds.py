@@ -221,6 +221,8 @@ class ServiceKind(Generic[S]):
         (C{"telnet {host} {port}"}); netcat by default.  Datagram
         addresses are always C{nc -u}.
     @ivar in_workers: which worker processes serve it (L{InWorkers}).
+    @ivar levels: its own counts that are levels, not running totals (what
+        the mail store holds now): C{/metrics} exports them as gauges.
     """
 
     section: str
@@ -237,6 +239,7 @@ class ServiceKind(Generic[S]):
     counters: tuple[str, ...] = ()
     try_with: str = "nc {host} {port}"
     in_workers: InWorkers = InWorkers.EVERY
+    levels: frozenset[str] = frozenset()
 
     @property
     def service_name(self) -> str:

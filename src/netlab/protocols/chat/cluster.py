@@ -98,6 +98,8 @@ class Cluster:
         self.boots: dict[str, str] = {}
         self.boot = os.urandom(6).hex()
         self.degraded = False
+        # Why the bus was last unreachable, for the dashboard.
+        self.why = ""
         # Whether the bus has been reached at all yet (logged once).
         self.joined = False
         self.beating = LoopingCall(self.beat)
@@ -275,6 +277,28 @@ class Cluster:
         self.hub.event("kick", session, detail=f"{user.nick} on {user.node}")
         return True
 
+    def status(self) -> dict[str, Any]:
+        """How this node is, for the dashboard: its name, state, the others, in words."""
+        others = sorted(self.seen)
+        if self.degraded:
+            state = "degraded"
+            text = (
+                f"Cluster degraded: this node ({self.node}) is out of touch with Redis "
+                f"({self.why}); its users chat among themselves until it is back."
+            )
+        elif not self.joined:
+            state = "joining"
+            text = f"Cluster: this node ({self.node}) is reaching Redis."
+        else:
+            state = "joined"
+            text = f"Cluster: this node is {self.node}, in touch through Redis"
+            if others:
+                text += (f" with {len(others)} other{'s' if len(others) > 1 else ''}: "
+                         f"{', '.join(others)}.")
+            else:
+                text += "; no other node yet."
+        return {"node": self.node, "state": state, "nodes": others, "text": text}
+
     # -- the bus's side ------------------------------------------------------------
 
     def bus_up(self) -> None:
@@ -290,6 +314,7 @@ class Cluster:
         self.sync()
 
     def bus_down(self, why: str) -> None:
+        self.why = why
         if self.degraded:
             return
         self.degraded = True

@@ -315,6 +315,10 @@ def snapshot(
             for name in service_names(context)
         ],
         "rooms": rooms(context.hub),
+        "cluster": (
+            context.hub.cluster.status()
+            if context.hub is not None and context.hub.cluster is not None else None
+        ),
         "events": [describe_event(e) for e in reversed(public[-RECENT_ON_DASHBOARD:])],
         "ready": is_ready(context.service),
     }
@@ -384,14 +388,22 @@ class History:
 
 
 def rooms(hub: ChatHub | None) -> list[dict[str, Any]] | None:
-    """The chat's rooms with their topics and members, or C{None} without a chat."""
+    """
+    The chat's rooms with their topics and members (other nodes' too, with
+    their node), or C{None} without a chat.
+    """
     if hub is None:
         return None
+    cluster = hub.cluster
     return [
         {
             "name": room.name,
             "topic": room.topic,
-            "users": [{"nick": s.name, "oper": bool(s.oper)} for s in room.members],
+            "users": [{"nick": s.name, "oper": bool(s.oper), "node": None}
+                      for s in room.members] + [
+                {"nick": u.nick, "oper": u.oper, "node": u.node}
+                for u in (cluster.members(room.name) if cluster is not None else [])
+            ],
         }
         for room in sorted(hub.rooms.values(), key=lambda r: r.name.lower())
     ]
@@ -468,7 +480,10 @@ def service_html(service: dict[str, Any]) -> str:
 
 def room_html(room: dict[str, Any]) -> str:
     users = "".join(
-        f'<li>{escape(u["nick"])}{" (oper)" if u["oper"] else ""}</li>' for u in room["users"]
+        f'<li>{escape(u["nick"])}{" (oper)" if u["oper"] else ""}'
+        + (f' <small>on {escape(u["node"])}</small>' if u["node"] else "")
+        + "</li>"
+        for u in room["users"]
     )
     topic = escape(room["topic"]) if room["topic"] else "no topic"
     return (
@@ -485,6 +500,16 @@ def event_html(event: dict[str, Any]) -> str:
     )
 
 
+def cluster_html(cluster: dict[str, Any] | None) -> str:
+    """The chat cluster's state in words (updated live by the page), if there is one."""
+    if cluster is None:
+        return ""
+    return (
+        f'<p id="cluster" class="cluster" data-state="{escape(cluster["state"])}">'
+        f'{escape(cluster["text"])}</p>'
+    )
+
+
 def dashboard_html(data: dict[str, Any]) -> str:
     chat = data["rooms"]
     rooms_html = (
@@ -494,7 +519,9 @@ def dashboard_html(data: dict[str, Any]) -> str:
     return (
         '<section><h2>Services</h2><div id="services" class="cards">'
         + "".join(service_html(s) for s in data["services"])
-        + '</div></section>\n<section><h2>Chat rooms</h2><div id="rooms" class="cards">'
+        + '</div></section>\n<section><h2>Chat rooms</h2>'
+        + cluster_html(data["cluster"])
+        + '<div id="rooms" class="cards">'
         + rooms_html
         + '</div></section>\n<section><h2>Recent events</h2><ol id="events" class="events">'
         + "".join(event_html(e) for e in data["events"])

@@ -10,7 +10,7 @@ mix in whatever else the process registered, and tests build many sites.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -58,18 +58,22 @@ class NetlabCollector(Collector):
         reactor: IReactorTime | None = None,
         services: Sequence[tuple[str, str]] = (),
         workers: WorkerTable | None = None,
+        levels: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """
         @param services: the daemon's enabled services as C{(name, kind)},
             from the registry: each is exported from the first scrape, at
             zero until it counts, with a C{netlab_service_info} series.
         @param workers: in a worker process, every worker's counters.
+        @param levels: by service name, its own counts that are levels
+            (L{ServiceKind.levels}), exported as gauges.
         """
         self.events = events
         self.hub = hub
         self.reactor = reactor
         self.services = services
         self.workers = workers
+        self.levels = levels or {}
 
     def describe(self) -> Iterable[Metric]:
         # Registering must not depend on which services have counted yet.
@@ -90,6 +94,11 @@ class NetlabCollector(Collector):
             "Each service's own counts (chat joins and messages, mail messages...).",
             labels=["service", "event"],
         )
+        levels = GaugeMetricFamily(
+            "netlab_service_level",
+            "Each service's own levels, which go down as well as up (mail stored now...).",
+            labels=["service", "level"],
+        )
         info = GaugeMetricFamily(
             "netlab_service_info", "Each configured service and its kind.",
             labels=["service", "kind"],
@@ -103,12 +112,17 @@ class NetlabCollector(Collector):
             opened.add_metric([service], counters.connections_open)
             for field, family in totals.items():
                 family.add_metric([service], getattr(counters, field))
+            level_names = self.levels.get(service, frozenset())
             for event, count in sorted(counters.extra.items()):
-                own.add_metric([service, event], count)
+                if event in level_names:
+                    levels.add_metric([service, event], count)
+                else:
+                    own.add_metric([service, event], count)
         yield info
         yield opened
         yield from totals.values()
         yield own
+        yield levels
         if self.workers is not None:
             yield from self._per_worker(self.workers)
         yield from self._chat_gauges()
@@ -159,6 +173,21 @@ class NetlabCollector(Collector):
         rooms.add_metric([hub.name], len(hub.rooms))
         yield users
         yield rooms
+        cluster = hub.cluster
+        if cluster is not None:
+            labels = ["service", "node"]
+            up = GaugeMetricFamily(
+                "netlab_chat_cluster_up", "1 while this chat node is in touch with Redis.",
+                labels=labels,
+            )
+            up.add_metric([hub.name, cluster.node], int(cluster.joined and not cluster.degraded))
+            nodes = GaugeMetricFamily(
+                "netlab_chat_cluster_nodes", "Chat nodes this one hears from, itself included.",
+                labels=labels,
+            )
+            nodes.add_metric([hub.name, cluster.node], len(cluster.seen) + 1)
+            yield up
+            yield nodes
 
 
 def make_registry(context: HttpContext) -> CollectorRegistry:
@@ -166,9 +195,13 @@ def make_registry(context: HttpContext) -> CollectorRegistry:
     registry = CollectorRegistry()
     # A worker's daemon service has every worker's counters (app.service).
     workers = getattr(context.service, "worker_table", None)
+    levels = {
+        name: context.kinds[kind].levels for name, kind in context.services
+        if kind in context.kinds
+    }
     registry.register(NetlabCollector(
         context.events, context.hub, context.reactor, context.services,
-        workers if isinstance(workers, WorkerTable) else None,
+        workers if isinstance(workers, WorkerTable) else None, levels,
     ))
     ProcessCollector(registry=registry)
     return registry

@@ -107,6 +107,7 @@ SMTP = ServiceKind(
     counters=("messages_stored", "mailboxes", "messages_accepted", "messages_refused"),
     try_with="swaks --server {host}:{port} --to bob@netlab.test",
     in_workers=InWorkers.REFUSED,
+    levels=frozenset({"messages_stored", "bytes_stored", "mailboxes"}),
 )
 
 POP3 = ServiceKind(

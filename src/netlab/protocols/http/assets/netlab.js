@@ -118,7 +118,9 @@
     card.append(el("p", room.topic || "no topic", { class: "topic" }));
     const users = el("ul", null, { class: "users" });
     for (const user of room.users) {
-      users.append(el("li", user.nick + (user.oper ? " (oper)" : "")));
+      const item = el("li", user.nick + (user.oper ? " (oper)" : ""));
+      if (user.node) item.append(" ", el("small", "on " + user.node));
+      users.append(item);
     }
     if (!room.users.length) users.append(el("li", "nobody", { class: "muted" }));
     card.append(users);
@@ -140,6 +142,11 @@
       rooms.replaceChildren(el("p", "The chat is not running.", { class: "muted" }));
     } else {
       rooms.replaceChildren(...snapshot.rooms.map(roomCard));
+    }
+    const cluster = document.getElementById("cluster");
+    if (cluster && snapshot.cluster) {
+      cluster.textContent = snapshot.cluster.text;
+      cluster.dataset.state = snapshot.cluster.state;
     }
     document.getElementById("events").replaceChildren(...snapshot.events.map(eventItem));
   }

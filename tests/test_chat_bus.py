@@ -20,6 +20,7 @@ from netlab.protocols.chat.hub import CHATTING, ChatHub
 from netlab.protocols.chat.settings import ClusterSettings
 from netlab.protocols.chat.store import ChatStore
 from test_chat_hub import OPER_HASH, OPER_PASSWORD, User, stores
+from test_irc_commands import Lab
 
 __all__ = ["stores"]  # the fixture, used here
 
@@ -384,3 +385,47 @@ def test_a_user_missing_from_presence_quits(a: ChatHub, b: ChatHub, clock: Clock
     assert alice.saw("* bob has quit (gone from b)")
     alice.say("/who")
     assert alice.last() == "In #lobby (1): alice"
+
+
+def test_irc_lists_the_other_nodes_users(a: ChatHub, b: ChatHub, clock: Clock) -> None:
+    """NAMES, WHO, LIST and the join's 353 on one node include the users of the others."""
+    alice = joined(a, "alice")
+    joined(a, "carol").say("/join #side")
+    lab = Lab(a.events, on=(b, clock))
+    ivan = lab.connect()
+    burst = ivan.ask("NICK ivan", "USER ivan 0 * :Ivan").splitlines()
+    assert ":netlab.local 353 ivan = #lobby :ivan alice" in burst
+    assert alice.saw("* ivan has joined #lobby")
+    assert ivan.ask("NAMES #lobby").splitlines() == [
+        ":netlab.local 353 ivan = #lobby :ivan alice",
+        ":netlab.local 366 ivan #lobby :End of /NAMES list",
+    ]
+    # A room with users on other nodes only.
+    assert ivan.ask("NAMES #side").splitlines() == [
+        ":netlab.local 353 ivan = #side :carol",
+        ":netlab.local 366 ivan #side :End of /NAMES list",
+    ]
+    # Another node's users are on that node: their host and server are its name.
+    assert ivan.ask("WHO #lobby").splitlines() == [
+        ":netlab.local 352 ivan #lobby ~ivan netlab.local netlab.local ivan H :0 Ivan",
+        ":netlab.local 352 ivan #lobby ~alice a a alice H :1 netlab chat user",
+        ":netlab.local 315 ivan #lobby :End of /WHO list",
+    ]
+    assert ivan.ask("WHO CAROL").splitlines() == [
+        ":netlab.local 352 ivan #side ~carol a a carol H :1 netlab chat user",
+        ":netlab.local 315 ivan CAROL :End of /WHO list",
+    ]
+    assert ":netlab.local 322 ivan #lobby 2 :" in ivan.ask("LIST").splitlines()
+    # Another node's operator is one here too: @ in NAMES and WHO.
+    alice.say(f"/oper {OPER_PASSWORD}")
+    names = ivan.ask("NAMES #lobby").splitlines()
+    assert names[0] == ":netlab.local 353 ivan = #lobby :ivan @alice"
+    assert ":netlab.local 352 ivan #lobby ~alice a a alice H@ :1 netlab chat user" in (
+        ivan.ask("WHO alice").splitlines()
+    )
+    alice.say("/quit bye")
+    assert ivan.ask("NAMES #lobby").splitlines() == [
+        ":alice!~alice@netlab.local QUIT :quit: bye",
+        ":netlab.local 353 ivan = #lobby :ivan",
+        ":netlab.local 366 ivan #lobby :End of /NAMES list",
+    ]

@@ -43,8 +43,11 @@ def chat_config(tmp_path: Path, flood_lines: int = 5) -> str:
 class LineClient:
     """A socket chat user that reads line by line, with a timeout, never a sleep."""
 
-    def __init__(self, port: int, nick: str | None = None) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    def __init__(self, port: int, nick: str | None = None, source: str | None = None) -> None:
+        """C{source}: the loopback address to connect from (127.0.0.2, say)."""
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=20, source_address=(source, 0) if source else None
+        )
         self.file = self.sock.makefile("rb")
         self.history: list[str] = []
         if nick is not None:

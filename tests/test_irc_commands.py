@@ -23,6 +23,7 @@ from twisted.internet.task import Clock
 from helpers import make_hub
 from memory import MemoryTCP, serve
 from netlab.core.events import DROPPED, RECEIVED, SENT
+from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.chat.line import ChatFactory
 from netlab.protocols.chat.store import ChatStore, HistoryLine
 from netlab.protocols.irc.server import IrcFactory, iso_time, loggable, pieces
@@ -39,10 +40,14 @@ class Lab:
     """A hub with an IRC front-end and a telnet front-end on it, on one clock."""
 
     def __init__(self, events: Any, store: Any = None, irc: dict[str, Any] | None = None,
-                 **chat: Any) -> None:
-        self.clock = Clock()
+                 on: tuple[ChatHub, Clock] | None = None, **chat: Any) -> None:
+        """C{on}: an IRC front-end on this hub and its clock (a cluster's node), not a new hub."""
         self.events = events
-        self.hub = make_hub(events, self.clock, store, verify=verify, **chat)
+        if on is None:
+            self.clock = Clock()
+            self.hub = make_hub(events, self.clock, store, verify=verify, **chat)
+        else:
+            self.hub, self.clock = on
         self.irc = IrcFactory(IrcSettings(name="irc", **(irc or {})), events, self.clock, self.hub)
         self.line = ChatFactory(self.hub.settings, events, self.clock, self.hub)
         self.ports = iter(range(40000, 41000))

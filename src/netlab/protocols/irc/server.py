@@ -1,6 +1,7 @@
 """
 The chat's IRC front-end: the same rooms, nicks and history as the telnet,
-UDP and browser users, for irssi, WeeChat and HexChat.
+UDP and browser users, for irssi, WeeChat and HexChat.  In a cluster, NAMES,
+WHO and LIST include the users of the other nodes too (L{Cluster.members}).
 
 Parsing and dispatch are Twisted's (L{twisted.words.protocols.irc.IRC}:
 C{parsemsg}, one C{irc_COMMAND} method per command); the connection's
@@ -33,6 +34,7 @@ from netlab import __version__
 from netlab.core.events import EventLog
 from netlab.core.settings import payload_level
 from netlab.protocols.base import SHUTDOWN_GRACE, RefusedProtocol, StreamFactory, StreamProtocol
+from netlab.protocols.chat.cluster import RemoteUser
 from netlab.protocols.chat.commands import COMMANDS, OPER, PASSWORD, PRIVATE
 from netlab.protocols.chat.hub import (
     CHATTING,
@@ -84,6 +86,8 @@ BEFORE_WELCOME = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT
 # (not a #room) are private after the target.
 SECRET_AFTER = {"PASS": 0, "OPER": 1, "NICKSERV": 0, "NS": 0}
 MESSAGES = frozenset({"PRIVMSG", "NOTICE"})
+# The real name WHO and WHOIS show for a user who gave none (not an IRC user).
+CHAT_USER = "netlab chat user"
 
 
 def loggable(line: str) -> str:
@@ -586,15 +590,19 @@ class IrcUser(ChatLine, irc.IRC):
         elif not quiet:
             self.topic(self.nick, room.name, None)
 
-    def names_of(self, room: Room) -> list[str]:
-        return [("@" if m.oper else "") + m.name for m in room.members if m.state == CHATTING]
+    def others_in(self, name: str) -> list[RemoteUser]:
+        """The users on the cluster's other nodes in the room C{name} (none without a cluster)."""
+        cluster = self.factory.hub.cluster
+        return [] if cluster is None else cluster.members(name)
 
     def send_names(self, name: str) -> None:
+        """C{353} (the room's users here, then on other nodes) and C{366}."""
         room = self.room_of(name)
-        if room is None:
-            self.numeric(irc.RPL_ENDOFNAMES, name, "End of /NAMES list")
-        else:
-            self.names(self.nick, room.name, self.names_of(room))
+        here = [] if room is None else [
+            ("@" if m.oper else "") + m.name for m in room.members if m.state == CHATTING
+        ]
+        names = here + [("@" if u.oper else "") + u.nick for u in self.others_in(name)]
+        self.names(self.nick, name if room is None else room.name, names)
 
     def irc_NAMES(self, prefix: Any, params: list[str]) -> None:
         name = params[0].split(",")[0] if params and params[0] else self.channel
@@ -605,8 +613,9 @@ class IrcUser(ChatLine, irc.IRC):
 
     def irc_LIST(self, prefix: Any, params: list[str]) -> None:
         self.numeric(irc.RPL_LISTSTART, "Channel", "Users  Name")
-        for room in sorted(self.factory.hub.rooms.values(), key=lambda r: r.name.lower()):
-            self.numeric(irc.RPL_LIST, room.name, str(len(room.members)), room.topic)
+        hub = self.factory.hub
+        for room in sorted(hub.rooms.values(), key=lambda r: r.name.lower()):
+            self.numeric(irc.RPL_LIST, room.name, str(hub.headcount(room)), room.topic)
         self.numeric(irc.RPL_LISTEND, "End of /LIST")
 
     # -- people --------------------------------------------------------------------------
@@ -614,12 +623,16 @@ class IrcUser(ChatLine, irc.IRC):
     def irc_WHO(self, prefix: Any, params: list[str]) -> None:
         mask = params[0] if params and params[0] else "*"
         hub = self.factory.hub
-        room = self.room_of(mask)
-        if room is not None:
-            members = [m for m in room.members if m.state == CHATTING]
+        others: list[RemoteUser] = []
+        if mask.startswith("#"):
+            room = self.room_of(mask)
+            members = [] if room is None else [m for m in room.members if m.state == CHATTING]
+            others = self.others_in(mask)
         else:
             found = hub.find(mask)
             members = [found] if found is not None else []
+            other = hub.cluster.holder(mask) if hub.cluster and found is None else None
+            others = [other] if other is not None else []
         for member in members:
             where = member.room.name if member.room is not None else "*"
             away = isinstance(member.client, IrcUser) and bool(member.client.away)
@@ -627,6 +640,12 @@ class IrcUser(ChatLine, irc.IRC):
             self.numeric(
                 irc.RPL_WHOREPLY, where, f"~{member.name}", self.hostname, self.hostname,
                 member.name, flags, f"0 {real_name(member)}",
+            )
+        for user in others:
+            # On another server: its name as their host and server, one hop away.
+            self.numeric(
+                irc.RPL_WHOREPLY, user.room or "*", f"~{user.nick}", user.node, user.node,
+                user.nick, "H@" if user.oper else "H", f"1 {CHAT_USER}",
             )
         self.numeric(irc.RPL_ENDOFWHO, mask, "End of /WHO list")
 
@@ -924,7 +943,7 @@ def real_name(session: Session) -> str:
     client = session.client
     if isinstance(client, IrcUser) and client.realname:
         return client.realname
-    return "netlab chat user"
+    return CHAT_USER
 
 
 class IrcFactory(ChatFactory):

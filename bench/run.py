@@ -707,6 +707,9 @@ def load_once(ctx: Context, workload: Workload, setup: Setup) -> dict[str, float
     if returncode != 0:
         raise RuntimeError(f"load generator failed: {err.strip() or out}")
     parsed: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    if parsed.get("undelivered"):
+        print(f"  {workload.name:18} {parsed['undelivered']:.0f} counted deliveries had not "
+              "arrived 5 s after counting stopped")
     if workload.cpu_per and len(samples) == 2:
         parsed.update(cpu_costs(parsed, workload.cpu_per, samples[0], samples[1]))
     return parsed

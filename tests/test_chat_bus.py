@@ -5,6 +5,7 @@ cluster (what two daemons on one Redis are), on a L{Clock}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,21 +18,26 @@ from netlab.protocols.chat.bus import MemoryBroker, MemoryBus, decode, encode
 from netlab.protocols.chat.cluster import DEGRADED, RESTORED
 from netlab.protocols.chat.hub import CHATTING, ChatHub
 from netlab.protocols.chat.settings import ClusterSettings
-from test_chat_hub import OPER_HASH, OPER_PASSWORD, User
+from netlab.protocols.chat.store import ChatStore
+from test_chat_hub import OPER_HASH, OPER_PASSWORD, User, stores
+
+__all__ = ["stores"]  # the fixture, used here
 
 HEARTBEAT = 1.0
 BOUND = 3.0
 
 
-def node(events: Any, broker: MemoryBroker, name: str) -> ChatHub:
-    """A hub joined to C{broker} as node C{name}, started."""
+def node(
+    events: Any, broker: MemoryBroker, name: str, store: ChatStore | None = None,
+) -> ChatHub:
+    """A hub joined to C{broker} as node C{name}, started; with C{store}, nicks can register."""
     hub = make_hub(
         events, broker.clock, None, oper_password_hash=OPER_HASH, flood_lines=100,
         verify=lambda password, stored: succeed(verify_password(password, stored)),
         make_hash=lambda password: succeed(hash_password(password, n=2**10)),
     )
     hub = ChatHub(
-        hub.settings, events, broker.clock, None, hub.verify, hub.make_hash,
+        hub.settings, events, broker.clock, store, hub.verify, hub.make_hash,
         bus=MemoryBus(broker),
         cluster=ClusterSettings(node=name, heartbeat=HEARTBEAT, bound=BOUND),
     )
@@ -212,3 +218,169 @@ def test_hiccup_degrades_then_catches_up_or_says_so(a: ChatHub, b: ChatHub, even
     assert after[2].endswith("<alice> and this")
     # a hears of b's own lost line too: a gap in b's numbers.
     assert alice.saw("Some messages from server b were missed")
+
+
+# -- registered nicks, operators, bans and walls on every node ------------------------
+
+
+@pytest.fixture
+def stored(
+    events: Any, broker: MemoryBroker, stores: Callable[[int], ChatStore],
+) -> Callable[[str], ChatHub]:
+    """Makes nodes on C{broker}, each with a real store of its own."""
+    return lambda name: node(events, broker, name, stores(20))
+
+
+def test_registered_nick_works_on_every_node(stored: Callable[[str], ChatHub]) -> None:
+    a, b = stored("a"), stored("b")
+    alice = joined(a, "alice")
+    assert alice.say("/register hunter22")[0].startswith("The nick alice is now registered.")
+    assert b.store is not None and b.store.registered("ALICE") is not None
+    alice.say("/quit")
+    again = User(b)
+    assert again.say("alice") == ["The nick alice is registered. Password:"]
+    again.say("hunter22")
+    assert again.session.state == CHATTING and again.session.identified
+    assert again.say("/unregister") == ["The nick alice is no longer registered."]
+    assert a.store is not None and a.store.registered("alice") is None
+    # Held by the new alice on b, no longer asking for a password.
+    assert joined(a, "bob").say("/nick alice") == ["The nick alice is taken."]
+
+
+def test_a_node_joining_later_learns_the_registrations(
+    stored: Callable[[str], ChatHub], stores: Callable[[int], ChatStore],
+    events: Any, broker: MemoryBroker,
+) -> None:
+    a = stored("a")
+    joined(a, "alice").say("/register hunter22")
+    # c registered a nick alone, before it ever reached the cluster.
+    store = stores(20)
+    store.register("old", "hash-of-old")
+    c = node(events, broker, "c", store)
+    assert store.registered("alice") == (a.store and a.store.registered("alice"))
+    assert a.store is not None and a.store.registered("old") == "hash-of-old"
+    assert c.store is store
+
+
+def test_unregistered_while_a_node_was_away_stays_unregistered(
+    stored: Callable[[str], ChatHub],
+) -> None:
+    a, b = stored("a"), stored("b")
+    alice = joined(a, "alice")
+    alice.say("/register hunter22")
+    bus_of(b).cut()
+    alice.say("/unregister")
+    assert b.store is not None and b.store.registered("alice") is not None
+    bus_of(b).mend()
+    assert b.store.registered("alice") is None
+
+
+def test_registering_waits_for_the_cluster(stored: Callable[[str], ChatHub]) -> None:
+    a, b = stored("a"), stored("b")
+    alice = joined(a, "alice")
+    bus_of(a).cut()
+    assert alice.say("/register hunter22") == [
+        "Registered nicks are shared by every server of this chat, and this one is out "
+        "of touch with the others: try again when the cluster is back."
+    ]
+    assert a.store is not None and a.store.registered("alice") is None
+    bus_of(a).mend()
+    alice.say("/register hunter22")
+    assert b.store is not None and b.store.registered("alice") is not None
+
+
+def test_operators_are_shown_as_such_on_every_node(a: ChatHub, b: ChatHub, clock: Clock) -> None:
+    op = joined(a, "op")
+    bob = joined(b, "bob")
+    op.say(f"/oper {OPER_PASSWORD}")
+    bob.say("/who")
+    assert bob.last() == "In #lobby (2): bob, op (op)"
+    # Presence keeps saying so; a join elsewhere does not forget it.
+    clock.advance(HEARTBEAT)
+    op.say("/join #side")
+    op.say("/part")
+    bob.say("/who")
+    assert bob.last() == "In #lobby (2): bob, op (op)"
+    late = joined(b, "late")
+    late.say("/who")
+    assert "op (op)" in late.last()
+
+
+def test_unban_and_wall_reach_every_node(a: ChatHub, b: ChatHub) -> None:
+    op = joined(a, "op", host="192.0.2.1")
+    bob = joined(b, "bob", host="192.0.2.9")
+    op.say(f"/oper {OPER_PASSWORD}")
+    op.say("/ban 198.51.100.0/24 10")
+    assert User(b, host="198.51.100.9").ended == "banned"
+    op.say("/unban 198.51.100.0/24")
+    assert User(b, host="198.51.100.9").ended is None
+    op.say("/wall back in five")
+    assert bob.last() == "*** Notice from op: back in five"
+
+
+def test_bans_made_while_a_node_was_away_or_before_it_came(
+    a: ChatHub, b: ChatHub, events: Any, broker: MemoryBroker,
+) -> None:
+    op = joined(a, "op")
+    op.say(f"/oper {OPER_PASSWORD}")
+    op.say("/ban 198.51.100.0/24 10")
+    op.say("/ban 203.0.113.0/24 10")
+    bus_of(b).cut()
+    op.say("/unban 203.0.113.0/24")
+    bus_of(b).mend()
+    assert User(b, host="203.0.113.5").ended is None
+    assert User(b, host="198.51.100.9").ended == "banned"
+    # A node that joins later applies the bans in force.
+    c = node(events, broker, "c")
+    assert User(c, host="198.51.100.9").ended == "banned"
+    assert User(c, host="203.0.113.5").ended is None
+
+
+def test_a_node_restarted_under_its_name_drops_its_old_users(
+    a: ChatHub, events: Any, broker: MemoryBroker, clock: Clock,
+) -> None:
+    """A worker restarted after a crash keeps its node name: its old users quit at once."""
+    alice = joined(a, "alice")
+    b = node(events, broker, "b")
+    joined(b, "bob")
+    clock.advance(HEARTBEAT)
+    # b dies without a word and comes back as a new process.
+    broker.buses.remove(bus_of(b))
+    assert b.cluster is not None
+    b.cluster.beating.stop()
+    again = node(events, broker, "b")
+    assert alice.saw("* bob has quit (b restarted)")
+    # Its numbers start again without a false gap.
+    joined(again, "carol").say("hello")
+    assert alice.last().endswith("<carol> hello")
+    assert not alice.saw("were missed")
+
+
+def test_a_node_killed_before_its_first_presence_still_drops_its_users(
+    a: ChatHub, events: Any, broker: MemoryBroker,
+) -> None:
+    """Known by the run its join carried: a restart under its name quits its users."""
+    alice = joined(a, "alice")
+    b = node(events, broker, "b")
+    # a never heard b's presence: b joined the bus first, then a user came.
+    assert a.cluster is not None
+    a.cluster.boots.clear()
+    joined(b, "bob")
+    broker.buses.remove(bus_of(b))
+    assert b.cluster is not None
+    b.cluster.beating.stop()
+    node(events, broker, "b")
+    assert alice.saw("* bob has quit (b restarted)")
+
+
+def test_a_user_missing_from_presence_quits(a: ChatHub, b: ChatHub, clock: Clock) -> None:
+    """A quit lost in a hiccup: the next presence shows it, and the room hears it."""
+    alice = joined(a, "alice")
+    bob = joined(b, "bob")
+    bus_of(a).cut()
+    bob.say("/quit")
+    bus_of(a).mend()
+    clock.advance(HEARTBEAT)
+    assert alice.saw("* bob has quit (gone from b)")
+    alice.say("/who")
+    assert alice.last() == "In #lobby (1): alice"

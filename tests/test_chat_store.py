@@ -427,3 +427,26 @@ def test_a_fault_is_reported_once_until_writes_work_again(
     yield store.flush()
     assert len(errors) == 2
     yield store.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_new_worker_store_starts_from_the_first(tmp_path: Path, make_store: Any) -> Any:
+    """
+    A second worker's store, new, starts with the first's history and nicks;
+    one that exists already keeps its own; a seed that is no database yet
+    (the first worker still creating it) is passed over with a warning.
+    """
+    first = make_store(tmp_path / "chat.sqlite3")
+    first.append(line("#lobby", 1))
+    first.register("Alice", "scrypt$alice")
+    yield first.flush()
+    second = make_store(tmp_path / "chat.w1.sqlite3", seed=str(tmp_path / "chat.sqlite3"))
+    assert [h.text for h in second.recent("#lobby")] == ["line 1"]
+    assert second.registered("alice") == "scrypt$alice"
+    second.unregister("alice")
+    yield second.close()
+    again = make_store(tmp_path / "chat.w1.sqlite3", seed=str(tmp_path / "chat.sqlite3"))
+    assert again.registered("alice") is None
+    (tmp_path / "empty.sqlite3").write_bytes(b"")
+    fresh = make_store(tmp_path / "chat.w2.sqlite3", seed=str(tmp_path / "empty.sqlite3"))
+    assert fresh.recent("#lobby") == [] and fresh.registered("alice") is None

@@ -107,28 +107,48 @@ def test_unknown_daemon_key(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("section", ["chat", "udp_chat", "login", "smtp"])
-def test_one_process_services_refused_with_workers(tmp_path: Path, section: str) -> None:
-    """The chat's rooms, the UDP chat's members, login's guess limits live in one process."""
-    enable = {"chat": "[chat]\nenabled = true\n",
-              "udp_chat": "[chat]\nenabled = true\n[udp_chat]\nenabled = true\n",
-              "login": f'{NO_CHAT}[login]\nenabled = true\ndatabase = "{tmp_path}/l.db"\n',
-              "smtp": f"{NO_CHAT}[smtp]\nenabled = true\n"}
-    text = "[daemon]\nworkers = 2\n" + enable[section]
-    if section == "udp_chat":
-        # The chat is refused first; with workers = 1 both run.
-        assert "[chat] keeps its state" in refused(tmp_path, text)
-        assert load(tmp_path, text.replace("workers = 2", "workers = 1")).daemon.workers == 1
-        return
+CLUSTER = '[cluster]\nredis = "redis://127.0.0.1:6379/0"\n'
+
+
+def test_the_chat_needs_the_cluster_with_workers(tmp_path: Path) -> None:
+    """Each worker's chat is a node of the [cluster]: without Redis, one line."""
+    text = "[daemon]\nworkers = 2\n[chat]\nenabled = true\n[irc]\nenabled = true\n"
     assert refused(tmp_path, text).endswith(
-        f"[daemon].workers = 2: [{section}] keeps its state in one process; "
-        f"with more than one worker set [{section}] enabled = false (or workers = 1)"
+        "[daemon].workers = 2: [chat] is shared by the workers through Redis; set "
+        '[cluster] redis = "redis://HOST:PORT/0" (or [chat] enabled = false, or workers = 1)'
     )
+    config = load(tmp_path, text + CLUSTER)
+    assert config.daemon.workers == 2 and config.sections["cluster"].enabled
+
+
+@pytest.mark.parametrize("section", ["smtp", "pop3"])
+def test_mail_refused_with_workers(tmp_path: Path, section: str) -> None:
+    """Mail's store is read by every worker's /mail: one process only."""
+    text = f"[daemon]\nworkers = 2\n{NO_CHAT}[smtp]\nenabled = true\n"
+    if section == "pop3":
+        text += "[pop3]\nenabled = true\n"
+    assert refused(tmp_path, text).endswith(
+        "[daemon].workers = 2: [smtp] keeps its state in one process, which every worker's "
+        "web site reads; with more than one worker set [smtp] enabled = false (or workers = 1)"
+    )
+
+
+def test_which_workers_serve_each_kind() -> None:
+    """Login's guess limits and the UDP chat's members live in the first worker alone."""
+    from netlab.app.workers import serves
+
+    kinds = {kind.section: kind for kind in registry.KINDS}
+    for section, first_only in [("login", True), ("udp_chat", True), ("echo", False),
+                                ("chat", False), ("irc", False), ("http", False)]:
+        kind = kinds[section]
+        assert serves(kind, None) and serves(kind, 0)
+        assert serves(kind, 1) is not first_only, section
+    assert not serves(kinds["smtp"], 1)
 
 
 def test_check_workers_passes_one_worker(tmp_path: Path) -> None:
     config = load(tmp_path, "[chat]\nenabled = true\n")
-    assert check_workers(config) is config
+    assert check_workers(config, registry.KINDS) is config
 
 
 # -- each worker's share -------------------------------------------------------
@@ -507,3 +527,35 @@ def test_inherited_socket_reactor_adopts_for_every_listen_call() -> None:
     tls = reactor.adoptedPorts[1][2]
     assert isinstance(tls, TLSMemoryBIOFactory) and tls.wrappedFactory is factory
     assert proxy.seconds() == reactor.seconds()  # the rest is the reactor's
+
+
+def test_second_worker_is_a_chat_node_of_its_own_without_login(tmp_path: Path) -> None:
+    """
+    A worker's chat hub is a cluster node named after the daemon's, with a
+    database of its own beside the named one (started from it); login and
+    the UDP chat are the first worker's alone.
+    """
+    from netlab.app.service import NetlabService
+    from netlab.protocols.chat.hub import ChatHub
+
+    named = tmp_path / "chat.sqlite3"
+    config = load(tmp_path, f"[daemon]\nworkers = 2\n{CLUSTER}node = \"lab\"\n"
+                            f'[chat]\nenabled = true\ndatabase = "{named}"\n'
+                            "[udp_chat]\nenabled = true\n[http]\nenabled = false\n"
+                            f'[login]\nenabled = true\ndatabase = "{tmp_path}/login.db"\n')
+    hubs = []
+    for index in (0, 1):
+        role = WorkerRole(index, 2, 4, {}, config)
+        service = NetlabService(config, MemoryReactorClock(), events=events(), environ={},
+                                worker=role)
+        hub = next(p for p in service.components["chat"] if isinstance(p, ChatHub))
+        hubs.append(hub)
+        assert ("login" in service.components) is (index == 0)
+        assert ("udp-chat" in service.components) is (index == 0)
+    first, second = hubs
+    assert first.cluster is not None and first.cluster.node == "lab.w0"
+    assert second.cluster is not None and second.cluster.node == "lab.w1"
+    assert first.store is not None and first.store.path == str(named)
+    assert second.store is not None
+    assert second.store.path == str(tmp_path / "chat.w1.sqlite3")
+    assert second.store.seed == str(named) and first.store.seed is None

@@ -48,7 +48,7 @@ def parse(
     kinds: Sequence[ServiceKind[Any]] = KINDS,
 ) -> Config:
     """Validate a parsed TOML document against the registry's kinds."""
-    return check_workers(loader.parse(data, source, environment, kinds=kinds))
+    return check_workers(loader.parse(data, source, environment, kinds=kinds), kinds)
 
 
 def load(
@@ -57,7 +57,7 @@ def load(
     kinds: Sequence[ServiceKind[Any]] = KINDS,
 ) -> Config:
     """Read and validate a config file (None: the built-in defaults)."""
-    return check_workers(loader.load(path, environment, kinds=kinds))
+    return check_workers(loader.load(path, environment, kinds=kinds), kinds)
 
 
 def kind_of(kinds: Sequence[ServiceKind[Any]], where: str) -> ServiceKind[Any]:

@@ -20,7 +20,7 @@ from twisted.logger import Logger, LogLevel
 from netlab import __version__
 from netlab.app.registry import KINDS, kind_of
 from netlab.app.reload import reload
-from netlab.app.workers import WorkerLink, WorkerRole, worker_share
+from netlab.app.workers import WorkerLink, WorkerRole, serves, worker_share
 from netlab.core._twisted import clear_exit_signal
 from netlab.core.config import Config
 from netlab.core.endpoints import endpoint_kind
@@ -180,7 +180,8 @@ class NetlabService(MultiService):
         self.events = events if events is not None else EventLog(config.log)
         self.events.setServiceParent(self)
         self.context = BuildContext(
-            events=self.events, reactor=reactor, daemon=self, kinds=kinds, config=config
+            events=self.events, reactor=reactor, daemon=self, kinds=kinds, config=config,
+            worker=worker.index if worker is not None else None,
         )
         self.udp_ports = self.context.udp_ports
         self.factories: list[GoodbyeSayer] = []
@@ -215,11 +216,13 @@ class NetlabService(MultiService):
         """One built service per enabled section, listening on its strings."""
         events, reactor = self.events, self.reactor
         for where, configured in self.config.services():
-            if not configured.enabled:
+            kind = kind_of(self.kinds, where)
+            if not configured.enabled or not serves(kind, self.context.worker):
+                # Another worker serves it; this one leaves its sockets alone.
                 continue
             settings = self._share(configured)
             name = settings.name
-            built = kind_of(self.kinds, where).build(settings, self.context)
+            built = kind.build(settings, self.context)
             parts = self.components.setdefault(name, [])
             parts += built.parts
             stream = [d for d in settings.listen if endpoint_kind(d) == "stream"]

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
 from netlab.core.config import Config, ConfigError
+from netlab.core.kinds import InWorkers, ServiceKind
 from netlab.core.workertable import WorkerTable, counters_state
 
 # The environment variable that makes a twistd process a worker: the JSON of its role.
@@ -33,36 +34,50 @@ WORKER_ENV = "NETLAB_WORKER"
 # worker's counters can be on /metrics and the dashboard).
 REPORT_INTERVAL = 1.0
 
-# Services whose state lives in one process's memory or database: two
-# users on different workers would not see each other (the chat), or a
-# limit or lock would hold per process (login guesses, a POP3 maildrop's
-# lock, mail quotas).  More than one worker needs them off, until a
-# shared bus exists.
-ONE_PROCESS_SECTIONS = ("chat", "udp_chat", "irc", "login", "smtp", "pop3")
-
 # The limits each worker gets a 1/N share of, rounded up.
 SHARED_COUNTS = ("max_connections", "max_connections_per_peer", "burst")
 SHARED_RATES = ("rate",)
 
 
-def check_workers(config: Config) -> Config:
+def check_workers(config: Config, kinds: Sequence[ServiceKind[Any]]) -> Config:
     """
-    C{config}, if its services can run in C{[daemon] workers} processes.
+    C{config}, if its services can run in C{[daemon] workers} processes:
+    each kind says how (L{InWorkers}).
 
-    @raise ConfigError: one line naming the section that must be off.
+    @raise ConfigError: one line naming the section that cannot, and why.
     """
     workers = config.daemon.workers
     if workers == 1:
         return config
-    for section in ONE_PROCESS_SECTIONS:
-        settings = config.sections.get(section)
-        if settings is not None and settings.enabled:
+    by_section = {kind.section: kind for kind in kinds}
+    cluster = config.sections.get("cluster")
+    for where, settings in config.services():
+        section = where.split("]", 1)[0]
+        kind = by_section.get(section)
+        if kind is None or not settings.enabled:
+            continue
+        if kind.in_workers is InWorkers.REFUSED:
             raise ConfigError(
                 f"{config.source}: [daemon].workers = {workers}: [{section}] keeps its "
-                "state in one process; with more than one worker set "
-                f"[{section}] enabled = false (or workers = 1)"
+                "state in one process, which every worker's web site reads; with more "
+                f"than one worker set [{section}] enabled = false (or workers = 1)"
+            )
+        if kind.in_workers is InWorkers.CLUSTER and not (cluster and cluster.enabled):
+            raise ConfigError(
+                f"{config.source}: [daemon].workers = {workers}: [{section}] is shared "
+                "by the workers through Redis; set [cluster] redis = \"redis://HOST:PORT/0\" "
+                f"(or [{section}] enabled = false, or workers = 1)"
             )
     return config
+
+
+def serves(kind: ServiceKind[Any], worker: int | None) -> bool:
+    """Whether the worker numbered C{worker} (None: a single process) serves C{kind}."""
+    if worker is None:
+        return True
+    if kind.in_workers is InWorkers.FIRST:
+        return worker == 0
+    return kind.in_workers is not InWorkers.REFUSED
 
 
 def worker_share(settings: Any, workers: int) -> Any:
@@ -217,12 +232,12 @@ def worker_arguments(twistd: Mapping[str, Any], config_path: str) -> list[str]:
 
 
 __all__ = [
-    "ONE_PROCESS_SECTIONS",
     "REPORT_INTERVAL",
     "WORKER_ENV",
     "WorkerLink",
     "WorkerRole",
     "check_workers",
+    "serves",
     "worker_arguments",
     "worker_share",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from twisted.internet.defer import Deferred
@@ -59,6 +60,26 @@ def transport_counters(transports: Collection[str]) -> tuple[str, ...]:
     """The counters that apply to a service reached over C{transports}, each once."""
     names = (name for t in (STREAM, DATAGRAM) if t in transports for name in TRANSPORT_COUNTERS[t])
     return tuple(dict.fromkeys(names))
+
+
+class InWorkers(Enum):
+    """
+    How a kind runs under C{[daemon] workers = N} (N > 1): which of the
+    worker processes serve it, given where its state lives.
+    """
+
+    #: Every worker: what one connection or datagram needs lives in it alone.
+    EVERY = "every worker"
+    #: The first worker alone: its state lives in one process and nothing
+    #: else reads it (login's accounts and guess limits, the UDP chat's
+    #: members, who must always reach the same process).
+    FIRST = "the first worker"
+    #: Every worker, each a node of the C{[cluster]} bus (the chat): needs
+    #: C{[cluster] redis}.
+    CLUSTER = "every worker, through [cluster] redis"
+    #: Not at all: its state lives in one process and every worker's web
+    #: site reads it (mail's store behind C{/mail}).
+    REFUSED = "no worker"
 
 
 # Settings that only take effect with a restart, for every kind: they
@@ -124,6 +145,9 @@ class BuildContext:
     @ivar kinds: the registry the daemon was built from.
     @ivar config: the whole configuration, for kinds that read another
         section (the web site shows every service).
+    @ivar worker: in a worker process of C{[daemon] workers = N}, its
+        number (0 to N - 1): a kind whose files or names are its own per
+        process tells them apart by it.  None in a single process.
     """
 
     events: EventLog
@@ -132,6 +156,7 @@ class BuildContext:
     daemon: Readiness | None = None
     kinds: Sequence[ServiceKind[Any]] = ()
     config: Config | None = None
+    worker: int | None = None
     resources: list[SharedResource] = field(default_factory=list)
     _shared: dict[type, object] = field(default_factory=dict)
 
@@ -195,6 +220,7 @@ class ServiceKind(Generic[S]):
         addresses with, a template with C{host} and C{port} fields
         (C{"telnet {host} {port}"}); netcat by default.  Datagram
         addresses are always C{nc -u}.
+    @ivar in_workers: which worker processes serve it (L{InWorkers}).
     """
 
     section: str
@@ -210,6 +236,7 @@ class ServiceKind(Generic[S]):
     defaults: Mapping[str, Any] = field(default_factory=dict)
     counters: tuple[str, ...] = ()
     try_with: str = "nc {host} {port}"
+    in_workers: InWorkers = InWorkers.EVERY
 
     @property
     def service_name(self) -> str:
@@ -258,6 +285,7 @@ __all__ = [
     "BuiltService",
     "Configurable",
     "GoodbyeSayer",
+    "InWorkers",
     "Readiness",
     "ServiceKind",
     "SharedResource",

@@ -11,11 +11,19 @@ C{node}, its per-node sequence number C{seq} and its C{kind}:
     nick      room old new                   topic room nick topic
     private   sender target text notice      to the node that holds C{target}
     kick      target by reason               to the node that holds C{target}
-    ban       network until by               mute  target minutes by
-    presence  members [[nick, room], ...]    the heartbeat (C{seq}: the last sent)
+    ban       network until by               unban network by
+    mute      target minutes by room         wall  nick text
+    oper      nick                           (became an operator)
+    register  nick hash                      unregister nick
+    presence  members [[nick, room, oper], ...] boot
+                                             the heartbeat (C{seq}: the last sent;
+                                             C{boot}: this run of the node)
 
-and keeps two kinds of state beside them: nick claims (atomic, expiring
-unless refreshed, keyed by the case-folded nick) and each room's last lines.
+and keeps state beside them: nick claims (atomic, expiring unless
+refreshed, keyed by the case-folded nick), each room's last lines, and
+shared tables (the registered nicks, the bans), whose entries are never
+deleted, only marked gone, so a node back from a hiccup learns what was
+undone meanwhile.
 
 L{MemoryBus} on a L{MemoryBroker} is the in-memory bus: several hubs on one
 broker are several nodes, on a clock the tests drive.  The Redis bus
@@ -95,6 +103,12 @@ class Bus(Protocol):
     def history(self, room: str) -> Deferred[list[Message]]:
         """C{room}'s kept lines, oldest first."""
 
+    def put(self, table: str, key: str, value: str) -> None:
+        """Set C{key} to C{value} in the shared table C{table}."""
+
+    def table(self, table: str) -> Deferred[dict[str, str]]:
+        """The whole shared table C{table} (empty while the bus is down)."""
+
 
 @dataclass
 class MemoryBroker:
@@ -104,6 +118,7 @@ class MemoryBroker:
     buses: list[MemoryBus] = field(default_factory=list)
     nicks: dict[str, tuple[str, float]] = field(default_factory=dict)
     rooms: dict[str, list[Message]] = field(default_factory=dict)
+    tables: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def holder(self, key: str) -> str | None:
         """The node holding the nick C{key} now, if any (expired claims are gone)."""
@@ -178,6 +193,13 @@ class MemoryBus:
 
     def history(self, room: str) -> Deferred[list[Message]]:
         return succeed(list(self.broker.rooms.get(room, [])))
+
+    def put(self, table: str, key: str, value: str) -> None:
+        if self.up:
+            self.broker.tables.setdefault(table, {})[key] = value
+
+    def table(self, table: str) -> Deferred[dict[str, str]]:
+        return succeed(dict(self.broker.tables.get(table, {})) if self.up else {})
 
 
 __all__ = ["Bus", "BusListener", "MemoryBroker", "MemoryBus", "Message", "decode", "encode"]

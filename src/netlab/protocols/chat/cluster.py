@@ -3,7 +3,15 @@ The hub's side of the chat bus (L{netlab.protocols.chat.bus}): what this
 node publishes, and what the others' messages do to its users.
 
 * Users on other nodes are L{RemoteUser}s: their nicks are refused here,
-  C{/who} lists them, C{/msg} and an operator's C{/kick} reach them.
+  C{/who} lists them (operators marked), C{/msg} and an operator's
+  C{/kick} reach them.
+* Registered nicks and bans are shared tables on the bus, each node's
+  store (or ban list) a copy: changes are published as they are made, and
+  a node (re)joining the bus reads the whole table, takes what it missed
+  and shares what only it knew (made before it ever joined).  Registering
+  waits for the bus, so two nodes never hold different passwords for a nick.
+* A node restarted under its name (a worker after a crash) says so by a
+  new C{boot} in its presence: its old run's users quit here at once.
 * Every C{heartbeat} seconds this node publishes its members (presence)
   and refreshes its nick claims; a node not heard from for C{bound}
   seconds is gone: its users quit here, and its claims expire on the bus.
@@ -19,6 +27,9 @@ node publishes, and what the others' messages do to its users.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +39,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import LogLevel
 
 from netlab.protocols.chat.bus import Bus, Message
+from netlab.protocols.chat.store import nick_key
 
 if TYPE_CHECKING:
     from netlab.protocols.chat.hub import ChatHub, Room, Session
@@ -38,6 +50,23 @@ DEGRADED = (
     "nor you them, until it is back."
 )
 RESTORED = "* The chat cluster is back: users on every server hear each other again."
+NOT_SHARED = (
+    "Registered nicks are shared by every server of this chat, and this one is out "
+    "of touch with the others: try again when the cluster is back."
+)
+
+# The shared tables, under the chat's prefix.
+REGISTERED = "registered"
+BANS = "bans"
+
+
+def entry(value: str) -> dict[str, Any] | None:
+    """A shared table's entry, or C{None} if it is not one."""
+    try:
+        decoded = json.loads(value)
+    except (ValueError, TypeError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 @dataclass
@@ -47,6 +76,7 @@ class RemoteUser:
     nick: str
     node: str
     room: str | None
+    oper: bool = False
 
 
 class Cluster:
@@ -64,6 +94,9 @@ class Cluster:
         # Each other node: when it was last heard from, and its last number.
         self.seen: dict[str, float] = {}
         self.numbers: dict[str, int] = {}
+        # Each other node's run, and this one's: a new one is a restart.
+        self.boots: dict[str, str] = {}
+        self.boot = os.urandom(6).hex()
         self.degraded = False
         # Whether the bus has been reached at all yet (logged once).
         self.joined = False
@@ -89,10 +122,16 @@ class Cluster:
     def room_key(self, room: str) -> str:
         return f"{self.prefix}room:{room.lower()}"
 
+    def share(self, table: str, key: str, **value: Any) -> None:
+        self.bus.put(self.prefix + table, key, json.dumps(value, separators=(",", ":")))
+
     def send(self, kind: str, *, keep: str | None = None, **fields: Any) -> None:
         """Publish one message (numbered even while the bus is down: the others see the gap)."""
         self.seq += 1
         message = {"node": self.node, "seq": self.seq, "kind": kind, **fields}
+        if kind == "join":
+            # A node that dies before its next presence is still known by its run.
+            message["boot"] = self.boot
         if keep is None:
             self.bus.publish(message)
         else:
@@ -101,11 +140,11 @@ class Cluster:
     def beat(self) -> None:
         """Presence, claims refreshed, and the silent nodes forgotten."""
         members = [
-            [session.name, session.room.name if session.room else None]
+            [session.name, session.room.name if session.room else None, session.oper]
             for session in self.hub.nicks.values()
         ]
         self.bus.publish({"node": self.node, "seq": self.seq, "kind": "presence",
-                          "members": members})
+                          "members": members, "boot": self.boot})
         self.bus.refresh([self.nick_key(n) for n in self.hub.nicks], self.node, self.bound)
         now = self.hub.clock.seconds()
         for node, seen in list(self.seen.items()):
@@ -115,13 +154,18 @@ class Cluster:
     def lost(self, node: str) -> None:
         """C{node} has not been heard from within the bound: its users quit."""
         del self.seen[node]
-        self.numbers.pop(node, None)
+        self.boots.pop(node, None)
         self.hub.count("cluster_nodes_lost")
         self.hub.event("cluster_node_lost", None, LogLevel.warn, detail=node)
+        self.forget(node, f"{node} is gone")
+
+    def forget(self, node: str, reason: str) -> None:
+        """C{node}'s users quit here (it is gone, or restarted), and its numbering."""
+        self.numbers.pop(node, None)
         for key, user in list(self.users.items()):
             if user.node == node:
                 del self.users[key]
-                self.quit(user, f"{node} is gone")
+                self.quit(user, reason)
 
     # -- nicks -------------------------------------------------------------------
 
@@ -139,7 +183,75 @@ class Cluster:
 
     def in_room(self, room: str) -> list[str]:
         """The nicks of other nodes' users in C{room}."""
-        return [u.nick for u in self.users.values() if (u.room or "").lower() == room.lower()]
+        return [u.nick for u in self.members(room)]
+
+    def members(self, room: str) -> list[RemoteUser]:
+        """Other nodes' users in C{room}."""
+        return [u for u in self.users.values() if (u.room or "").lower() == room.lower()]
+
+    # -- registered nicks and bans ---------------------------------------------------
+
+    @property
+    def shares_now(self) -> bool:
+        """Whether a change to a shared table reaches the others now."""
+        return self.bus.up
+
+    def registered(self, nick: str, password_hash: str) -> None:
+        """C{nick} was registered here (or its password changed)."""
+        self.share(REGISTERED, nick_key(nick), nick=nick, hash=password_hash)
+        self.send("register", nick=nick, hash=password_hash)
+
+    def unregistered(self, nick: str) -> None:
+        self.share(REGISTERED, nick_key(nick), nick=nick, hash=None)
+        self.send("unregister", nick=nick)
+
+    def banned(self, network: str, until: float, by: str) -> None:
+        self.share(BANS, network, until=until, by=by)
+        self.send("ban", network=network, until=until, by=by)
+
+    def unbanned(self, network: str, by: str) -> None:
+        self.share(BANS, network, until=0, by=by)
+        self.send("unban", network=network, by=by)
+
+    def sync(self) -> None:
+        """Read the shared tables: take what was missed, share what only this node knew."""
+        self.bus.table(self.prefix + REGISTERED).addCallback(self.synced_registrations)
+        self.bus.table(self.prefix + BANS).addCallback(self.synced_bans)
+
+    def synced_registrations(self, table: dict[str, str]) -> None:
+        store = self.hub.store
+        if store is None:
+            return
+        for value in table.values():
+            found = entry(value)
+            nick = found.get("nick") if found else None
+            if found is None or not isinstance(nick, str):
+                continue
+            password_hash = found.get("hash")
+            if password_hash is None:
+                if store.registered(nick) is not None:
+                    store.unregister(nick)
+            elif isinstance(password_hash, str) and store.registered(nick) != password_hash:
+                store.register(nick, password_hash)
+        for key, (nick, password_hash) in store.registrations().items():
+            if key not in table:
+                self.registered(nick, password_hash)
+
+    def synced_bans(self, table: dict[str, str]) -> None:
+        now = self.hub.clock.seconds()
+        for key, value in table.items():
+            found = entry(value)
+            network = parse_network(key)
+            if found is None or network is None:
+                continue
+            until, by = found.get("until"), str(found.get("by", "?"))
+            if not isinstance(until, (int, float)) or until <= now:
+                self.hub.lift_ban(network)
+            elif not any(ban.network == network for ban in self.hub.bans):
+                self.hub.apply_ban(network, float(until), by)
+        for ban in self.hub.bans:
+            if str(ban.network) not in table and ban.until > now:
+                self.banned(str(ban.network), ban.until, ban.by)
 
     # -- from this node's commands ------------------------------------------------
 
@@ -175,6 +287,7 @@ class Cluster:
             self.hub.to_everyone(RESTORED)
         # Presence and claims at once: others may have forgotten this node.
         self.beat()
+        self.sync()
 
     def bus_down(self, why: str) -> None:
         if self.degraded:
@@ -190,6 +303,11 @@ class Cluster:
             return
         self.seen[node] = self.hub.clock.seconds()
         kind, seq = message["kind"], message["seq"]
+        boot = message.get("boot")
+        if isinstance(boot, str) and self.boots.setdefault(node, boot) != boot:
+            self.boots[node] = boot
+            self.hub.event("cluster_node_restarted", None, LogLevel.warn, detail=node)
+            self.forget(node, f"{node} restarted")
         last = self.numbers.get(node)
         # A presence carries the last number sent; anything else, the next.
         expected = seq if kind == "presence" else seq - 1
@@ -233,12 +351,18 @@ class Cluster:
 
     def on_presence(self, message: Message) -> None:
         node = message["node"]
-        members = {str(nick).lower(): (str(nick), room) for nick, room in message["members"]}
+        members = {
+            str(member[0]).lower(): RemoteUser(
+                str(member[0]), node, member[1], bool(member[2]) if len(member) > 2 else False
+            )
+            for member in message["members"]
+        }
         for key, user in list(self.users.items()):
             if user.node == node and key not in members:
+                # Its quit never came here (a hiccup): the room hears it now.
                 del self.users[key]
-        for key, (nick, room) in members.items():
-            self.users[key] = RemoteUser(nick, node, room)
+                self.quit(user, f"gone from {node}")
+        self.users.update(members)
 
     def on_say(self, message: Message) -> None:
         room = self.local_room(message)
@@ -254,7 +378,11 @@ class Cluster:
 
     def on_join(self, message: Message) -> None:
         nick = message["nick"]
-        self.users[nick.lower()] = RemoteUser(nick, message["node"], message["room"])
+        user = self.users.get(nick.lower())
+        if user is not None and user.node == message["node"]:
+            user.room = message["room"]
+        else:
+            self.users[nick.lower()] = RemoteUser(nick, message["node"], message["room"])
         room = self.local_room(message)
         if room is not None:
             self.hub.joined_room(room, nick)
@@ -282,7 +410,9 @@ class Cluster:
     def on_nick(self, message: Message) -> None:
         old, new = message["old"], message["new"]
         user = self.users.pop(old.lower(), None)
-        self.users[new.lower()] = RemoteUser(new, message["node"], user.room if user else None)
+        self.users[new.lower()] = RemoteUser(
+            new, message["node"], user.room if user else None, user.oper if user else False
+        )
         room = self.local_room(message)
         if room is not None:
             self.hub.renamed_in_room(room, old, new)
@@ -303,14 +433,32 @@ class Cluster:
             self.hub.kicked(message["by"], target, message["reason"])
 
     def on_ban(self, message: Message) -> None:
-        import ipaddress
-
-        try:
-            network = ipaddress.ip_network(message["network"], strict=False)
-        except ValueError:
+        network = parse_network(message["network"])
+        if network is None:
             self.hub.event("cluster_bad_message", None, LogLevel.warn, detail="ban")
             return
         self.hub.apply_ban(network, float(message["until"]), message["by"])
+
+    def on_unban(self, message: Message) -> None:
+        network = parse_network(message["network"])
+        if network is not None:
+            self.hub.lift_ban(network)
+
+    def on_wall(self, message: Message) -> None:
+        self.hub.to_everyone(f"*** Notice from {message['nick']}: {message['text']}")
+
+    def on_oper(self, message: Message) -> None:
+        user = self.holder(message["nick"])
+        if user is not None:
+            user.oper = True
+
+    def on_register(self, message: Message) -> None:
+        if self.hub.store is not None:
+            self.hub.store.register(message["nick"], message["hash"])
+
+    def on_unregister(self, message: Message) -> None:
+        if self.hub.store is not None:
+            self.hub.store.unregister(message["nick"])
 
     def on_mute(self, message: Message) -> None:
         # Muted where they are; the others in their room everywhere hear of it.
@@ -323,4 +471,11 @@ class Cluster:
             self.hub.to_room(room, f"* {nick} was muted by {by} for {minutes:g} minutes")
 
 
-__all__ = ["DEGRADED", "RESTORED", "Cluster", "RemoteUser"]
+def parse_network(text: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(str(text), strict=False)
+    except ValueError:
+        return None
+
+
+__all__ = ["DEGRADED", "NOT_SHARED", "RESTORED", "Cluster", "RemoteUser"]

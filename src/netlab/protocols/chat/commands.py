@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import LogLevel
 
+from netlab.protocols.chat.cluster import NOT_SHARED
 from netlab.protocols.chat.settings import ROOM_NAME
 from netlab.protocols.chat.text import clean
 
@@ -169,7 +170,7 @@ def who(hub: ChatHub, session: Session, args: str) -> None:
         return
     names = [m.name + (" (op)" if m.oper else "") for m in room.members]
     if hub.cluster is not None:
-        names += hub.cluster.in_room(room.name)
+        names += [u.nick + (" (op)" if u.oper else "") for u in hub.cluster.members(room.name)]
     session.tell(f"In {room.name} ({len(names)}): {', '.join(names)}")
 
 
@@ -264,6 +265,7 @@ def oper(hub: ChatHub, session: Session, args: str) -> None:
         session.tell("You are now an operator. /help lists your commands.")
         hub.count("opers")
         hub.event("oper", session)
+        hub.publish("oper", nick=session.name)
 
     _verified(hub, session, OPER, args, stored, promote)
 
@@ -281,12 +283,18 @@ def register(hub: ChatHub, session: Session, args: str) -> None:
     if hub.store.registered(session.name) is not None and not session.identified:
         session.tell(f"The nick {session.name} is already registered; /identify first.")
         return
+    if not _shared_now(hub, session):
+        return
     nick_now = session.name
 
     def hashed(encoded: str) -> None:
         if session.state != "chatting" or session.name != nick_now or hub.store is None:
             return
+        if not _shared_now(hub, session):
+            return
         hub.store.register(nick_now, encoded)
+        if hub.cluster is not None:
+            hub.cluster.registered(nick_now, encoded)
         session.identified = True
         session.tell(f"The nick {nick_now} is now registered. Keep the password safe.")
         hub.count("registrations")
@@ -317,6 +325,14 @@ def identify(hub: ChatHub, session: Session, args: str) -> None:
     _verified(hub, session, session.name, args, stored, identified)
 
 
+def _shared_now(hub: ChatHub, session: Session) -> bool:
+    """Whether a registration change reaches every node now (said if not)."""
+    if hub.cluster is None or hub.cluster.shares_now:
+        return True
+    session.tell(NOT_SHARED)
+    return False
+
+
 def unregister(hub: ChatHub, session: Session, args: str) -> None:
     if hub.store is None or hub.store.registered(session.name) is None:
         session.tell(f"The nick {session.name} is not registered.")
@@ -324,7 +340,11 @@ def unregister(hub: ChatHub, session: Session, args: str) -> None:
     if not session.identified:
         session.tell("Identify first (/identify PASSWORD).")
         return
+    if not _shared_now(hub, session):
+        return
     hub.store.unregister(session.name)
+    if hub.cluster is not None:
+        hub.cluster.unregistered(session.name)
     session.tell(f"The nick {session.name} is no longer registered.")
     hub.event("unregister", session)
 
@@ -399,7 +419,8 @@ def ban(hub: ChatHub, session: Session, args: str) -> None:
     hub.event("ban", session, detail=f"{network} for {minutes:g} minutes")
     session.tell(f"Banned {network} until {hub.until(until)}.")
     hub.apply_ban(network, until, session.name, but=session)
-    hub.publish("ban", network=str(network), until=until, by=session.name)
+    if hub.cluster is not None:
+        hub.cluster.banned(str(network), until, session.name)
 
 
 def unban(hub: ChatHub, session: Session, args: str) -> None:
@@ -408,13 +429,13 @@ def unban(hub: ChatHub, session: Session, args: str) -> None:
     except ValueError:
         _usage(session, "unban")
         return
-    before = len(hub.bans)
-    hub.bans = [b for b in hub.bans if b.network != network]
-    if len(hub.bans) == before:
+    if not hub.lift_ban(network):
         session.tell(f"{network} is not banned.")
         return
     session.tell(f"Unbanned {network}.")
     hub.event("unban", session, detail=str(network))
+    if hub.cluster is not None:
+        hub.cluster.unbanned(str(network), session.name)
 
 
 def wall(hub: ChatHub, session: Session, args: str) -> None:
@@ -424,6 +445,7 @@ def wall(hub: ChatHub, session: Session, args: str) -> None:
     hub.to_everyone(f"*** Notice from {session.name}: {args}")
     hub.count("walls")
     hub.event("wall", session, detail=args)
+    hub.publish("wall", nick=session.name, text=args)
 
 
 COMMANDS: dict[str, Command] = {

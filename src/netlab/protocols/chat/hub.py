@@ -660,6 +660,12 @@ class ChatHub:
                 other.tell(f"* You were banned by {by}.")
                 self.close(other, f"banned by {by}")
 
+    def lift_ban(self, network: IP) -> bool:
+        """Lift the bans of C{network} (here or on another node): whether there was one."""
+        before = len(self.bans)
+        self.bans = [ban for ban in self.bans if ban.network != network]
+        return len(self.bans) != before
+
     def muted_by(self, by: str, target: Session, minutes: float) -> None:
         """The operator C{by} (here or on another node) mutes C{target} for C{minutes}."""
         target.muted_until = self.clock.seconds() + minutes * 60

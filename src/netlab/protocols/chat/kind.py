@@ -9,13 +9,15 @@ chat) through the build context.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
+from pathlib import PurePath
 
 from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel
 
 from netlab.core.events import ERROR
-from netlab.core.kinds import BuildContext, BuiltService, ServiceKind, StartError
+from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind, StartError
 from netlab.core.passwords import hash_later, verify_later
 from netlab.core.settings import LOOPBACK
 from netlab.protocols.chat.bus import Bus
@@ -80,6 +82,18 @@ def redis_bus(cluster: ClusterSettings, chat: ChatSettings, reactor: object) -> 
     return RedisBus(reactor, host, port, db, f"netlab:{chat.name}:", cluster.max_retry_delay)
 
 
+def worker_database(path: str, worker: int | None) -> str:
+    """
+    The chat database of the worker numbered C{worker}: each worker hears
+    every line through the bus and keeps its own copy, the first in the
+    file as named, the others beside it (C{chat.w1.sqlite3}).
+    """
+    if not worker or path in ("", ":memory:"):
+        return path
+    named = PurePath(path)
+    return str(named.with_name(f"{named.stem}.w{worker}{named.suffix}"))
+
+
 def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
     """The hub, its database, and the telnet/netcat front-end's factory."""
     events, reactor = context.events, context.reactor
@@ -88,8 +102,14 @@ def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
     )
     if cluster is not None and not cluster.enabled:
         cluster = None
+    database = worker_database(settings.database, context.worker)
+    if cluster is not None and context.worker is not None:
+        # Each worker is a node of its own, named after the daemon's.
+        cluster = replace(cluster, node=f"{cluster.node}.w{context.worker}")
     store = ChatStore(
-        settings.database, settings.history_lines, reactor,
+        database, settings.history_lines, reactor, seed=(
+            settings.database if database != settings.database else None
+        ),
         on_error=lambda message: events.emit(
             ERROR, settings.name, None, LogLevel.error, error=message
         ),
@@ -103,7 +123,7 @@ def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
         bus=redis_bus(cluster, settings, reactor) if cluster is not None else None,
         cluster=cluster,
     )
-    context.add_resource(ChatDatabase(store, settings.name, settings.database))
+    context.add_resource(ChatDatabase(store, settings.name, database))
     if cluster is not None:
         context.add_resource(ClusterLink(hub, cluster.redis))
     context.provide(ChatStore, store)
@@ -127,6 +147,7 @@ CHAT = ServiceKind(
     check=check_chat,
     restart_keys=frozenset({"database", "history_lines"}),
     counters=("users_online", "rooms", "messages", "joins"), try_with="telnet {host} {port}",
+    in_workers=InWorkers.CLUSTER,
 )
 
 UDP_CHAT = ServiceKind(
@@ -135,6 +156,9 @@ UDP_CHAT = ServiceKind(
     default_listen=(f"udp:7071:interface={LOOPBACK}",),
     build=build_udp_chat,
     check=check_udp_chat,
+    # A datagram user's session lives in one process; the parent's one
+    # socket gives every datagram to whichever worker reads it.
+    in_workers=InWorkers.FIRST,
 )
 
 

@@ -11,6 +11,8 @@ In Redis, under C{netlab:<chat name>:}:
     bus           the channel every node publishes to and hears from
     nick:<nick>   the node holding the case-folded nick, expiring unless refreshed
     room:<room>   a list of the room's last lines (JSON messages)
+    registered    a hash: each registered nick's JSON entry
+    bans          a hash: each banned network's JSON entry
 
 A claim, refresh and release is one Lua script each, so "take it if free
 or mine" is atomic across nodes.
@@ -215,6 +217,15 @@ class RedisBus:
         return kept.addCallback(
             lambda lines: [m for m in (decode(line) for line in lines or []) if m is not None]
         )
+
+    def put(self, table: str, key: str, value: str) -> None:
+        if self.up:
+            self.command("hset", table, key, value)
+
+    def table(self, table: str) -> Deferred[dict[str, str]]:
+        if not self.up:
+            return succeed({})
+        return self.command("hgetall", table).addCallback(lambda entries: dict(entries or {}))
 
 
 __all__ = ["RedisBus"]

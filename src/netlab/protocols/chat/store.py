@@ -139,12 +139,17 @@ class ChatStore:
         reactor: Any,
         on_error: Callable[[str], None] | None = None,
         count: Callable[[str, int], None] | None = None,
+        seed: str | None = None,
     ) -> None:
         """
         @param on_error: told of a storage fault, once until writes work again.
         @param count: counts C{storage_faults} and C{unsaved_changes}.
+        @param seed: another chat database that a store opened on a new file
+            starts from (its history and registered nicks): a new worker's
+            copy of the first worker's.
         """
         self.path = path
+        self.seed = seed
         self.history_lines = history_lines
         self.history: dict[str, deque[HistoryLine]] = {}
         self._reactor = reactor
@@ -192,12 +197,23 @@ class ChatStore:
         """
         if self._state != "new":
             raise ChatStoreError(f"chat store {self.path}: already opened")
+        new = self._file_identity() is None
         try:
             db = self._connect()
         except sqlite3.Error as e:
             raise ChatStoreError(f"chat store {self.path}: cannot open: {e}") from e
         try:
             db.executescript(SCHEMA)
+            if new and self.seed is not None and os.path.exists(self.seed):
+                try:
+                    self._copy_seed(db, self.seed)
+                except sqlite3.Error as e:
+                    # Not fatal: the cluster's bus brings the nicks, and
+                    # the history is the rooms' lines from now on.
+                    self.log.warn(
+                        "chat store {path}: not started from {seed}: {why}",
+                        path=self.path, seed=self.seed, why=str(e),
+                    )
             rooms = [row[0] for row in db.execute("SELECT DISTINCT room FROM history")]
             # Bounds the file across restarts too, not only within one run.
             db.execute("BEGIN")
@@ -212,6 +228,28 @@ class ChatStore:
         self._identity = self._file_identity()
         self._pool.start()
         self._state = "open"
+
+    @staticmethod
+    def _copy_seed(db: sqlite3.Connection, seed: str) -> None:
+        """Start from C{seed}'s history and nicks, read in one transaction."""
+        db.execute("ATTACH DATABASE ? AS seed", (seed,))
+        try:
+            db.execute("BEGIN")
+            try:
+                db.execute(
+                    "INSERT INTO history (room, time, nick, text, action) "
+                    "SELECT room, time, nick, text, action FROM seed.history ORDER BY id"
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO nicks (nick_key, nick, hash, created) "
+                    "SELECT nick_key, nick, hash, created FROM seed.nicks"
+                )
+            except sqlite3.Error:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.execute("DETACH DATABASE seed")
 
     def _file_identity(self) -> tuple[int, int] | None:
         """The database file's (device, inode) now; None in memory or if it is gone."""
@@ -268,6 +306,10 @@ class ChatStore:
         """The stored password hash of C{nick} in any case, or C{None}."""
         entry = self._nicks.get(nick_key(nick))
         return entry[1] if entry else None
+
+    def registrations(self) -> dict[str, tuple[str, str]]:
+        """Every registered nick: its nick and password hash, by its key (L{nick_key})."""
+        return dict(self._nicks)
 
     def register(self, nick: str, password_hash: str) -> None:
         """Register C{nick} (or change its password) now; saved soon after."""

@@ -5,7 +5,7 @@ whose hub its users come.
 
 from __future__ import annotations
 
-from netlab.core.kinds import BuildContext, BuiltService, ServiceKind
+from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind
 from netlab.core.settings import LOOPBACK
 from netlab.protocols.chat.hub import ChatHub
 from netlab.protocols.irc.server import IrcFactory
@@ -26,4 +26,5 @@ KIND = ServiceKind(
     build=build_irc,
     check=check_irc,
     try_with="irssi -c {host} -p {port} -n YOURNICK",
+    in_workers=InWorkers.CLUSTER,
 )

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel
 
 from netlab.core.events import ERROR
-from netlab.core.kinds import BuildContext, BuiltService, ServiceKind, StartError
+from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind, StartError
 from netlab.core.passwords import hash_later, verify_later
 from netlab.protocols.login.auth import LoginService
 from netlab.protocols.login.line import LoginFactory
@@ -65,4 +65,5 @@ KIND = ServiceKind(
     check=check_login,
     restart_keys=frozenset({"database"}),
     try_with="telnet {host} {port}",
+    in_workers=InWorkers.FIRST,
 )

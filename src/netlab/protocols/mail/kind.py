@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel
 
 from netlab.core.events import ERROR
-from netlab.core.kinds import BuildContext, BuiltService, ServiceKind, StartError
+from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind, StartError
 from netlab.core.passwords import verify_later
 from netlab.protocols.mail.accounts import MailAccounts, MailRealm, mail_portal
 from netlab.protocols.mail.pop3 import Pop3Factory, Pop3Mailbox
@@ -106,6 +106,7 @@ SMTP = ServiceKind(
     restart_keys=frozenset({"database"}),
     counters=("messages_stored", "mailboxes", "messages_accepted", "messages_refused"),
     try_with="swaks --server {host}:{port} --to bob@netlab.test",
+    in_workers=InWorkers.REFUSED,
 )
 
 POP3 = ServiceKind(
@@ -116,6 +117,7 @@ POP3 = ServiceKind(
     check=check_pop3,
     counters=("messages_read", "messages_deleted", "logins"),
     try_with="telnet {host} {port}",
+    in_workers=InWorkers.REFUSED,
 )
 
 # [pop3] after [smtp], whose store and portal it reads.

@@ -582,7 +582,8 @@ SERVERS: tuple[Server, ...] = (
         "netlab-2w", "netlab with [daemon] workers = 2 (the chat's workers nodes on Redis)",
         compose=compose_netlab(1, workers=2),
         unsupported=lambda w: (
-            "the chat is refused with workers > 1 in this netlab" if w.kind == "chat" else None
+            "redis-server not installed (apt-get install redis-server)"
+            if w.kind == "chat" and shutil.which("redis-server") is None else None
         ),
     ),
     Server(

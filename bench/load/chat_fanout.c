@@ -1,5 +1,6 @@
 /* Chat fan-out: MEMBERS connections join a line chat (each sends a nick
-   line "mNNNNN" first), then the first SENDERS of them send lines
+   line "m<run>NNNNN" first, <run> three letters or digits of its own so a
+   run never meets the last run's nicks still held in a cluster), then the first SENDERS of them send lines
    "BENCH <send time in ns> s<sender> <pad>" and every member that receives
    one counts it and its delivery latency (receive time minus the embedded
    send time; CLOCK_MONOTONIC, one host). Senders keep at most WINDOW lines
@@ -138,10 +139,13 @@ int main(int argc, char **argv) {
     conn_t *conns = calloc((size_t)nconn, sizeof *conns);
     if (!conns) die("calloc");
     char nick[32];
+    const char *digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+    unsigned run_tag = (unsigned)(getpid() ^ now_ns()) % (36 * 36 * 36);
+    char tag[4] = {digits[run_tag / 1296], digits[run_tag / 36 % 36], digits[run_tag % 36], 0};
     for (int i = 0; i < nconn; i++) {
         conns[i].fd = tcp_connect(&addrs[i % nports]);
         conns[i].idx = i;
-        int len = snprintf(nick, sizeof nick, "m%05d\r\n", i);
+        int len = snprintf(nick, sizeof nick, "m%s%05d\r\n", tag, i);
         if (write(conns[i].fd, nick, (size_t)len) != len) die("write nick");
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) < 0) die("epoll_ctl");

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import selectors
 import shutil
 import signal
 import socket
@@ -62,6 +63,8 @@ class Metric:
     key: str
     label: str
     higher_is_better: bool = True
+    # A CPU cost: in latest.md's table of costs, not the main one.
+    cost: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,12 +88,20 @@ class Workload:
     # A load measured from Python instead of a C load generator: one run
     # against the server on PORT, its metrics.
     load: Callable[[Context, int], dict[str, float]] | None = None
-    # Servers besides the usual line-up (netlab with [daemon] workers = 2).
+    # Servers besides the usual line-up (netlab with [daemon] workers = 2,
+    # netlab daemons on Redis).
     also: tuple[str, ...] = ()
+    # The count in the load generator's output that the server's CPU time
+    # is divided by ("messages", "deliveries"); "" for no CPU cost.
+    cpu_per: str = ""
 
-    def loader_argv(self, binary: Path, port: int, seconds: float, warmup: float) -> list[str]:
-        """The load generator's command line (argument order is the C programs')."""
-        argv = [str(binary), HOST, str(port)]
+    def loader_argv(self, binary: Path, ports: list[int], seconds: float,
+                    warmup: float) -> list[str]:
+        """
+        The load generator's command line (argument order is the C programs');
+        several ports (daemons sharing rooms) only for the chat's.
+        """
+        argv = [str(binary), HOST, ",".join(str(port) for port in ports)]
         if self.proto == "tcp":
             conns, *rest = self.args
             return [*argv, conns, f"{seconds}", *rest, f"{warmup}"]
@@ -100,6 +111,14 @@ class Workload:
 RATE = Metric("msgs_per_s", "messages/s")
 P50 = Metric("p50_us", "p50 latency (µs)", higher_is_better=False)
 P99 = Metric("p99_us", "p99 latency (µs)", higher_is_better=False)
+# CPU time (user + system) of the server's processes while the load
+# generator counted, over what it counted, and over the time; see cpu_costs().
+CPU_PER_MSG = Metric("cpu_us_per_msg", "server CPU per message (µs)", False, cost=True)
+SERVER_CORES = Metric("server_cores", "server CPU busy (cores)", False, cost=True)
+# The load generator's own: near 1, it is the limit, not the server.
+LOAD_CORES = Metric("load_cores", "load generator CPU busy (cores)", False, cost=True)
+# What cpu_costs() calls the server's CPU per counted thing.
+CPU_METRIC_FOR = {"messages": CPU_PER_MSG.key, "deliveries": "cpu_us_per_delivery"}
 
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
@@ -107,9 +126,10 @@ WORKLOADS: tuple[Workload, ...] = (
         "TCP echo ping-pong, 64-byte messages, 1 connection",
     ),
     Workload(
-        "tcp-pingpong-100", "tcp", "tcp_pingpong", ("100", "64"), (RATE, P50, P99),
+        "tcp-pingpong-100", "tcp", "tcp_pingpong", ("100", "64"),
+        (RATE, P50, P99, CPU_PER_MSG, SERVER_CORES, LOAD_CORES),
         "TCP echo ping-pong, 64-byte messages, 100 connections from one host",
-        also=("netlab-2w",),
+        also=("netlab-2w",), cpu_per="messages",
     ),
     Workload(
         "tcp-bulk", "tcp", "tcp_bulk", ("1", "262144", "1048576"),
@@ -126,25 +146,38 @@ WORKLOADS: tuple[Workload, ...] = (
 
 CHAT_METRICS = (
     Metric("deliveries_per_s", "lines delivered/s (all members)"),
+    Metric("p50_us", "p50 delivery latency (µs)", higher_is_better=False),
     Metric("p99_us", "p99 delivery latency (µs)", higher_is_better=False),
+    Metric("cpu_us_per_delivery", "server CPU per delivery (µs)", False, cost=True),
+    SERVER_CORES,
+    # Only where a Redis server carries the chat between nodes.
+    Metric("redis_us_per_line", "Redis CPU per line sent (µs)", False, cost=True),
+    Metric("redis_cores", "Redis CPU busy (cores)", False, cost=True),
+    LOAD_CORES,
 )
+# The chat across Redis: one daemon on it, two daemons sharing the rooms
+# through it, and two workers (each a node) of one daemon.
+CHAT_SCALING = ("netlab-redis", "netlab-2d", "netlab-2w")
 CHAT_WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "chat-fanout-50", "tcp", "chat_fanout", ("50", "5", "8"), CHAT_METRICS,
         "line chat, 50 members in one room, 5 of them sending, 8 lines in flight",
-        kind="chat", servers=("netlab", "twisted", "ncat"),
+        kind="chat", servers=("netlab", "twisted", "ncat"), also=CHAT_SCALING,
+        cpu_per="deliveries",
     ),
     Workload(
         "chat-fanout-100", "tcp", "chat_fanout", ("100", "4", "8"), CHAT_METRICS,
         "line chat, 100 members in one room, 4 of them sending, 8 lines in flight",
-        kind="chat", servers=("netlab", "twisted", "ncat"),
+        kind="chat", servers=("netlab", "twisted", "ncat"), also=CHAT_SCALING,
+        cpu_per="deliveries",
     ),
     Workload(
         "chat-fanout-1000", "tcp", "chat_fanout", ("1000", "4", "8"), CHAT_METRICS,
         "line chat, 1,000 members in one room, 4 of them sending, 8 lines in flight",
         # ncat 7.93 quits during the burst of 1,000 connects ("getpeername
         # ... failed. QUITTING."), so it is not run here.
-        kind="chat", servers=("netlab", "twisted"),
+        kind="chat", servers=("netlab", "twisted"), also=CHAT_SCALING,
+        cpu_per="deliveries",
     ),
 )
 
@@ -260,20 +293,51 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class Redis:
+    """A redis-server of the run's own, on a free loopback port."""
+
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+
+@dataclass
+class Setup:
+    """A server set-up that serves: where the load goes, whose CPU time is measured."""
+
+    ports: list[int]
+    lifted: list[str]
+    # Each measured role's root PIDs ("server": netlab or the reference,
+    # with its workers or forked children; "redis"): a role's CPU time is
+    # that of its process trees.
+    processes: dict[str, list[int]]
+
+
+@dataclass(frozen=True)
 class Server:
-    """A server under test: when it can run, and how to start it."""
+    """
+    A server under test: when it can run, and how to start it: C{launch},
+    one process pinned to the server core, or C{compose}, a set-up of
+    several processes (workers, daemons, Redis) that it starts on C{stack}.
+    """
 
     name: str
     description: str
-    launch: Callable[[Context, Workload, int], Launch | None]
+    launch: Callable[[Context, Workload, int], Launch | None] | None = None
     missing: Callable[[Context], str | None] = lambda ctx: None
     unsupported: Callable[[Workload], str | None] = lambda w: None
+    compose: Callable[[Context, Workload, ExitStack, Path], Setup] | None = None
 
 
-def netlab_config(workload: Workload, port: int, workers: int = 1) -> tuple[str, list[str]]:
+def netlab_config(workload: Workload, port: int, workers: int = 1,
+                  redis: Redis | None = None, node: str = "") -> tuple[str, list[str]]:
     """
     netlab's shipped defaults plus only what this workload must lift; with
-    C{workers} > 1 (TCP echo only), that many worker processes.
+    C{workers} > 1, that many worker processes; with C{redis} (the chat),
+    a node called C{node} of the cluster on that Redis server.
     """
     lifted: list[str] = []
     lines = [
@@ -289,12 +353,18 @@ def netlab_config(workload: Workload, port: int, workers: int = 1) -> tuple[str,
         # History on, in the default SQLite file (in the run's work dir).
         lines += [f'listen = ["tcp:{port}:interface={HOST}"]']
         members = int(workload.args[0])
+        # Each worker admits 1/N of the caps: N times gives each worker
+        # the whole run's members, as one process has.
+        cap = workers * (members + 100)
         lines += ["flood_lines = 10000",
-                  f"max_connections = {members + 100}",
-                  f"max_connections_per_peer = {members + 100}"]
+                  f"max_connections = {cap}",
+                  f"max_connections_per_peer = {cap}"]
         lifted += ["flood_lines = 10000 (default 5 per 5 s)",
-                   f"max_connections and max_connections_per_peer = {members + 100} "
+                   f"max_connections and max_connections_per_peer = {cap} "
                    "(defaults 1000 and 50)"]
+        if redis is not None:
+            lines += ["[cluster]", f'redis = "{redis.url}"', f'node = "{node}"']
+            lifted.append("[cluster] on the run's own redis-server")
     elif workload.proto == "tcp":
         lines += ["udp_echo = []", "[chat]", "enabled = false", "[http]", "enabled = false"]
         lines += ["[[echo]]", f'listen = ["tcp:{port}:interface={HOST}"]']
@@ -304,20 +374,21 @@ def netlab_config(workload: Workload, port: int, workers: int = 1) -> tuple[str,
             # worker the whole run's connections, as one process has.
             lines.append(f"max_connections_per_peer = {workers * (conns + 10)}")
             lifted.append(f"max_connections_per_peer = {workers * (conns + 10)} (default 50)")
-        if workers > 1:
-            lines += ["[daemon]", f"workers = {workers}"]
-            lifted.append(f"[daemon] workers = {workers}")
     else:
         lines += ["echo = []", "[chat]", "enabled = false", "[http]", "enabled = false"]
         lines += ["[[udp_echo]]", f'listen = ["udp:{port}:interface={HOST}"]']
         lines.append('rate_exempt = ["127.0.0.0/8"]')
         lifted.append('udp_echo rate_exempt = ["127.0.0.0/8"] (default rate 100/s, burst 200)')
+    if workers > 1:
+        lines += ["[daemon]", f"workers = {workers}"]
+        lifted.append(f"[daemon] workers = {workers}")
     return "\n".join(lines) + "\n", lifted
 
 
-def launch_netlab(ctx: Context, workload: Workload, port: int, workers: int = 1) -> Launch:
+def launch_netlab(ctx: Context, workload: Workload, port: int, workers: int = 1,
+                  redis: Redis | None = None, node: str = "") -> Launch:
     """twistd -n netlab with a generated config, EventLog at its default level."""
-    config, lifted = netlab_config(workload, port, workers)
+    config, lifted = netlab_config(workload, port, workers, redis, node)
     twistd = Path(ctx.python).parent / "twistd"
     if twistd.exists():
         head = [str(twistd)]
@@ -411,6 +482,82 @@ def launch_httpbin(ctx: Context, workload: Workload, port: int) -> Launch:
     return Launch(argv, {}, ["gunicorn -w 1 (sync worker), access log to stdout"])
 
 
+def start_server(stack: ExitStack, argv: list[str], work: Path, files: dict[str, str],
+                 cpu: int | None, proto: str, port: int) -> subprocess.Popen[bytes]:
+    """
+    Start one server process in its own session (its log in WORK/server.log),
+    stopped when C{stack} closes, and wait until it answers on C{port}.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (work / name).write_text(text)
+    log = (work / "server.log").open("wb")
+    stack.callback(log.close)
+    proc = subprocess.Popen(
+        argv, cwd=work, stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, preexec_fn=pinned(cpu), start_new_session=True,
+    )
+    stack.callback(stop, proc)
+    wait_ready(proc, proto, port)
+    return proc
+
+
+def wait_logged(proc: subprocess.Popen[bytes], log: Path, text: str, times: int = 1) -> None:
+    """Poll a server's log until C{text} is in it C{times} times, or fail."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while log.read_text(errors="replace").count(text) < times:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{text!r} not logged {times} times in {log}")
+        time.sleep(0.05)
+
+
+def start_redis(stack: ExitStack, work: Path) -> Redis:
+    """Debian's redis-server on a free loopback port, nothing saved, not pinned."""
+    port = free_port(socket.SOCK_STREAM)
+    argv = ["redis-server", "--port", str(port), "--bind", HOST,
+            "--save", "", "--appendonly", "no"]
+    proc = start_server(stack, argv, work, {}, None, "tcp", port)
+    return Redis(port, proc.pid)
+
+
+def compose_netlab(daemons: int, workers: int = 1,
+                   redis: bool = True) -> Callable[[Context, Workload, ExitStack, Path], Setup]:
+    """
+    A set-up of C{daemons} netlab daemons of C{workers} workers each, for
+    the chat all on one Redis (each daemon, or each worker, a node of the
+    cluster), none of it pinned: the kernel spreads the processes over
+    every core, which the load generator shares.
+    """
+    def compose(ctx: Context, workload: Workload, stack: ExitStack, work: Path) -> Setup:
+        bus = start_redis(stack, work / "redis") if redis and workload.kind == "chat" else None
+        ports: list[int] = []
+        pids: list[int] = []
+        lifted: list[str] = []
+        for index in range(daemons):
+            port = free_port(socket.SOCK_STREAM)
+            node = "ab"[index] if daemons > 1 else "a"
+            launch = launch_netlab(ctx, workload, port, workers, bus, node)
+            folder = work / f"daemon-{node}"
+            proc = start_server(stack, launch.argv, folder, launch.files, None,
+                                workload.proto, port)
+            # The parent's socket answers before its workers serve it, and a
+            # node's lines reach the others only once it has joined.
+            if workers > 1:
+                wait_logged(proc, folder / "server.log", ") ready", workers)
+            if bus is not None:
+                wait_logged(proc, folder / "server.log", "cluster_joined", workers)
+            ports.append(port)
+            pids.append(proc.pid)
+            lifted = launch.lifted
+        lifted = [*lifted, "not pinned (several processes: both cores, shared with the load)"]
+        processes = {"server": pids, **({"redis": [bus.pid]} if bus else {})}
+        return Setup(ports, lifted, processes)
+
+    return compose
+
+
 def needs_program(name: str, package: str) -> Callable[[Context], str | None]:
     """A `missing` check for a Debian peer that the suite skips when absent."""
     def check(ctx: Context) -> str | None:
@@ -432,8 +579,20 @@ def xinetd_missing(ctx: Context) -> str | None:
 SERVERS: tuple[Server, ...] = (
     Server("netlab", "netlab under twistd, shipped defaults", launch_netlab),
     Server(
-        "netlab-2w", "netlab with [daemon] workers = 2 (tcp-pingpong-100 only)",
-        lambda ctx, workload, port: launch_netlab(ctx, workload, port, workers=2),
+        "netlab-2w", "netlab with [daemon] workers = 2 (the chat's workers nodes on Redis)",
+        compose=compose_netlab(1, workers=2),
+        unsupported=lambda w: (
+            "redis-server not installed (apt-get install redis-server)"
+            if w.kind == "chat" and shutil.which("redis-server") is None else None
+        ),
+    ),
+    Server(
+        "netlab-redis", "one netlab daemon, its chat a node on Redis (chat only)",
+        compose=compose_netlab(1), missing=needs_program("redis-server", "redis-server"),
+    ),
+    Server(
+        "netlab-2d", "two netlab daemons sharing the chat through one Redis (chat only)",
+        compose=compose_netlab(2), missing=needs_program("redis-server", "redis-server"),
     ),
     Server("twisted", "bare Twisted: dataReceived -> transport.write", launch_twisted),
     Server("asyncio", "asyncio default loop, Protocol callbacks", launch_asyncio),
@@ -462,7 +621,7 @@ SERVERS: tuple[Server, ...] = (
     ),
 )
 # Servers that only take part in the workloads that name them.
-NAMED_ONLY = {"httpbin", "ncat", "netlab-2w"}
+NAMED_ONLY = {"httpbin", "ncat", "netlab-2w", "netlab-redis", "netlab-2d"}
 
 
 # -- running --------------------------------------------------------------------------
@@ -496,27 +655,21 @@ def answers(proto: str, port: int) -> bool:
 
 
 @contextmanager
-def running(ctx: Context, server: Server, workload: Workload) -> Iterator[tuple[int, Launch]]:
-    """Start a server pinned to the server core, yield its port, then stop it."""
-    kind = socket.SOCK_STREAM if workload.proto == "tcp" else socket.SOCK_DGRAM
-    port = free_port(kind)
-    launch = server.launch(ctx, workload, port)
-    assert launch is not None
+def running(ctx: Context, server: Server, workload: Workload) -> Iterator[Setup]:
+    """Start a server (one process pinned to the server core, or a set-up), then stop it."""
     work = ctx.run_dir / f"{server.name}-{workload.name}"
-    work.mkdir(parents=True, exist_ok=True)
-    for name, text in launch.files.items():
-        (work / name).write_text(text)
-    log = (work / "server.log").open("wb")
-    proc = subprocess.Popen(
-        launch.argv, cwd=work, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, preexec_fn=pinned(ctx.server_cpu), start_new_session=True,
-    )
-    try:
-        wait_ready(proc, workload.proto, port)
-        yield port, launch
-    finally:
-        stop(proc)
-        log.close()
+    with ExitStack() as stack:
+        if server.compose is not None:
+            yield server.compose(ctx, workload, stack, work)
+            return
+        kind = socket.SOCK_STREAM if workload.proto == "tcp" else socket.SOCK_DGRAM
+        port = free_port(kind)
+        assert server.launch is not None
+        launch = server.launch(ctx, workload, port)
+        assert launch is not None
+        proc = start_server(stack, launch.argv, work, launch.files, ctx.server_cpu,
+                            workload.proto, port)
+        yield Setup([port], launch.lifted, {"server": [proc.pid]})
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -534,19 +687,133 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 SETTLE_S = 0.5
 
 
-def load_once(ctx: Context, workload: Workload, port: int) -> dict[str, float]:
-    """One bounded run of the load generator on the load core; its JSON line."""
+def load_once(ctx: Context, workload: Workload, setup: Setup) -> dict[str, float]:
+    """
+    One bounded run of the load generator on the load core; its JSON line,
+    with the set-up's CPU costs over what it counted (see L{cpu_costs}).
+    """
     if workload.load is not None:
-        return workload.load(ctx, port)
-    argv = workload.loader_argv(ctx.bin_dir / workload.loader, port, ctx.seconds, ctx.warmup)
-    result = subprocess.run(
-        argv, capture_output=True, text=True, preexec_fn=pinned(ctx.load_cpu),
-        timeout=ctx.seconds + ctx.warmup + 90,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"load generator failed: {result.stderr.strip() or result.stdout}")
-    parsed: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+        return workload.load(ctx, setup.ports[0])
+    argv = workload.loader_argv(ctx.bin_dir / workload.loader, setup.ports, ctx.seconds,
+                                ctx.warmup)
+    samples: list[tuple[float, dict[str, float]]] = []
+
+    def sample(loader: int) -> None:
+        roles = {role: tree_cpu_seconds(pids) for role, pids in setup.processes.items()}
+        roles["load"] = tree_cpu_seconds([loader])
+        samples.append((time.monotonic(), roles))
+
+    returncode, out, err = run_marked(argv, pinned(ctx.load_cpu),
+                                      ctx.seconds + ctx.warmup + 90, sample)
+    if returncode != 0:
+        raise RuntimeError(f"load generator failed: {err.strip() or out}")
+    parsed: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    if parsed.get("undelivered"):
+        print(f"  {workload.name:18} {parsed['undelivered']:.0f} counted deliveries had not "
+              "arrived 5 s after counting stopped")
+    if workload.cpu_per and len(samples) == 2:
+        parsed.update(cpu_costs(parsed, workload.cpu_per, samples[0], samples[1]))
     return parsed
+
+
+def run_marked(argv: list[str], preexec: Callable[[], None] | None, timeout: float,
+               on_mark: Callable[[int], None]) -> tuple[int, str, str]:
+    """
+    Run a load generator, calling C{on_mark} with its PID the moment it
+    prints a C{MARK} line (counting starts, counting ends); killed after
+    C{timeout} seconds. Its exit status, standard output and error.
+    """
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, preexec_fn=preexec)
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    marks_seen = 0
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ, out)
+        selector.register(proc.stderr, selectors.EVENT_READ, err)
+        try:
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    key.data.extend(chunk)
+                    marks = sum(line.startswith(b"MARK ") for line in out.split(b"\n")[:-1])
+                    for _ in range(marks - marks_seen):
+                        on_mark(proc.pid)
+                    marks_seen = marks
+            returncode = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+    return returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """
+    CPU seconds (user + system, every thread) used so far by the processes
+    C{roots} and all their descendants (a daemon's workers, forked
+    children), with what their exited and reaped children used.
+    """
+    return sum(process_tree(roots).values()) / CLOCK_TICKS
+
+
+def process_tree(roots: list[int]) -> dict[int, int]:
+    """
+    The processes C{roots} and their descendants, each with the clock ticks
+    it and its reaped children used (utime + stime + cutime + cstime).
+    """
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # Fields after the command name, which may hold spaces and parentheses:
+        # state ppid ... utime (14) stime cutime cstime (17), counted from 1.
+        fields = stat[stat.rindex(")") + 2:].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        ticks[pid] = sum(int(value) for value in fields[11:15])
+    tree: dict[int, int] = {}
+    todo = [pid for pid in roots if pid in ticks]
+    while todo:
+        pid = todo.pop()
+        tree[pid] = ticks[pid]
+        todo += children.get(pid, [])
+    return tree
+
+
+def cpu_costs(result: dict[str, float], per: str, start: tuple[float, dict[str, float]],
+              end: tuple[float, dict[str, float]]) -> dict[str, float]:
+    """
+    Between the load generator's two marks: the server's CPU µs per counted
+    C{per} (message, delivery), the cores it and the load generator kept
+    busy, and for a chat on Redis, Redis's CPU µs per line sent (each line
+    is published once) and its cores.
+    """
+    wall = end[0] - start[0]
+    used = {role: end[1][role] - start[1][role] for role in end[1]}
+    costs = {CPU_METRIC_FOR[per]: used["server"] * 1e6 / max(1.0, result[per]),
+             "server_cores": used["server"] / wall, "load_cores": used["load"] / wall}
+    if "redis" in used:
+        costs["redis_us_per_line"] = used["redis"] * 1e6 / max(1.0, result["lines"])
+        costs["redis_cores"] = used["redis"] / wall
+    return costs
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -561,11 +828,13 @@ def rows_for(workload: Workload, server: str, runs: list[dict[str, float]],
     """One row per metric of C{workload}: median, spread and every run."""
     rows = []
     for metric in workload.metrics:
+        if not all(metric.key in run for run in runs):
+            continue  # not measured here (Redis's cost without Redis)
         values = [float(run[metric.key]) for run in runs]
         rows.append({
             "workload": workload.name, "server": server, "metric": metric.key,
             "label": metric.label, "higher_is_better": metric.higher_is_better,
-            **summarise(values), "runs": values, "lifted": lifted,
+            "cost": metric.cost, **summarise(values), "runs": values, "lifted": lifted,
         })
     return rows
 
@@ -591,31 +860,31 @@ def measure_interleaved(
     lifted: dict[str, list[str]] = {}
     failed: list[dict[str, str]] = []
     with ExitStack() as stack:
-        ports: dict[str, int] = {}
+        setups: dict[str, Setup] = {}
         for server in servers:
             try:
-                port, launch = stack.enter_context(running(ctx, server, workload))
+                setup = stack.enter_context(running(ctx, server, workload))
             except (RuntimeError, subprocess.TimeoutExpired, ValueError, OSError) as error:
                 failed.append({"workload": workload.name, "server": server.name,
                                "reason": f"failed: {error}"})
                 continue
-            ports[server.name] = port
-            lifted[server.name] = launch.lifted
+            setups[server.name] = setup
+            lifted[server.name] = setup.lifted
             runs[server.name] = []
         previous = None
         for _ in range(ctx.repeats):
-            for name in list(ports):
+            for name in list(setups):
                 # Let a server see its last run's connections close first
                 # (only one server left in the rotation): new connects racing
                 # old ones would meet the per-peer cap.
                 time.sleep(SETTLE_S if previous == name else 0)
                 previous = name
                 try:
-                    runs[name].append(load_once(ctx, workload, ports[name]))
+                    runs[name].append(load_once(ctx, workload, setups[name]))
                 except (RuntimeError, subprocess.TimeoutExpired, ValueError, OSError) as error:
                     failed.append({"workload": workload.name, "server": name,
                                    "reason": f"failed: {error}"})
-                    del ports[name], runs[name]
+                    del setups[name], runs[name]
     rows: list[dict[str, Any]] = []
     for name, server_runs in runs.items():
         rows += rows_for(workload, name, server_runs, lifted[name])
@@ -668,7 +937,7 @@ def run_all(
                           f"{row['median']:.1f} {row['label']}")
             for failure in failed:
                 print(f"  {workload.name:18} {failure['server']:8} ... {failure['reason']}")
-            print_workers_ratio(workload, got)
+            print_scaling(workload, got)
             continue
         for server in taking_part:
             print(f"  {workload.name:18} {server.name:8} ...", end=" ", flush=True)
@@ -686,16 +955,31 @@ def run_all(
     return rows, skipped
 
 
-def print_workers_ratio(workload: Workload, rows: list[dict[str, Any]]) -> None:
+def print_scaling(workload: Workload, rows: list[dict[str, Any]]) -> None:
     """
-    netlab with 2 workers over netlab in one process, measured in the same
-    (interleaved) run; the load generator shares the machine's cores.
+    Each server's CPU costs (medians), and netlab's set-ups of several
+    processes (2 workers, daemons on Redis) over netlab in one process,
+    measured in the same interleaved run: they share the machine's cores
+    with the load generator.
     """
-    medians = {r["server"]: r["median"] for r in rows if r["metric"] == workload.metrics[0].key}
-    if medians.get("netlab") and "netlab-2w" in medians:
-        print(f"  {workload.name:18} netlab-2w / netlab = "
-              f"{medians['netlab-2w'] / medians['netlab']:.2f} "
-              "(the load generator shares the cores)")
+    medians: dict[str, dict[str, float]] = {}
+    for r in rows:
+        medians.setdefault(r["server"], {})[r["metric"]] = r["median"]
+    headline = workload.metrics[0].key
+    for server, got in medians.items():
+        costs = [f"{fmt(got[m.key])} {m.label}" for m in workload.metrics
+                 if m.cost and m.key in got]
+        if costs:
+            print(f"  {workload.name:18} {server:12} " + ", ".join(costs))
+    alone = medians.get("netlab", {})
+    for server in ("netlab-2w", "netlab-redis", "netlab-2d"):
+        if alone.get(headline) and server in medians:
+            got = medians[server]
+            p99 = (f", p99 {fmt(got['p99_us'])} µs against {fmt(alone['p99_us'])} µs"
+                   if "p99_us" in got and "p99_us" in alone else "")
+            print(f"  {workload.name:18} {server} / netlab = "
+                  f"{got[headline] / alone[headline]:.2f}{p99} "
+                  "(the load generator shares the cores)")
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -1038,6 +1322,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], skipped: list[dic
     ]
     previous = None
     for r in rows:
+        if r.get("cost"):
+            continue  # in the table of costs below
         ratio = "—" if r["ratio_vs_twisted"] is None else f"{r['ratio_vs_twisted']:.2f}"
         first = previous != (r["workload"], r["server"])
         previous = (r["workload"], r["server"])
@@ -1046,6 +1332,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], skipped: list[dic
             f"| {r['workload']} | {r['server']} | {r['label']} | {fmt(r['median'])} "
             f"| ±{r['spread_pct']:.1f}% | {ratio} | {lifted} |"
         )
+    out += cost_table(rows)
     out += ["", "Targets (netlab's median over the reference's median):", "",
             "| workload | metric | reference | target | measured | status |",
             "|---|---|---|---:|---:|---|"]
@@ -1066,6 +1353,40 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], skipped: list[dic
     return "\n".join(out) + "\n"
 
 
+COST_COLUMNS = (
+    ("cpu_us_per_msg", "cpu_us_per_delivery"), ("server_cores",),
+    ("redis_us_per_line",), ("redis_cores",), ("load_cores",),
+)
+
+
+def cost_table(rows: list[dict[str, Any]]) -> list[str]:
+    """
+    latest.md's CPU costs: per workload and server, the rate and p99 beside
+    the server's CPU µs per message or delivery and the cores it kept busy,
+    and Redis's µs per line published and its cores (medians of the runs).
+    """
+    medians: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        medians.setdefault((r["workload"], r["server"]), {})[r["metric"]] = r
+    out = ["", "CPU costs, from /proc/PID/stat (user + system, every process of the "
+           "set-up) while the load generator counted, over what it counted:", "",
+           "| workload | server | rate | p99 (µs) | server CPU per message or delivery (µs) "
+           "| server CPU (cores) | Redis CPU per line (µs) | Redis CPU (cores) "
+           "| load generator CPU (cores) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for (workload, server), metrics in medians.items():
+        if not any(m.get("cost") for m in metrics.values()):
+            continue
+        rate = next(iter(metrics.values()))
+        cells = [f"{fmt(rate['median'])} {rate['label']}",
+                 fmt(metrics["p99_us"]["median"]) if "p99_us" in metrics else "—"]
+        for keys in COST_COLUMNS:
+            found = [metrics[k] for k in keys if k in metrics]
+            cells.append(fmt(found[0]["median"]) if found else "—")
+        out.append(f"| {workload} | {server} | " + " | ".join(cells) + " |")
+    return out if len(out) > 5 else []
+
+
 def metadata(ctx: Context, quick: bool) -> dict[str, Any]:
     """Enough about the run to tell two result files apart."""
     version = subprocess.run(
@@ -1076,7 +1397,9 @@ def metadata(ctx: Context, quick: bool) -> dict[str, Any]:
     rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True).stdout.strip()
     pinning = (
-        f"server pinned to CPU {ctx.server_cpu}, load to CPU {ctx.load_cpu}"
+        f"server pinned to CPU {ctx.server_cpu}, load to CPU {ctx.load_cpu}; set-ups of "
+        "several processes (workers, daemons, redis-server) not pinned: they share "
+        "both cores with the load generator"
         if ctx.server_cpu is not None else "one CPU: not pinned"
     )
     return {

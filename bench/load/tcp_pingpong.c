@@ -1,8 +1,10 @@
 /* TCP echo ping-pong: each of N connections sends one message, waits for
    all of it to come back (checking the bytes), and sends the next.
    Usage: tcp_pingpong HOST PORT CONNS SECONDS [MSG_BYTES=64] [WARMUP_S]
-   Prints one JSON object: messages/s and round-trip p50/p99 in microseconds,
-   counted after the warm-up. */
+   Prints "MARK count" when counting starts and "MARK end" when it stops
+   (flushed, so a caller can read the server's CPU time then), then one JSON
+   object: messages/s and round-trip p50/p99 in microseconds, counted after
+   the warm-up. */
 #include "common.h"
 #include <sys/epoll.h>
 
@@ -65,7 +67,11 @@ int main(int argc, char **argv) {
     for (;;) {
         double t = now_s();
         if (t >= end) break;
-        if (!measuring && t >= measure_from) measuring = 1;
+        if (!measuring && t >= measure_from) {
+            measuring = 1;
+            printf("MARK count\n");
+            fflush(stdout);
+        }
         int n = epoll_wait(ep, evs, 256, 100);
         if (n < 0 && errno != EINTR) die("epoll_wait");
         for (int k = 0; k < n; k++) {
@@ -94,6 +100,8 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now_s() - measure_from;
+    printf("MARK end\n");
+    fflush(stdout);
     printf("{\"messages\": %llu, \"seconds\": %.3f, \"msgs_per_s\": %.1f, "
            "\"p50_us\": %.0f, \"p99_us\": %.0f}\n",
            (unsigned long long)count, elapsed, (double)count / elapsed,

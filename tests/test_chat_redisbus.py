@@ -6,6 +6,7 @@ too (the shared tables, claims, kept lines, messages).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.logger import LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
 
 from netlab.protocols.chat.bus import Message
 from netlab.protocols.chat.redisbus import RedisBus
@@ -114,3 +117,33 @@ def test_stop_sends_what_was_published_first(redis: Redis) -> Any:
     finally:
         yield one.stop()
         yield two.stop()
+
+
+def test_a_chunk_of_messages_is_read_in_one_pass() -> None:
+    """
+    Every message that arrived in one read is handed on in that read, so a
+    burst of lines reaches each member in one write.  txredisapi's own
+    parser hands on one reply per reactor pass after a bulk string (it
+    parses the rest of the chunk in a callLater(0)), and a busy node fell
+    ever further behind: its parser must be hiredis, as Synapse's is.
+    """
+    from twisted.internet.testing import StringTransport
+
+    from netlab.protocols.chat.redisbus import BusSubscriber
+
+    bus = RedisBus(reactor, "127.0.0.1", 1, 0, "netlab:chat:", 0.5)
+    heard = Listener()
+    bus.listener = heard
+    protocol = type("Subscriber", (BusSubscriber,), {"bus": bus})()
+    protocol.makeConnection(StringTransport())
+    messages = [
+        json.dumps({"node": "a", "seq": n, "kind": "say", "text": f"line {n}"}).encode()
+        for n in range(1, 6)
+    ]
+    chunk = b"".join(
+        b"*3\r\n$7\r\nmessage\r\n$15\r\nnetlab:chat:bus\r\n$%d\r\n%s\r\n" % (len(m), m)
+        for m in messages
+    )
+    protocol.dataReceived(chunk)
+    assert [m["seq"] for m in heard.heard] == [1, 2, 3, 4, 5]
+    protocol.connectionLost(Failure(ConnectionDone()))

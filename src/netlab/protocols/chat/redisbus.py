@@ -28,6 +28,7 @@ import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -144,11 +145,13 @@ class RedisBus:
         answered.addTimeout(self.timeout, self.reactor)
         answered.addErrback(lambda _: None)
 
-        def hang_up(_: object) -> Deferred[None]:
+        def hang_up() -> Deferred[None]:
             stopped = DeferredList([s.stopService() for s in self.services], consumeErrors=True)
             return stopped.addCallback(lambda _: None)
 
-        return answered.addCallback(hang_up)
+        # On a pass of its own: the last answer is read inside the
+        # connection's own callbacks, where its ClientService cannot stop.
+        return answered.addCallback(lambda _: deferLater(self.reactor, 0, hang_up))
 
     def commands_made(self, connection: BusCommands) -> None:
         self.commands = connection

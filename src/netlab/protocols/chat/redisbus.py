@@ -45,15 +45,6 @@ end
 return 0
 """
 
-# Keep the line ARGV[1] as the last of the ARGV[2] in the list KEYS[1], and
-# publish it on KEYS[2]: one command a line, not three (RPUSH, LTRIM,
-# PUBLISH), each of which costs a node more than its lines' fan-out.
-KEEP_AND_PUBLISH = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-return redis.call('PUBLISH', KEYS[2], ARGV[1])
-"""
-
 # Drop the nick KEYS[1] if node ARGV[1] holds it.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -225,9 +216,9 @@ class RedisBus:
             return
         data = encode(message)
         if room is not None and keep:
-            self.command("eval", KEEP_AND_PUBLISH, [room, self.channel], [data, keep])
-        else:
-            self.command("publish", self.channel, data)
+            self.command("rpush", room, data)
+            self.command("ltrim", room, -keep, -1)
+        self.command("publish", self.channel, data)
 
     def claim(self, key: str, node: str, ttl: float) -> Deferred[bool]:
         if not self.up:

@@ -851,3 +851,47 @@ def test_dashboard_says_how_the_cluster_is(events: Any, clock: Clock) -> None:
         "Cluster degraded: this node (lab.w0) is out of touch with Redis (connection "
         "refused); its users chat among themselves until it is back."
     )
+
+
+def test_dashboard_shows_the_whole_daemon_and_each_worker(events: Any, clock: Clock) -> None:
+    """
+    In a worker of [daemon] workers = 2, the cards count the whole daemon
+    (every worker's, summed) and a Workers section shows each worker.
+    """
+    from netlab.core.events import ServiceCounters
+    from netlab.core.workertable import WorkerTable
+
+    mine = events.counters_for("echo")
+    mine.connections_total, mine.connections_open, mine.bytes_in = 3, 1, 30
+    table = WorkerTable(0, 4101, events)
+    table.update({"1": {"pid": 4102, "counters": {"echo": dataclasses_asdict(
+        ServiceCounters(connections_total=5, connections_open=2, bytes_in=50))}}})
+    daemon = SimpleNamespace(listeners=[], worker_table=table)
+    context = SimpleNamespace(
+        events=events, hub=None, services=[("echo", "echo")], kinds=KINDS,
+        settings=HttpSettings(name="http"), websocket_service="http-ws", service=daemon,
+    )
+    data = dashboard.snapshot(context)  # type: ignore[arg-type]
+    (echo,) = [s for s in data["services"] if s["name"] == "echo"]
+    counters = {key: value for key, _, value in echo["counters"]}
+    assert (counters["connections_total"], counters["connections_open"]) == (8, 3)
+    assert counters["bytes_in"] == 80
+    assert data["workers"] == [
+        {"worker": 0, "pid": 4101, "connections_open": 1, "connections_total": 3,
+         "answering": True},
+        {"worker": 1, "pid": 4102, "connections_open": 2, "connections_total": 5,
+         "answering": False},
+    ]
+    html = dashboard.dashboard_html(data)
+    assert '<table id="workers" class="workers">' in html
+    assert "<td>1</td><td>4102</td><td>2</td><td>5</td>" in html
+    # One process: no Workers section.
+    alone = dashboard.snapshot(SimpleNamespace(**{**vars(context), "service": None}))  # type: ignore[arg-type]
+    assert alone["workers"] is None
+    assert 'id="workers"' not in dashboard.dashboard_html(alone)
+
+
+def dataclasses_asdict(value: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.asdict(value)

@@ -422,3 +422,42 @@ def chat_in_two_workers(daemon: Daemon) -> None:
         for pid in worker_pids(daemon).values():
             if not gone(pid):
                 os.kill(pid, signal.SIGCONT)
+
+
+def test_dashboard_shows_the_whole_daemon_and_each_worker(
+    running: Daemon, tmp_path: Path,
+) -> None:
+    """
+    Chromium on the dashboard of a two-worker daemon: the echo card counts
+    both workers' connections, and the Workers table lists both, live.
+    """
+    from selenium.webdriver.common.by import By
+
+    from browser import chromium
+    from test_browser_dashboard import open_page, wait
+
+    pids = worker_pids(running)
+    with chromium(tmp_path / "profile") as driver:
+        open_page(driver, running, "/")
+
+        def rows(d: object) -> list[list[str]]:
+            table = driver.find_element(By.ID, "workers")
+            return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+                    for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+        def connections(d: object) -> list[int]:
+            return [int(row[3]) for row in rows(d)]
+
+        before = connections(driver)
+        for worker in (0, 1):
+            with only(running, worker):
+                greet(running.port("ok"))
+        total = '[data-service="ok"] [data-counter="connections_total"]'
+        wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, total).text == "2")
+        # Every service's connections (the browser's own too), updated live:
+        # one more echo connection on each worker.
+        wait(driver).until(lambda d: [row[:2] for row in rows(d)] == [
+            ["0", str(pids[0])], ["1", str(pids[1])],
+        ] and all(now >= was + 1 for now, was in zip(connections(d), before, strict=True)))
+        assert driver.execute_script("return window.netlabNoReload") == "still here"
+    assert running.stop() == 0, running.log()

@@ -29,7 +29,7 @@ import hmac
 import json
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -46,6 +46,7 @@ from netlab import __version__
 from netlab.core.events import RECEIVED, SENT, ServiceCounters
 from netlab.core.kinds import DATAGRAM, STREAM, transport, transport_counters
 from netlab.core.limits import peer_address
+from netlab.core.workertable import WorkerTable
 from netlab.protocols.chat.hub import CHATTING, ChatHub
 from netlab.protocols.http.context import DaemonView, HttpContext
 from netlab.protocols.http.sse import EventStream
@@ -232,16 +233,48 @@ def counter_values(context: HttpContext, name: str) -> tuple[dict[str, int], dic
     service's own (beyond L{ServiceCounters}' fields): the site's card has
     its WebSockets', the chat's the users and rooms there are now.
     """
-    counters = context.events.counters.get(name) or ServiceCounters()
+    counted = whole_daemon(context)
+    counters = counted.get(name) or ServiceCounters()
     values = counters.snapshot()
     if name == context.settings.name:
-        books = context.events.counters.get(context.websocket_service) or ServiceCounters()
+        books = counted.get(context.websocket_service) or ServiceCounters()
         values.update({f"websocket_{key}": n for key, n in books.snapshot().items()})
     hub = context.hub
     if hub is not None and name == hub.name:
-        values["users_online"] = sum(1 for s in hub.sessions if s.state == CHATTING)
+        # In a cluster the chat is one: its users on every node.
+        values["users_online"] = sum(1 for s in hub.sessions if s.state == CHATTING) + (
+            len(hub.cluster.users) if hub.cluster is not None else 0
+        )
         values["rooms"] = len(hub.rooms)
     return values, counters.extra
+
+
+def worker_table(context: HttpContext) -> WorkerTable | None:
+    """In a worker of C{[daemon] workers}, every worker's counters; None in one process."""
+    table = getattr(context.service, "worker_table", None)
+    return table if isinstance(table, WorkerTable) else None
+
+
+def whole_daemon(context: HttpContext) -> Mapping[str, ServiceCounters]:
+    """The daemon's counters by service: in workers, every worker's summed."""
+    table = worker_table(context)
+    return context.events.counters if table is None else table.total()
+
+
+def workers(context: HttpContext) -> list[dict[str, Any]] | None:
+    """Each worker's connections, and which one answered; None in one process."""
+    table = worker_table(context)
+    if table is None:
+        return None
+    return [
+        {
+            "worker": index, "pid": pid,
+            "connections_open": sum(c.connections_open for c in counters.values()),
+            "connections_total": sum(c.connections_total for c in counters.values()),
+            "answering": index == table.index,
+        }
+        for index, (pid, counters) in table.by_worker().items()
+    ]
 
 
 def shown_counters(context: HttpContext, name: str, kind: str) -> tuple[str, ...]:
@@ -315,6 +348,7 @@ def snapshot(
             for name in service_names(context)
         ],
         "rooms": rooms(context.hub),
+        "workers": workers(context),
         "cluster": (
             context.hub.cluster.status()
             if context.hub is not None and context.hub.cluster is not None else None
@@ -510,6 +544,25 @@ def cluster_html(cluster: dict[str, Any] | None) -> str:
     )
 
 
+def workers_html(rows: list[dict[str, Any]] | None) -> str:
+    """Each worker's row (updated live by the page), if the daemon runs workers."""
+    if rows is None:
+        return ""
+    body = "".join(
+        f'<tr{" class=answering" if row["answering"] else ""}><td>{row["worker"]}</td>'
+        f'<td>{row["pid"]}</td><td>{row["connections_open"]}</td>'
+        f'<td>{row["connections_total"]}</td></tr>'
+        for row in rows
+    )
+    return (
+        "<section><h2>Workers</h2><p class=muted>The cards count every worker; this page "
+        "was answered by the highlighted one.</p>"
+        '<table id="workers" class="workers"><thead><tr><th>worker</th><th>pid</th>'
+        "<th>open connections</th><th>connections</th></tr></thead>"
+        f"<tbody>{body}</tbody></table></section>\n"
+    )
+
+
 def dashboard_html(data: dict[str, Any]) -> str:
     chat = data["rooms"]
     rooms_html = (
@@ -519,7 +572,9 @@ def dashboard_html(data: dict[str, Any]) -> str:
     return (
         '<section><h2>Services</h2><div id="services" class="cards">'
         + "".join(service_html(s) for s in data["services"])
-        + '</div></section>\n<section><h2>Chat rooms</h2>'
+        + "</div></section>\n"
+        + workers_html(data["workers"])
+        + '<section><h2>Chat rooms</h2>'
         + cluster_html(data["cluster"])
         + '<div id="rooms" class="cards">'
         + rooms_html

@@ -143,6 +143,16 @@
     } else {
       rooms.replaceChildren(...snapshot.rooms.map(roomCard));
     }
+    const workers = document.getElementById("workers");
+    if (workers && snapshot.workers) {
+      workers.tBodies[0].replaceChildren(...snapshot.workers.map((row) => {
+        const tr = el("tr", null, row.answering ? { class: "answering" } : {});
+        for (const key of ["worker", "pid", "connections_open", "connections_total"]) {
+          tr.append(el("td", String(row[key])));
+        }
+        return tr;
+      }));
+    }
     const cluster = document.getElementById("cluster");
     if (cluster && snapshot.cluster) {
       cluster.textContent = snapshot.cluster.text;

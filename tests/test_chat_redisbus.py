@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
@@ -60,15 +60,22 @@ def bus_on(redis: Redis, name: str) -> RedisBus:
     return RedisBus(reactor, "127.0.0.1", redis.port, 0, f"netlab:{name}:", 0.5)
 
 
+@inlineCallbacks
+def two_nodes(redis: Redis) -> Any:
+    """Two buses on C{redis}, both up: C{([one, two], [what one hears, what two hears])}."""
+    buses = [bus_on(redis, "chat"), bus_on(redis, "chat")]
+    heard = [Listener(), Listener()]
+    for bus, listener in zip(buses, heard, strict=True):
+        bus.start(listener)
+    for listener in heard:
+        yield listener.up
+    return buses, heard
+
+
 @pytest_twisted.inlineCallbacks
 def test_redis_bus_tables_claims_lines_and_messages(redis: Redis) -> Any:
-    one, two = bus_on(redis, "chat"), bus_on(redis, "chat")
-    heard_one, heard_two = Listener(), Listener()
-    one.start(heard_one)
-    two.start(heard_two)
+    (one, two), (_, heard_two) = yield two_nodes(redis)
     try:
-        yield heard_one.up
-        yield heard_two.up
         one.put("netlab:chat:registered", "alice", '{"nick":"Alice","hash":"h"}')
         one.put("netlab:chat:registered", "bob", '{"nick":"bob","hash":null}')
         assert (yield one.claim("netlab:chat:nick:alice", "a", 5.0)) is True
@@ -94,13 +101,8 @@ def test_redis_bus_tables_claims_lines_and_messages(redis: Redis) -> Any:
 @pytest_twisted.inlineCallbacks
 def test_stop_sends_what_was_published_first(redis: Redis) -> Any:
     """A node stopping says its users' quits before it hangs up, not 'Lost connection'."""
-    one, two = bus_on(redis, "chat"), bus_on(redis, "chat")
-    heard_one, heard_two = Listener(), Listener()
-    one.start(heard_one)
-    two.start(heard_two)
+    (one, two), (_, heard_two) = yield two_nodes(redis)
     try:
-        yield heard_one.up
-        yield heard_two.up
         arriving = heard_two.next()
         one.publish({"node": "a", "seq": 1, "kind": "quit", "room": "#lobby", "nick": "alice",
                      "reason": "server shutdown"})

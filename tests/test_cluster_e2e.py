@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -153,6 +154,13 @@ def test_users_on_two_daemons_share_a_room(cluster: tuple[Redis, Daemon, Daemon]
         assert daemon.stop() == 0, daemon.log()
 
 
+def page(daemon: Daemon, path: str) -> str:
+    """A page of C{daemon}'s web site, as text."""
+    url = f"http://127.0.0.1:{daemon.port('http')}{path}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return str(response.read().decode())
+
+
 def test_redis_restarted_mid_conversation(cluster: tuple[Redis, Daemon, Daemon]) -> None:
     redis, one, two = cluster
     alice = LineClient(one.port("chat"), "alice")
@@ -168,6 +176,9 @@ def test_redis_restarted_mid_conversation(cluster: tuple[Redis, Daemon, Daemon])
     # Local chat goes on.
     alice.send("just us")
     carol.expect("<alice> just us")
+    # The dashboard and /metrics say so.
+    assert "Cluster degraded: this node (one) is out of touch with Redis" in page(one, "/dashboard")
+    assert 'netlab_chat_cluster_up{node="one",service="chat"} 0.0' in page(one, "/metrics")
     restarted = Redis(redis.port)
     try:
         alice.expect(RESTORED)
@@ -179,6 +190,9 @@ def test_redis_restarted_mid_conversation(cluster: tuple[Redis, Daemon, Daemon])
         bob.expect("Some messages from server one were missed", earlier=True)
         bob.send("back")
         alice.expect("<bob> back")
+        # one has heard two since the restart: in touch again.
+        assert "Cluster: this node is one, in touch through Redis with 1 other: two." in page(
+            one, "/dashboard")
     finally:
         for client in (alice, bob, carol):
             client.close()

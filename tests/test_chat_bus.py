@@ -429,3 +429,27 @@ def test_irc_lists_the_other_nodes_users(a: ChatHub, b: ChatHub, clock: Clock) -
         ":netlab.local 353 ivan = #lobby :ivan",
         ":netlab.local 366 ivan #lobby :End of /NAMES list",
     ]
+
+
+def test_irc_whois_userhost_and_ison_know_the_other_nodes_users(
+    a: ChatHub, b: ChatHub, clock: Clock,
+) -> None:
+    """WHOIS, USERHOST and ISON on one node find the users of the others."""
+    alice = joined(a, "alice")
+    alice.say(f"/oper {OPER_PASSWORD}")
+    lab = Lab(a.events, on=(b, clock))
+    ivan = lab.connect()
+    ivan.ask("NICK ivan", "USER ivan 0 * :Ivan")
+    assert ivan.ask("WHOIS alice").splitlines() == [
+        ":netlab.local 311 ivan alice ~alice a * :netlab chat user",
+        ":netlab.local 319 ivan alice :@#lobby",
+        ":netlab.local 312 ivan alice a :another server of this chat",
+        ":netlab.local 313 ivan alice :is a chat operator",
+        ":netlab.local 318 ivan alice :End of /WHOIS list",
+    ]
+    assert ivan.ask("USERHOST ALICE nobody").splitlines() == [
+        ":netlab.local 302 ivan :alice*=+~alice@a",
+    ]
+    assert ivan.ask("ISON nobody Alice ivan").splitlines() == [
+        ":netlab.local 303 ivan :alice ivan",
+    ]

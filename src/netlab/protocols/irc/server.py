@@ -654,7 +654,19 @@ class IrcUser(ChatLine, irc.IRC):
             return
         nick = params[-1].split(",")[0]
         target = self.factory.hub.find(nick)
-        if target is None:
+        other = self.elsewhere(nick) if target is None else None
+        if other is not None:
+            # On another server of the chat: its name as the user's host and server.
+            self.numeric(irc.RPL_WHOISUSER, other.nick, f"~{other.nick}", other.node, "*",
+                         CHAT_USER)
+            if other.room is not None:
+                self.numeric(irc.RPL_WHOISCHANNELS, other.nick,
+                             ("@" if other.oper else "") + other.room)
+            self.numeric(irc.RPL_WHOISSERVER, other.nick, other.node,
+                         "another server of this chat")
+            if other.oper:
+                self.numeric(irc.RPL_WHOISOPERATOR, other.nick, "is a chat operator")
+        elif target is None:
             self.numeric(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
         else:
             name = target.name
@@ -673,22 +685,37 @@ class IrcUser(ChatLine, irc.IRC):
                 self.numeric(irc.RPL_AWAY, name, target.client.away)
         self.numeric(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 
+    def elsewhere(self, nick: str) -> RemoteUser | None:
+        """The user called C{nick} on another node of the cluster, if any."""
+        cluster = self.factory.hub.cluster
+        return None if cluster is None else cluster.holder(nick)
+
     def irc_USERHOST(self, prefix: Any, params: list[str]) -> None:
         found = []
         for nick in params[:5]:
             target = self.factory.hub.find(nick)
+            other = self.elsewhere(nick) if target is None else None
             if target is not None:
                 mark = "*" if target.oper else ""
                 away = isinstance(target.client, IrcUser) and bool(target.client.away)
                 found.append(f"{target.name}{mark}={'-' if away else '+'}~{target.name}"
                              f"@{self.hostname}")
+            elif other is not None:
+                mark = "*" if other.oper else ""
+                found.append(f"{other.nick}{mark}=+~{other.nick}@{other.node}")
         self.numeric(irc.RPL_USERHOST, " ".join(found))
 
     def irc_ISON(self, prefix: Any, params: list[str]) -> None:
         hub = self.factory.hub
-        nicks = " ".join(params).split()
-        here = [s.name for s in (hub.find(n) for n in nicks[:50]) if s is not None]
-        self.numeric(irc.RPL_ISON, " ".join(here))
+        online = []
+        for nick in " ".join(params).split()[:50]:
+            target = hub.find(nick)
+            other = self.elsewhere(nick) if target is None else None
+            if target is not None:
+                online.append(target.name)
+            elif other is not None:
+                online.append(other.nick)
+        self.numeric(irc.RPL_ISON, " ".join(online))
 
     def irc_AWAY(self, prefix: Any, params: list[str]) -> None:
         text = clean(irc.stripFormatting(params[0])).strip()[:AWAY_LENGTH] if params else ""

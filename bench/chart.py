@@ -63,7 +63,10 @@ def chart_svg(doc: dict[str, Any]) -> str:
     y = 34
     for workload, rows in panels.items():
         first = rows[0]
-        sense = "" if first["higher_is_better"] else ", less is better: shown as Twisted's / the server's"
+        sense = (
+            "" if first["higher_is_better"]
+            else ", less is better: shown as Twisted's / the server's"
+        )
         parts.append(f'<g class="workload" data-workload="{escape(workload)}">')
         parts.append(
             f'<text class="title" x="0" y="{y + 15}">{escape(workload)}: '
@@ -88,14 +91,14 @@ def chart_svg(doc: dict[str, Any]) -> str:
                 f'data-advantage="{better:.4f}" x="{LABEL_WIDTH}" y="{y + 3}" '
                 f'width="{width:.1f}" height="{ROW - 6}" fill="{colour}"/>'
                 f'<text class="value" x="{LABEL_WIDTH + width + 6:.1f}" y="{y + 15}">'
-                f"{better:.2f}× ({escape(figure(float(row['median'])))})</text>"
+                f"{better:.2f}× ({escape(figure(float(row['median'])))})</text>"  # noqa: RUF001
             )
             y += ROW
         parts.append("</g>")
         y += PANEL_GAP
     meta = doc.get("meta", {})
     heading = (
-        f"netlab vs reference servers, × bare Twisted (longer is better); "
+        f"netlab vs reference servers, × bare Twisted (longer is better); "  # noqa: RUF001
         f"{meta.get('date', '')[:10]}, {meta.get('machine', '')}"
     )
     return (

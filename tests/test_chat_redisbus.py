@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from netlab.protocols.chat.bus import Message
 from netlab.protocols.chat.redisbus import RedisBus
+from netlab.protocols.chat.settings import redis_address
 from test_cluster_e2e import Redis, free_port
 
 
@@ -149,3 +150,70 @@ def test_a_chunk_of_messages_is_read_in_one_pass() -> None:
     protocol.dataReceived(chunk)
     assert [m["seq"] for m in heard.heard] == [1, 2, 3, 4, 5]
     protocol.connectionLost(Failure(ConnectionDone()))
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("redis://127.0.0.1", ("127.0.0.1", 6379, 0, None, None, "redis://127.0.0.1:6379/0")),
+    ("redis://[::1]:6380/2", ("::1", 6380, 2, None, None, "redis://[::1]:6380/2")),
+    ("redis://:s3cret@10.0.0.9:6379/0",
+     ("10.0.0.9", 6379, 0, None, "s3cret", "redis://:***@10.0.0.9:6379/0")),
+    ("redis://lab:p%40ss%3Aword@redis.lab/1",
+     ("redis.lab", 6379, 1, "lab", "p@ss:word", "redis://lab:***@redis.lab:6379/1")),
+])
+def test_redis_urls_with_and_without_a_password(url: str, expected: tuple[Any, ...]) -> None:
+    """A password may come in the URL (percent-encoded); it is never shown."""
+    address = redis_address(url)
+    assert address is not None
+    found = (address.host, address.port, address.db, address.username, address.password,
+             address.shown)
+    assert found == expected
+
+
+@pytest.mark.parametrize("url", ["redis://", "http://127.0.0.1", "redis://h:0", "redis://a@b@c"])
+def test_bad_redis_urls(url: str) -> None:
+    assert redis_address(url) is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_redis_with_a_password(tmp_path: Any) -> Any:
+    """
+    A Redis that requires a password (requirepass) is joined with the URL's;
+    a wrong one leaves the bus down, saying why without the password.
+    """
+    server = Redis(free_port(), "--requirepass", "s3cret")
+    try:
+        address = redis_address(f"redis://:s3cret@127.0.0.1:{server.port}/0")
+        assert address is not None
+        bus = RedisBus(reactor, address.host, address.port, 0, "netlab:chat:", 0.5,
+                       password=address.password, shown=address.shown)
+        heard = Listener()
+        bus.start(heard)
+        try:
+            yield heard.up
+            assert (yield bus.claim("netlab:chat:nick:alice", "a", 5.0)) is True
+        finally:
+            yield bus.stop()
+        wrong = RedisBus(reactor, "127.0.0.1", server.port, 0, "netlab:chat:", 0.5,
+                         password="wrong", shown="redis://:***@127.0.0.1")
+        refused = Refused()
+        wrong.start(refused)
+        try:
+            why = yield refused.down
+            assert "wrong" not in why and "s3cret" not in why
+            assert not wrong.up
+        finally:
+            yield wrong.stop()
+    finally:
+        server.stop()
+
+
+class Refused(Listener):
+    """Fires C{down} with the bus's first "down" reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: Deferred[str] = Deferred()
+
+    def bus_down(self, why: str) -> None:
+        if not self.down.called:
+            self.down.callback(why)

@@ -54,7 +54,7 @@ enabled = true
 listen = ["tcp:0:interface=127.0.0.1"]
 
 [cluster]
-redis = "redis://127.0.0.1:{port}/0"
+redis = "redis://:{password}@127.0.0.1:{port}/0"
 node = "{node}"
 heartbeat = 0.5
 bound = 2.0
@@ -62,19 +62,20 @@ max_retry_delay = 0.5
 """
 
 DEGRADED = "The chat cluster is degraded"
+REDIS_PASSWORD = "lab-redis-s3cret"
 RESTORED = "The chat cluster is back"
 
 
 class Redis:
     """A redis-server of the test's own, on C{port}, its output read by a thread."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *options: str) -> None:
         self.port = port
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.process = subprocess.Popen(
             [require_tool("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
+             "--save", "", "--appendonly", "no", *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self.read, daemon=True).start()
@@ -107,6 +108,7 @@ def node(tmp_path: Path, redis_port: int, name: str) -> Daemon:
     folder.mkdir()
     config = CONFIG.format(
         database=folder / "chat.sqlite3", port=redis_port, node=name, oper_hash=OPER_HASH,
+        password=REDIS_PASSWORD,
     )
     daemon = run_daemon(folder, config)
     daemon.wait_for_log(rf"cluster_joined: as {name}")
@@ -116,13 +118,16 @@ def node(tmp_path: Path, redis_port: int, name: str) -> Daemon:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[Redis, Daemon, Daemon]]:
     with ExitStack() as stack:
-        redis = Redis(free_port())
+        # With a password, as a lab's Redis should have: it is never logged.
+        redis = Redis(free_port(), "--requirepass", REDIS_PASSWORD)
         stack.callback(redis.stop)
         one = node(tmp_path, redis.port, "one")
         stack.callback(one.kill)
         two = node(tmp_path, redis.port, "two")
         stack.callback(two.kill)
         yield redis, one, two
+        for daemon in (one, two):
+            assert REDIS_PASSWORD not in daemon.log()
 
 
 def test_users_on_two_daemons_share_a_room(cluster: tuple[Redis, Daemon, Daemon]) -> None:
@@ -179,7 +184,7 @@ def test_redis_restarted_mid_conversation(cluster: tuple[Redis, Daemon, Daemon])
     # The dashboard and /metrics say so.
     assert "Cluster degraded: this node (one) is out of touch with Redis" in page(one, "/dashboard")
     assert 'netlab_chat_cluster_up{node="one",service="chat"} 0.0' in page(one, "/metrics")
-    restarted = Redis(redis.port)
+    restarted = Redis(redis.port, "--requirepass", REDIS_PASSWORD)
     try:
         alice.expect(RESTORED)
         bob.expect(RESTORED)

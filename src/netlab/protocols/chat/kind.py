@@ -78,8 +78,11 @@ def redis_bus(cluster: ClusterSettings, chat: ChatSettings, reactor: object) -> 
 
     address = redis_address(cluster.redis)
     assert address is not None, "check_cluster refuses a bad URL"
-    host, port, db = address
-    return RedisBus(reactor, host, port, db, f"netlab:{chat.name}:", cluster.max_retry_delay)
+    return RedisBus(
+        reactor, address.host, address.port, address.db, f"netlab:{chat.name}:",
+        cluster.max_retry_delay, password=address.password, username=address.username,
+        shown=address.shown,
+    )
 
 
 def worker_database(path: str, worker: int | None) -> str:
@@ -125,7 +128,8 @@ def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
     )
     context.add_resource(ChatDatabase(store, settings.name, database))
     if cluster is not None:
-        context.add_resource(ClusterLink(hub, cluster.redis))
+        shown = redis_address(cluster.redis)
+        context.add_resource(ClusterLink(hub, shown.shown if shown else "Redis"))
     context.provide(ChatStore, store)
     context.provide(ChatHub, hub)
     return BuiltService(stream=ChatFactory(settings, events, reactor, hub), parts=[hub])

@@ -89,6 +89,26 @@ class BusCommands(txredisapi.RedisProtocol):
         self.bus.commands_lost(self, why)
 
 
+class BusSubscribing(txredisapi.SubscriberFactory):
+    """The subscribed connection's factory: a refusal (a wrong password) is told."""
+
+    bus: RedisBus
+
+    def connectionError(self, why: str) -> None:
+        super().connectionError(why)
+        self.bus.refused(why)
+
+
+class BusCommanding(txredisapi.RedisFactory):
+    """The command connection's factory: a refusal (a wrong password, no such db) is told."""
+
+    bus: RedisBus
+
+    def connectionError(self, why: str) -> None:
+        super().connectionError(why)
+        self.bus.refused(why)
+
+
 class RedisBus:
     """A L{netlab.protocols.chat.bus.Bus} on a Redis server."""
 
@@ -96,10 +116,16 @@ class RedisBus:
 
     def __init__(
         self, reactor: Any, host: str, port: int, db: int, prefix: str,
-        max_retry_delay: float, timeout: float = 5.0,
+        max_retry_delay: float, timeout: float = 5.0, *,
+        password: str | None = None, username: str | None = None, shown: str | None = None,
     ) -> None:
+        """
+        @param password: Redis's C{requirepass} (or the ACL user C{username}'s).
+        @param shown: how the server is named in what the bus says (never
+            with the password).
+        """
         self.reactor = reactor
-        self.address = f"redis://{host}:{port}/{db}"
+        self.address = shown or f"redis://{host}:{port}/{db}"
         self.channel = f"{prefix}bus"
         self.listener: BusListener | None = None
         self.subscriber: BusSubscriber | None = None
@@ -109,9 +135,15 @@ class RedisBus:
         self.pending: set[Deferred[Any]] = set()
         endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
         retry = backoffPolicy(maxDelay=max_retry_delay)
-        subscribing = txredisapi.SubscriberFactory()
+        subscribing = BusSubscribing()
+        subscribing.bus = self
         subscribing.protocol = type("Subscriber", (BusSubscriber,), {"bus": self})
-        commanding = txredisapi.RedisFactory(None, db, 1, isLazy=True, replyTimeout=timeout)
+        # Each connection says AUTH first (the subscriber's factory takes no password).
+        subscribing.password, subscribing.username = password, username
+        commanding = BusCommanding(
+            None, db, 1, isLazy=True, replyTimeout=timeout, password=password, username=username,
+        )
+        commanding.bus = self
         commanding.protocol = type("Commands", (BusCommands,), {"bus": self})
         self.services = [
             ClientService(endpoint, subscribing, retryPolicy=retry),
@@ -134,6 +166,11 @@ class RedisBus:
     def unreachable(self, failure: Failure) -> None:
         if self.listener is not None and not self.up:
             self.listener.bus_down(f"cannot reach {self.address}: {failure.getErrorMessage()}")
+
+    def refused(self, why: str) -> None:
+        """Redis would not have this connection (AUTH or SELECT failed); it is tried again."""
+        if self.listener is not None and not self.up:
+            self.listener.bus_down(f"{self.address}: {why}")
 
     def stop(self) -> Deferred[None]:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import unquote
 
 from netlab.core.kinds import Fail
 from netlab.core.settings import DatagramSettings, StreamSettings, setting
@@ -126,19 +127,50 @@ class ClusterSettings:
     max_retry_delay: float = setting(5.0, lo=0.1, hi=3600)
 
 
-REDIS_URL = re.compile(r"^redis://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?"
-                       r"(?:/(?P<db>\d{1,5}))?$")
+REDIS_URL = re.compile(
+    r"^redis://(?:(?P<user>[^:@/\[\]]*)(?::(?P<password>[^@/]*))?@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?"
+    r"(?:/(?P<db>\d{1,5}))?$"
+)
 
 
-def redis_address(url: str) -> tuple[str, int, int] | None:
-    """Host, port and database of a C{redis://host:port/db} URL, or C{None}."""
+@dataclass(frozen=True)
+class RedisAddress:
+    """
+    Where the cluster's Redis is, from C{redis://[[user]:password@]host[:port][/db]}
+    (user and password percent-encoded).  C{shown} is the URL for logs and
+    the dashboard, its password never in it.
+    """
+
+    host: str
+    port: int
+    db: int
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def shown(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        who = self.username or ""
+        if self.password is not None:
+            who += ":***"
+        return f"redis://{who + '@' if who else ''}{host}:{self.port}/{self.db}"
+
+
+def redis_address(url: str) -> RedisAddress | None:
+    """The Redis a C{redis://} URL names, or C{None} if it is not one."""
     match = REDIS_URL.match(url)
     if match is None:
         return None
     port = int(match["port"] or 6379)
     if not 0 < port < 65536:
         return None
-    return match["host"].strip("[]"), port, int(match["db"] or 0)
+    user, password = match["user"], match["password"]
+    return RedisAddress(
+        match["host"].strip("[]"), port, int(match["db"] or 0),
+        unquote(user) if user else None,
+        unquote(password) if password is not None else None,
+    )
 
 
 def finish_cluster(cluster: ClusterSettings) -> ClusterSettings:
@@ -153,7 +185,7 @@ def finish_cluster(cluster: ClusterSettings) -> ClusterSettings:
 def check_cluster(cluster: ClusterSettings, config: Any, fail: Fail) -> None:
     """The Redis URL, the node's name, and a bound longer than the heartbeat."""
     if cluster.redis and redis_address(cluster.redis) is None:
-        raise fail("redis", cluster.redis, "must be redis://host[:port][/db]")
+        raise fail("redis", cluster.redis, "must be redis://[[user]:password@]host[:port][/db]")
     if not NODE_NAME.match(cluster.node):
         raise fail("node", cluster.node, "must be 1 to 64 letters, digits, _, - and .")
     if cluster.bound < 2 * cluster.heartbeat:

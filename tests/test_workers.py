@@ -121,29 +121,29 @@ def test_the_chat_needs_the_cluster_with_workers(tmp_path: Path) -> None:
     assert config.daemon.workers == 2 and config.sections["cluster"].enabled
 
 
-@pytest.mark.parametrize("section", ["smtp", "pop3"])
-def test_mail_refused_with_workers(tmp_path: Path, section: str) -> None:
-    """Mail's store is read by every worker's /mail: one process only."""
-    text = f"[daemon]\nworkers = 2\n{NO_CHAT}[smtp]\nenabled = true\n"
-    if section == "pop3":
-        text += "[pop3]\nenabled = true\n"
-    assert refused(tmp_path, text).endswith(
-        "[daemon].workers = 2: [smtp] keeps its state in one process, which every worker's "
-        "web site reads; with more than one worker set [smtp] enabled = false (or workers = 1)"
+def test_which_workers_serve_each_kind(tmp_path: Path) -> None:
+    """
+    Login, the UDP chat and mail live in the first worker alone; the web
+    site too while mail is on (its /mail reads mail's store), in every
+    worker otherwise.
+    """
+    from netlab.app.workers import placements, serves
+    from netlab.core.kinds import InWorkers
+
+    text = f"[daemon]\nworkers = 2\n{NO_CHAT}"
+    alone = placements(load(tmp_path, text), registry.KINDS)
+    with_mail = placements(
+        load(tmp_path, text + "[smtp]\nenabled = true\n[pop3]\nenabled = true\n"),
+        registry.KINDS,
     )
-
-
-def test_which_workers_serve_each_kind() -> None:
-    """Login's guess limits and the UDP chat's members live in the first worker alone."""
-    from netlab.app.workers import serves
-
-    kinds = {kind.section: kind for kind in registry.KINDS}
-    for section, first_only in [("login", True), ("udp_chat", True), ("echo", False),
-                                ("chat", False), ("irc", False), ("http", False)]:
-        kind = kinds[section]
-        assert serves(kind, None) and serves(kind, 0)
-        assert serves(kind, 1) is not first_only, section
-    assert not serves(kinds["smtp"], 1)
+    first = {s for s, placed in with_mail.items() if placed is InWorkers.FIRST}
+    assert first == {"login", "udp_chat", "smtp", "pop3", "http"}
+    assert alone["http"] is InWorkers.EVERY and alone["echo"] is InWorkers.EVERY
+    assert alone["chat"] is InWorkers.CLUSTER and alone["irc"] is InWorkers.CLUSTER
+    for placed, worker, served in [(InWorkers.FIRST, 0, True), (InWorkers.FIRST, 1, False),
+                                   (InWorkers.EVERY, 1, True), (InWorkers.CLUSTER, 1, True),
+                                   (InWorkers.FIRST, None, True)]:
+        assert serves(placed, worker) is served
 
 
 def test_check_workers_passes_one_worker(tmp_path: Path) -> None:
@@ -562,3 +562,31 @@ def test_second_worker_is_a_chat_node_of_its_own_without_login(tmp_path: Path) -
     assert second.store is not None
     assert second.store.path == str(tmp_path / "chat.w1.sqlite3")
     assert second.store.seed == str(named) and first.store.seed is None
+
+
+def test_a_service_of_the_first_worker_alone_keeps_its_whole_limits(tmp_path: Path) -> None:
+    """Login and the UDP chat run in one worker: theirs is the daemon's whole cap, not 1/N."""
+    from netlab.app.service import NetlabService
+    from netlab.core.limits import DatagramGuard
+
+    config = load(tmp_path, f"[daemon]\nworkers = 2\n{CLUSTER}"
+                            f'[chat]\nenabled = true\ndatabase = "{tmp_path}/chat.db"\n'
+                            "max_connections = 100\n"
+                            "[udp_chat]\nenabled = true\nrate = 40.0\n[http]\nenabled = false\n"
+                            f'[login]\nenabled = true\ndatabase = "{tmp_path}/login.db"\n'
+                            "max_connections = 100\n")
+    role = WorkerRole(0, 2, 4, {}, config)
+    service = NetlabService(config, MemoryReactorClock(), events=events(), environ={},
+                            worker=role)
+
+    def limit(name: str, key: str) -> Any:
+        part = next(p for p in service.components[name] if hasattr(p.settings, key))
+        return getattr(part.settings, key)
+
+    assert limit("chat", "max_connections") == 50  # every worker serves the chat
+    assert limit("login", "max_connections") == 100
+    guard = next(p for p in service.components["udp-chat"] if isinstance(p, DatagramGuard))
+    assert guard.settings.rate == 40.0
+    # And so after a reload.
+    service.configure(config)
+    assert limit("login", "max_connections") == 100

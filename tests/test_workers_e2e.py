@@ -461,3 +461,55 @@ def test_dashboard_shows_the_whole_daemon_and_each_worker(
         ] and all(now >= was + 1 for now, was in zip(connections(d), before, strict=True)))
         assert driver.execute_script("return window.netlabNoReload") == "still here"
     assert running.stop() == 0, running.log()
+
+
+def test_mail_and_the_web_site_in_the_first_worker(tmp_path: Path) -> None:
+    """
+    With mail on, SMTP, POP3 and the web site (whose /mail reads the store)
+    run in worker 0, with their whole limits; the echo in both. A message
+    sent with smtplib is read back with poplib and counted on /metrics.
+    """
+    import poplib
+    import smtplib
+
+    from test_mail_e2e import mail_config
+
+    config = mail_config(tmp_path).replace(
+        "\necho = []\n", '\n[[echo]]\nlisten = ["tcp:0:interface=127.0.0.1"]\n', 1,
+    ).replace(
+        "[http]\nenabled = false\n", '[http]\nlisten = ["tcp:0:interface=127.0.0.1"]\n', 1,
+    )
+    daemon = run_daemon(tmp_path, config + "\n[daemon]\nworkers = 2\n")
+    try:
+        serving = {int(m[1]): int(m[2]) for m in re.finditer(
+            r"worker (\d) \(pid \d+\) serving (\d+) listeners", daemon.log())}
+        # smtp and pop3 (two each), http and echo; worker 1 only the echo.
+        assert serving == {0: 6, 1: 1}, daemon.log()
+        smtp_port = daemon.ports[("smtp", "tcp")][0]
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
+            client.sendmail("alice@netlab.test", ["bob@netlab.test"],
+                            "Subject: workers\r\n\r\nfrom a two-worker lab\r\n")
+        pop = poplib.POP3("127.0.0.1", daemon.ports[("pop3", "tcp")][0], timeout=30)
+        try:
+            pop.user("bob")
+            pop.pass_("any")
+            assert b"from a two-worker lab" in b"\n".join(pop.retr(1)[1])
+        finally:
+            pop.quit()
+        scrape = metrics(daemon)
+        assert value(scrape, 'netlab_service_events_total{event="messages_accepted",'
+                             'service="smtp"}') == 1
+        for worker in (0, 1):
+            with only(daemon, worker):
+                greet_echo(daemon.port("echo"))
+    finally:
+        for pid in worker_pids(daemon).values():
+            if not gone(pid):
+                os.kill(pid, signal.SIGCONT)
+    assert daemon.stop() == 0, daemon.log()
+
+
+def greet_echo(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"ping\r\n")
+        assert s.makefile("rb").readline() == b"ping\r\n"

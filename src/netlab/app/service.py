@@ -20,7 +20,7 @@ from twisted.logger import Logger, LogLevel
 from netlab import __version__
 from netlab.app.registry import KINDS, kind_of
 from netlab.app.reload import reload
-from netlab.app.workers import WorkerLink, WorkerRole, serves, worker_share
+from netlab.app.workers import WorkerLink, WorkerRole, placements, serves, worker_share
 from netlab.core._twisted import clear_exit_signal
 from netlab.core.config import Config
 from netlab.core.endpoints import endpoint_kind
@@ -37,6 +37,7 @@ from netlab.core.kinds import (
     BuildContext,
     Configurable,
     GoodbyeSayer,
+    InWorkers,
     ServiceKind,
     StartError,
 )
@@ -191,6 +192,7 @@ class NetlabService(MultiService):
         self.config_path: str | None = config_path
         self._previous_hup: Any = None
         self.listeners: list[Service] = []
+        self._placed_by_name: dict[str, InWorkers] = {}
         self.worker_table: WorkerTable | None = None
         self._link: WorkerLink | None = None
         if worker is not None:
@@ -198,8 +200,13 @@ class NetlabService(MultiService):
         self._build()
 
     def _share(self, settings: Any) -> Any:
-        """C{settings} as this process runs them: a worker's share of the limits."""
-        return settings if self.worker is None else worker_share(settings, self.worker.count)
+        """
+        C{settings} as this process runs them: a worker's share of the
+        limits, unless one worker alone serves the service.
+        """
+        if self.worker is None or self._placed_by_name.get(settings.name) is InWorkers.FIRST:
+            return settings
+        return worker_share(settings, self.worker.count)
 
     def _listener(self, description: str, target: Any, name: str) -> Service:
         if self.worker is None:
@@ -217,11 +224,14 @@ class NetlabService(MultiService):
     def _build(self) -> None:
         """One built service per enabled section, listening on its strings."""
         events, reactor = self.events, self.reactor
+        placed = placements(self.config, self.kinds)
         for where, configured in self.config.services():
             kind = kind_of(self.kinds, where)
-            if not configured.enabled or not serves(kind, self.context.worker):
+            placement = placed[kind.section]
+            if not configured.enabled or not serves(placement, self.context.worker):
                 # Another worker serves it; this one leaves its sockets alone.
                 continue
+            self._placed_by_name[configured.name] = placement
             settings = self._share(configured)
             name = settings.name
             built = kind.build(settings, self.context)

@@ -39,6 +39,27 @@ SHARED_COUNTS = ("max_connections", "max_connections_per_peer", "burst")
 SHARED_RATES = ("rate",)
 
 
+def placements(config: Config, kinds: Sequence[ServiceKind[Any]]) -> dict[str, InWorkers]:
+    """
+    Which workers serve each section of C{config}: as its kind says, or in
+    the first worker alone when it reads the state of an enabled kind that
+    runs there (the web site, with mail on).
+    """
+    by_section = {kind.section: kind for kind in kinds}
+    enabled = {
+        where.split("]", 1)[0] for where, settings in config.services() if settings.enabled
+    }
+    pinned = {
+        reader for section in enabled if section in by_section
+        and by_section[section].in_workers is InWorkers.FIRST
+        for reader in by_section[section].readers
+    }
+    return {
+        section: InWorkers.FIRST if section in pinned else kind.in_workers
+        for section, kind in by_section.items()
+    }
+
+
 def check_workers(config: Config, kinds: Sequence[ServiceKind[Any]]) -> Config:
     """
     C{config}, if its services can run in C{[daemon] workers} processes:
@@ -49,20 +70,13 @@ def check_workers(config: Config, kinds: Sequence[ServiceKind[Any]]) -> Config:
     workers = config.daemon.workers
     if workers == 1:
         return config
-    by_section = {kind.section: kind for kind in kinds}
+    placed = placements(config, kinds)
     cluster = config.sections.get("cluster")
     for where, settings in config.services():
         section = where.split("]", 1)[0]
-        kind = by_section.get(section)
-        if kind is None or not settings.enabled:
+        if not settings.enabled or placed.get(section) is not InWorkers.CLUSTER:
             continue
-        if kind.in_workers is InWorkers.REFUSED:
-            raise ConfigError(
-                f"{config.source}: [daemon].workers = {workers}: [{section}] keeps its "
-                "state in one process, which every worker's web site reads; with more "
-                f"than one worker set [{section}] enabled = false (or workers = 1)"
-            )
-        if kind.in_workers is InWorkers.CLUSTER and not (cluster and cluster.enabled):
+        if not (cluster and cluster.enabled):
             raise ConfigError(
                 f"{config.source}: [daemon].workers = {workers}: [{section}] is shared "
                 "by the workers through Redis; set [cluster] redis = \"redis://HOST:PORT/0\" "
@@ -71,13 +85,9 @@ def check_workers(config: Config, kinds: Sequence[ServiceKind[Any]]) -> Config:
     return config
 
 
-def serves(kind: ServiceKind[Any], worker: int | None) -> bool:
-    """Whether the worker numbered C{worker} (None: a single process) serves C{kind}."""
-    if worker is None:
-        return True
-    if kind.in_workers is InWorkers.FIRST:
-        return worker == 0
-    return kind.in_workers is not InWorkers.REFUSED
+def serves(placement: InWorkers, worker: int | None) -> bool:
+    """Whether the worker numbered C{worker} (None: a single process) serves what is placed so."""
+    return worker is None or placement is not InWorkers.FIRST or worker == 0
 
 
 def worker_share(settings: Any, workers: int) -> Any:
@@ -237,6 +247,7 @@ __all__ = [
     "WorkerLink",
     "WorkerRole",
     "check_workers",
+    "placements",
     "serves",
     "worker_arguments",
     "worker_share",

@@ -70,16 +70,14 @@ class InWorkers(Enum):
 
     #: Every worker: what one connection or datagram needs lives in it alone.
     EVERY = "every worker"
-    #: The first worker alone: its state lives in one process and nothing
-    #: else reads it (login's accounts and guess limits, the UDP chat's
-    #: members, who must always reach the same process).
+    #: The first worker alone: its state lives in one process (login's
+    #: accounts and guess limits, the UDP chat's members, who must always
+    #: reach the same process, mail's store); the kinds that read that
+    #: state (L{ServiceKind.readers}) run there too.
     FIRST = "the first worker"
     #: Every worker, each a node of the C{[cluster]} bus (the chat): needs
     #: C{[cluster] redis}.
     CLUSTER = "every worker, through [cluster] redis"
-    #: Not at all: its state lives in one process and every worker's web
-    #: site reads it (mail's store behind C{/mail}).
-    REFUSED = "no worker"
 
 
 # Settings that only take effect with a restart, for every kind: they
@@ -221,6 +219,9 @@ class ServiceKind(Generic[S]):
         (C{"telnet {host} {port}"}); netcat by default.  Datagram
         addresses are always C{nc -u}.
     @ivar in_workers: which worker processes serve it (L{InWorkers}).
+    @ivar readers: the sections whose services read its state in process
+        (the web site's C{/mail} reads the mail store): when it runs in the
+        first worker alone, so do they.
     @ivar levels: its own counts that are levels, not running totals (what
         the mail store holds now): C{/metrics} exports them as gauges.
     """
@@ -239,6 +240,7 @@ class ServiceKind(Generic[S]):
     counters: tuple[str, ...] = ()
     try_with: str = "nc {host} {port}"
     in_workers: InWorkers = InWorkers.EVERY
+    readers: frozenset[str] = frozenset()
     levels: frozenset[str] = frozenset()
 
     @property

@@ -106,7 +106,10 @@ SMTP = ServiceKind(
     restart_keys=frozenset({"database"}),
     counters=("messages_stored", "mailboxes", "messages_accepted", "messages_refused"),
     try_with="swaks --server {host}:{port} --to bob@netlab.test",
-    in_workers=InWorkers.REFUSED,
+    # The store, its quotas and maildrop locks live in one process, and the
+    # web site's /mail reads it there.
+    in_workers=InWorkers.FIRST,
+    readers=frozenset({"http"}),
     levels=frozenset({"messages_stored", "bytes_stored", "mailboxes"}),
 )
 
@@ -118,7 +121,7 @@ POP3 = ServiceKind(
     check=check_pop3,
     counters=("messages_read", "messages_deleted", "logins"),
     try_with="telnet {host} {port}",
-    in_workers=InWorkers.REFUSED,
+    in_workers=InWorkers.FIRST,
 )
 
 # [pop3] after [smtp], whose store and portal it reads.

@@ -24,7 +24,34 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from netlab.core.kinds import StartError
+
 Statement = tuple[str, Sequence[Any]]
+
+
+class Database:
+    """
+    A store's database as a shared resource (L{netlab.core.kinds.SharedResource}):
+    opened before anything listens, an error opening it stopping the start
+    with its one line, and closed after the last goodbye.
+    """
+
+    def __init__(
+        self, service: str, path: str, opening: Callable[[], None],
+        closing: Callable[[], Deferred[None]], errors: type[Exception],
+    ) -> None:
+        self.service = service
+        self.description = f"database {path}"
+        self._opening, self._closing, self._errors = opening, closing, errors
+
+    def open(self) -> None:
+        try:
+            self._opening()
+        except self._errors as e:
+            raise StartError(str(e)) from None
+
+    def close(self) -> Deferred[None]:
+        return self._closing()
 
 
 class _WriteError(Exception):

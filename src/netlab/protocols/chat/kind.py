@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel
 
 from netlab.core.events import ERROR
-from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind, StartError
+from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind
 from netlab.core.passwords import hash_later, verify_later
 from netlab.core.settings import LOOPBACK
 from netlab.protocols.chat.bus import Bus
@@ -35,24 +35,14 @@ from netlab.protocols.chat.settings import (
 )
 from netlab.protocols.chat.store import ChatStore, ChatStoreError
 from netlab.protocols.chat.udp import UdpChat
+from netlab.protocols.sqlwriter import Database
 
 
-class ChatDatabase:
+class ChatDatabase(Database):
     """The chat's store as a shared resource: opened before listening."""
 
     def __init__(self, store: ChatStore, service: str, path: str) -> None:
-        self.store = store
-        self.service = service
-        self.description = f"database {path}"
-
-    def open(self) -> None:
-        try:
-            self.store.open()
-        except ChatStoreError as e:
-            raise StartError(str(e)) from None
-
-    def close(self) -> Deferred[None]:
-        return self.store.close()
+        super().__init__(service, path, store.open, store.close, ChatStoreError)
 
 
 class ClusterLink:

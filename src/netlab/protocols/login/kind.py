@@ -7,36 +7,28 @@ last goodbye.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel
 
 from netlab.core.events import ERROR
-from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind, StartError
+from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind
 from netlab.core.passwords import hash_later, verify_later
 from netlab.protocols.login.auth import LoginService
 from netlab.protocols.login.line import LoginFactory
 from netlab.protocols.login.settings import DEFAULT_LISTEN, LoginSettings, check_login
 from netlab.protocols.login.store import LoginStore, LoginStoreError
+from netlab.protocols.sqlwriter import Database
 
 
-class LoginDatabase:
-    """The login store as a shared resource: opened before listening."""
+class LoginDatabase(Database):
+    """The login store as a shared resource: opened before listening (its clock read then)."""
 
-    def __init__(self, store: LoginStore, service: str, reactor: object) -> None:
-        self.store = store
-        self.service = service
-        self.description = f"database {store.path}"
-        self._reactor = reactor
-
-    def open(self) -> None:
-        try:
-            self.store.open(self._reactor.seconds())  # type: ignore[attr-defined]
-        except LoginStoreError as e:
-            raise StartError(str(e)) from None
-
-    def close(self) -> Deferred[None]:
-        return self.store.close()
+    def __init__(self, store: LoginStore, service: str, reactor: Any) -> None:
+        super().__init__(
+            service, store.path, lambda: store.open(reactor.seconds()), store.close,
+            LoginStoreError,
+        )
 
 
 def build(settings: LoginSettings, context: BuildContext) -> BuiltService:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel
 
 from netlab.core.events import ERROR
-from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind, StartError
+from netlab.core.kinds import BuildContext, BuiltService, InWorkers, ServiceKind
 from netlab.core.passwords import verify_later
 from netlab.protocols.mail.accounts import MailAccounts, MailRealm, mail_portal
 from netlab.protocols.mail.pop3 import Pop3Factory, Pop3Mailbox
@@ -28,24 +27,14 @@ from netlab.protocols.mail.settings import (
 )
 from netlab.protocols.mail.smtp import MailDelivery, SmtpFactory, quotas
 from netlab.protocols.mail.store import MailStore, MailStoreError
+from netlab.protocols.sqlwriter import Database
 
 
-class MailDatabase:
+class MailDatabase(Database):
     """The mail store as a shared resource: opened before listening."""
 
     def __init__(self, store: MailStore, service: str) -> None:
-        self.store = store
-        self.service = service
-        self.description = f"database {store.path}"
-
-    def open(self) -> None:
-        try:
-            self.store.open()
-        except MailStoreError as e:
-            raise StartError(str(e)) from None
-
-    def close(self) -> Deferred[None]:
-        return self.store.close()
+        super().__init__(service, store.path, store.open, store.close, MailStoreError)
 
 
 class MailShared:

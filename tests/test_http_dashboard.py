@@ -859,13 +859,13 @@ def test_dashboard_shows_the_whole_daemon_and_each_worker(events: Any, clock: Cl
     (every worker's, summed) and a Workers section shows each worker.
     """
     from netlab.core.events import ServiceCounters
-    from netlab.core.workertable import WorkerTable
+    from netlab.core.workertable import WorkerTable, counters_state
 
     mine = events.counters_for("echo")
     mine.connections_total, mine.connections_open, mine.bytes_in = 3, 1, 30
     table = WorkerTable(0, 4101, events)
-    table.update({"1": {"pid": 4102, "counters": {"echo": dataclasses_asdict(
-        ServiceCounters(connections_total=5, connections_open=2, bytes_in=50))}}})
+    table.update({"1": {"pid": 4102, "counters": counters_state({"echo": ServiceCounters(
+        connections_total=5, connections_open=2, bytes_in=50)})}})
     daemon = SimpleNamespace(listeners=[], worker_table=table)
     context = SimpleNamespace(
         events=events, hub=None, services=[("echo", "echo")], kinds=KINDS,
@@ -890,8 +890,3 @@ def test_dashboard_shows_the_whole_daemon_and_each_worker(events: Any, clock: Cl
     assert alone["workers"] is None
     assert 'id="workers"' not in dashboard.dashboard_html(alone)
 
-
-def dataclasses_asdict(value: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.asdict(value)

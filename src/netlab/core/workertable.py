@@ -94,8 +94,9 @@ class WorkerTable:
 
     def snapshot(self) -> dict[str, Any]:
         """
-        For the dashboard's JSON: the whole daemon's counters and each
-        worker's, each as L{ServiceCounters.snapshot} makes them.
+        The whole daemon's counters and each worker's, as plain data, each
+        as L{ServiceCounters.snapshot} makes them.  (The dashboard reads
+        L{total} and L{by_worker}; nothing in the daemon calls this yet.)
         """
         return {
             "worker": self.index,

@@ -183,10 +183,6 @@ class Cluster:
     def release(self, nick: str) -> None:
         self.bus.release(self.nick_key(nick), self.node)
 
-    def in_room(self, room: str) -> list[str]:
-        """The nicks of other nodes' users in C{room}."""
-        return [u.nick for u in self.members(room)]
-
     def members(self, room: str) -> list[RemoteUser]:
         """Other nodes' users in C{room}."""
         return [u for u in self.users.values() if (u.room or "").lower() == room.lower()]

@@ -995,7 +995,7 @@ class ChatHub:
 
     def headcount(self, room: Room) -> int:
         """How many are in C{room}, on every node."""
-        remote = len(self.cluster.in_room(room.name)) if self.cluster is not None else 0
+        remote = len(self.cluster.members(room.name)) if self.cluster is not None else 0
         return len(room.members) + remote
 
     def joined_room(self, room: Room, nick: str, but: Session | None = None) -> None:

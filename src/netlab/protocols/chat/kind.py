@@ -26,6 +26,7 @@ from netlab.protocols.chat.line import ChatFactory
 from netlab.protocols.chat.settings import (
     ChatSettings,
     ClusterSettings,
+    RedisAddress,
     UdpChatSettings,
     check_chat,
     check_cluster,
@@ -62,12 +63,12 @@ class ClusterLink:
         return self.hub.cluster.stop()
 
 
-def redis_bus(cluster: ClusterSettings, chat: ChatSettings, reactor: object) -> Bus:
-    """The Redis bus C{[cluster]} names, for the chat called C{chat.name}."""
+def redis_bus(
+    address: RedisAddress, cluster: ClusterSettings, chat: ChatSettings, reactor: object,
+) -> Bus:
+    """The bus on the Redis at C{address}, for the chat called C{chat.name}."""
     from netlab.protocols.chat.redisbus import RedisBus
 
-    address = redis_address(cluster.redis)
-    assert address is not None, "check_cluster refuses a bad URL"
     return RedisBus(
         reactor, address.host, address.port, address.db, f"netlab:{chat.name}:",
         cluster.max_retry_delay, password=address.password, username=address.username,
@@ -95,6 +96,8 @@ def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
     )
     if cluster is not None and not cluster.enabled:
         cluster = None
+    address = redis_address(cluster.redis) if cluster is not None else None
+    assert cluster is None or address is not None, "check_cluster refuses a bad URL"
     database = worker_database(settings.database, context.worker)
     if cluster is not None and context.worker is not None:
         # Each worker is a node of its own, named after the daemon's.
@@ -113,13 +116,12 @@ def build_chat(settings: ChatSettings, context: BuildContext) -> BuiltService:
         settings, events, reactor, store,
         verify=partial(verify_later, reactor),
         make_hash=partial(hash_later, reactor),
-        bus=redis_bus(cluster, settings, reactor) if cluster is not None else None,
+        bus=redis_bus(address, cluster, settings, reactor) if cluster and address else None,
         cluster=cluster,
     )
     context.add_resource(ChatDatabase(store, settings.name, database))
-    if cluster is not None:
-        shown = redis_address(cluster.redis)
-        context.add_resource(ClusterLink(hub, shown.shown if shown else "Redis"))
+    if address is not None:
+        context.add_resource(ClusterLink(hub, address.shown))
     context.provide(ChatStore, store)
     context.provide(ChatHub, hub)
     return BuiltService(stream=ChatFactory(settings, events, reactor, hub), parts=[hub])

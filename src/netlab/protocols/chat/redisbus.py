@@ -89,8 +89,8 @@ class BusCommands(txredisapi.RedisProtocol):
         self.bus.commands_lost(self, why)
 
 
-class BusSubscribing(txredisapi.SubscriberFactory):
-    """The subscribed connection's factory: a refusal (a wrong password) is told."""
+class TellsRefusal(txredisapi.RedisFactory):
+    """A connection's factory that tells the bus when Redis refuses it (AUTH, SELECT)."""
 
     bus: RedisBus
 
@@ -99,14 +99,12 @@ class BusSubscribing(txredisapi.SubscriberFactory):
         self.bus.refused(why)
 
 
-class BusCommanding(txredisapi.RedisFactory):
-    """The command connection's factory: a refusal (a wrong password, no such db) is told."""
+class BusSubscribing(TellsRefusal, txredisapi.SubscriberFactory):
+    """The subscribed connection's factory."""
 
-    bus: RedisBus
 
-    def connectionError(self, why: str) -> None:
-        super().connectionError(why)
-        self.bus.refused(why)
+class BusCommanding(TellsRefusal):
+    """The command connection's factory."""
 
 
 class RedisBus:

@@ -227,13 +227,15 @@ def service_names(context: HttpContext) -> list[str]:
     return list(names)
 
 
-def counter_values(context: HttpContext, name: str) -> tuple[dict[str, int], dict[str, int]]:
+def counter_values(
+    context: HttpContext, name: str, counted: Mapping[str, ServiceCounters],
+) -> tuple[dict[str, int], dict[str, int]]:
     """
-    Everything C{name}'s card may show, and the counts that are the
-    service's own (beyond L{ServiceCounters}' fields): the site's card has
-    its WebSockets', the chat's the users and rooms there are now.
+    Everything C{name}'s card may show, from the daemon's C{counted}
+    (L{whole_daemon}), and the counts that are the service's own (beyond
+    L{ServiceCounters}' fields): the site's card has its WebSockets', the
+    chat's the users and rooms there are now.
     """
-    counted = whole_daemon(context)
     counters = counted.get(name) or ServiceCounters()
     values = counters.snapshot()
     if name == context.settings.name:
@@ -287,10 +289,11 @@ def shown_counters(context: HttpContext, name: str, kind: str) -> tuple[str, ...
 
 
 def describe_service(
-    context: HttpContext, name: str, kind: str, reach: Reach | None = None
+    context: HttpContext, name: str, kind: str, counted: Mapping[str, ServiceCounters],
+    reach: Reach | None = None,
 ) -> dict[str, Any]:
-    """One service's card as JSON-safe data."""
-    values, own = counter_values(context, name)
+    """One service's card as JSON-safe data, from the daemon's C{counted}."""
+    values, own = counter_values(context, name, counted)
     shown = shown_counters(context, name, kind)
     # Counts of the service's own that its kind does not name (a chat's
     # kicks, storage faults) once they happen.
@@ -319,9 +322,10 @@ def charted(key: str, shown: tuple[str, ...]) -> bool:
 def chart_totals(context: HttpContext) -> dict[str, dict[str, int]]:
     """The running total behind each chart line of each card, for L{History}."""
     kinds = dict(context.services)
+    counted = whole_daemon(context)
     totals = {}
     for name in service_names(context):
-        values, _ = counter_values(context, name)
+        values, _ = counter_values(context, name, counted)
         values["bytes"] = values["bytes_in"] + values["bytes_out"]
         shown = shown_counters(context, name, kinds.get(name, "-"))
         totals[name] = {key: values.get(key, 0) for key, _ in CHARTED if charted(key, shown)}
@@ -342,9 +346,10 @@ def snapshot(
         e for e in events.recent
         if scope is not None and e.get("netlab_event") not in PRIVATE_KINDS and scope.shows(e)
     ]
+    counted = whole_daemon(context)
     return {
         "services": [
-            describe_service(context, name, kinds.get(name, "-"), reach)
+            describe_service(context, name, kinds.get(name, "-"), counted, reach)
             for name in service_names(context)
         ],
         "rooms": rooms(context.hub),

@@ -631,7 +631,7 @@ class IrcUser(ChatLine, irc.IRC):
         else:
             found = hub.find(mask)
             members = [found] if found is not None else []
-            other = hub.cluster.holder(mask) if hub.cluster and found is None else None
+            other = self.elsewhere(mask) if found is None else None
             others = [other] if other is not None else []
         for member in members:
             where = member.room.name if member.room is not None else "*"

@@ -217,3 +217,18 @@ class Refused(Listener):
     def bus_down(self, why: str) -> None:
         if not self.down.called:
             self.down.callback(why)
+
+
+def test_a_bad_redis_url_is_one_config_line(tmp_path: Any) -> None:
+    """The file, the key, the value and the form it must have, before anything listens."""
+    from netlab.app import registry
+    from netlab.core.config import ConfigError
+
+    path = tmp_path / "netlab.toml"
+    path.write_text('[cluster]\nredis = "redis://a@b@c:6379"\n')
+    with pytest.raises(ConfigError) as refused:
+        registry.load(path, environment=False)
+    assert str(refused.value) == (
+        f'{path}: [cluster].redis = "redis://a@b@c:6379": '
+        "must be redis://[[user]:password@]host[:port][/db]"
+    )
